@@ -1,0 +1,239 @@
+//! Runs one [`Session`] over one `TcpStream`: a reader thread turns socket reads into pooled
+//! buffers on a bounded channel; the calling thread owns the session, waits on that channel,
+//! the application's command channel and the session's next deadline, and writes what the
+//! session transmits.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+use sarlink_pool::{BufferPool, PooledBuf};
+use sarlink_schema::Message;
+use sarlink_wire::CloseCode;
+
+use crate::session::{CloseReason, Event, Session};
+
+/// Read chunks a connection may have in flight to its session thread.
+const INPUT_CHANNEL: usize = 16;
+/// The longest the session thread sleeps without looking at the clock.
+const MAX_WAIT: Duration = Duration::from_millis(250);
+
+/// What the application asks of a running connection.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send(Box<Message>),
+    Sample(sarlink_schema::RssiRecord),
+    Close(CloseCode, String),
+}
+
+enum Input {
+    Data(PooledBuf<'static>),
+    Eof(Option<io::Error>),
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// The session closed (its final frame was written).
+    Closed(CloseReason),
+    /// The socket failed or the peer hung up without `bye`.
+    Io(String),
+}
+
+/// Socket options applied to every connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SocketOptions {
+    pub(crate) write_timeout: Duration,
+    pub(crate) read_poll: Duration,
+}
+
+/// Runs the connection until it ends. `on_event` sees every session event (it may act on
+/// the session, e.g. accept a hello); `stop` asks for a clean close with `bye shutdown`.
+pub(crate) fn run(
+    session: &mut Session,
+    stream: TcpStream,
+    options: SocketOptions,
+    pool: &BufferPool,
+    commands: &Receiver<Command>,
+    stop: &AtomicBool,
+    mut on_event: impl FnMut(&mut Session, Event),
+) -> Ended {
+    if let Err(e) = configure(&stream, options) {
+        return Ended::Io(format!("socket setup failed: {e}"));
+    }
+    let reader = match stream.try_clone() {
+        Ok(r) => r,
+        Err(e) => return Ended::Io(format!("socket clone failed: {e}")),
+    };
+    let (input_tx, input_rx) = bounded(INPUT_CHANNEL);
+    let reader_done = Arc::new(AtomicBool::new(false));
+    let reader_thread = {
+        let pool = pool.clone();
+        let done = Arc::clone(&reader_done);
+        thread::Builder::new()
+            .name("sarlink-read".into())
+            .spawn(move || read_loop(reader, &pool, &input_tx, &done))
+            .expect("spawn reader thread")
+    };
+    let ended = pump(session, &stream, &input_rx, commands, stop, &mut on_event);
+    reader_done.store(true, Ordering::Relaxed);
+    let _ = stream.shutdown(Shutdown::Both);
+    drop(input_rx);
+    let _ = reader_thread.join();
+    ended
+}
+
+fn configure(stream: &TcpStream, options: SocketOptions) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(options.write_timeout))?;
+    // Reads wake up this often so the reader notices when the connection is done.
+    stream.set_read_timeout(Some(options.read_poll))
+}
+
+fn read_loop(mut stream: TcpStream, pool: &BufferPool, tx: &Sender<Input>, done: &AtomicBool) {
+    loop {
+        let mut buf = pool.checkout().into_owned();
+        let cap = buf.capacity();
+        buf.resize(cap, 0);
+        let n = loop {
+            match stream.read(&mut buf[..]) {
+                Ok(n) => break Ok(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if done.load(Ordering::Relaxed) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        match n {
+            Ok(0) => {
+                let _ = tx.send(Input::Eof(None));
+                return;
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(Input::Data(buf)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Input::Eof(Some(e)));
+                return;
+            }
+        }
+    }
+}
+
+fn pump(
+    session: &mut Session,
+    mut stream: &TcpStream,
+    input: &Receiver<Input>,
+    commands: &Receiver<Command>,
+    stop: &AtomicBool,
+    on_event: &mut impl FnMut(&mut Session, Event),
+) -> Ended {
+    let mut inbuf = BytesMut::with_capacity(64 * 1024);
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    let mut closed: Option<CloseReason> = None;
+    let mut stopping = false;
+    loop {
+        // Let the session act on the clock, then report what happened.
+        let now = Instant::now();
+        session.handle_timeout(now);
+        while let Some(event) = session.poll_event() {
+            if let Event::Closed(reason) = &event {
+                closed = Some(reason.clone());
+            }
+            on_event(session, event);
+        }
+        // Write everything the session has to say.
+        loop {
+            out.clear();
+            if session.poll_transmit(Instant::now(), &mut out) == 0 {
+                break;
+            }
+            if let Err(e) = stream.write_all(&out) {
+                return Ended::Io(format!("write failed: {e}"));
+            }
+        }
+        if let Some(reason) = closed.take() {
+            return Ended::Closed(reason);
+        }
+        if !stopping && stop.load(Ordering::Relaxed) {
+            stopping = true;
+            session.close(CloseCode::Shutdown, "shutting down");
+            continue;
+        }
+        // Wait for bytes, a command, or the session's next deadline.
+        let now = Instant::now();
+        let wait = session
+            .poll_timeout()
+            .map_or(MAX_WAIT, |t| t.saturating_duration_since(now))
+            .min(MAX_WAIT);
+        select! {
+            recv(input) -> msg => match msg {
+                Ok(Input::Data(chunk)) => {
+                    inbuf.extend_from_slice(&chunk);
+                    drop(chunk);
+                    // Take whatever else already arrived before decoding.
+                    while let Ok(Input::Data(more)) = input.try_recv() {
+                        inbuf.extend_from_slice(&more);
+                    }
+                    session.handle_input(Instant::now(), &mut inbuf);
+                }
+                Ok(Input::Eof(err)) => {
+                    session.handle_input(Instant::now(), &mut inbuf);
+                    while let Some(event) = session.poll_event() {
+                        on_event(session, event);
+                    }
+                    return Ended::Io(match err {
+                        None => "peer closed the connection".to_owned(),
+                        Some(e) => format!("read failed: {e}"),
+                    });
+                }
+                Err(_) => return Ended::Io("reader stopped".to_owned()),
+            },
+            recv(commands) -> cmd => match cmd {
+                Ok(cmd) => apply(session, cmd),
+                Err(_) => {
+                    // The application is gone: close cleanly.
+                    if !stopping {
+                        stopping = true;
+                        session.close(CloseCode::Shutdown, "shutting down");
+                    }
+                }
+            },
+            default(wait) => {}
+        }
+        // Apply every queued command before the next transmit so they batch.
+        while let Ok(cmd) = commands.try_recv() {
+            apply(session, cmd);
+        }
+    }
+}
+
+pub(crate) fn apply(session: &mut Session, cmd: Command) {
+    match cmd {
+        Command::Send(message) => {
+            if let Err(e) = session.send(&message) {
+                tracing::debug!(error = %e, "message not sent");
+            }
+        }
+        Command::Sample(record) => {
+            session.push_sample(record);
+        }
+        Command::Close(code, reason) => session.close(code, &reason),
+    }
+}

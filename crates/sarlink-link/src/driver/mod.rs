@@ -1,0 +1,13 @@
+//! Blocking drivers over `std::net`: threads and crossbeam channels, no async runtime.
+//!
+//! Each connection has a reader thread (socket reads into pooled buffers) and a session
+//! thread (owns the [`Session`](crate::Session), waits on input, application commands and
+//! the session's deadline, and writes). Sockets use `TCP_NODELAY` and write timeouts, so a
+//! peer that stops reading is cut off instead of stalling its thread for ever.
+
+mod client;
+mod conn;
+mod server;
+
+pub use client::{Backoff, Client, ClientConfig, ClientCounters, ClientEvent};
+pub use server::{ConnId, Server, ServerConfig, ServerEvent};

@@ -1,0 +1,480 @@
+//! The blocking server: accepts clients, one session thread (plus a reader thread) each.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use crossbeam_channel::{Receiver, Sender, bounded};
+use parking_lot::Mutex;
+use sarlink_pool::BufferPool;
+use sarlink_schema::{Ack, Cmd, Decision, Message, NodeName, Role, RssiRecord, Status};
+use sarlink_wire::CloseCode;
+
+use super::conn::{self, Command, Ended, SocketOptions};
+use crate::SessionConfig;
+use crate::session::{CloseReason, Event, LinkState, PeerHello, Session};
+
+/// Identifies one accepted connection for the server's lifetime.
+pub type ConnId = u64;
+
+/// Configuration of a [`Server`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The template every connection's session starts from (node, key, limits, timers).
+    pub session: SessionConfig,
+    /// Most clients connected at once; one more is sent `reject busy`. Default 64.
+    pub max_clients: usize,
+    /// A peer that does not take our bytes for this long is cut off. Default 5 s.
+    pub write_timeout: Duration,
+    /// Events that may wait for the application before connections block. Default 65,536.
+    pub event_capacity: usize,
+}
+
+impl ServerConfig {
+    /// Defaults around a session template.
+    pub fn new(session: SessionConfig) -> Self {
+        Self {
+            session,
+            max_clients: 64,
+            write_timeout: Duration::from_secs(5),
+            event_capacity: 65_536,
+        }
+    }
+}
+
+/// What happens on a [`Server`], in order per connection.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A client completed the handshake.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+        /// The client's address.
+        addr: SocketAddr,
+        /// What it announced.
+        peer: PeerHello,
+        /// Where it was told to resume its samples.
+        resume_seq: u64,
+    },
+    /// Samples from a client's stream, each (node, stream, seq) delivered once.
+    Samples {
+        /// The connection.
+        conn: ConnId,
+        /// The client's node name.
+        node: NodeName,
+        /// The client's stream id.
+        stream: u64,
+        /// Sequence number of the first record.
+        seq: u64,
+        /// The records.
+        records: Vec<RssiRecord>,
+        /// Sequence numbers skipped just before `seq`.
+        gap: u64,
+    },
+    /// A client sent a command (to be relayed or handled).
+    Command {
+        /// The connection.
+        conn: ConnId,
+        /// The command.
+        cmd: Cmd,
+    },
+    /// A client answered a command.
+    Ack {
+        /// The connection.
+        conn: ConnId,
+        /// The answer.
+        ack: Ack,
+    },
+    /// A client's health report.
+    Status {
+        /// The connection.
+        conn: ConnId,
+        /// The report.
+        status: Status,
+    },
+    /// A client relayed a decision.
+    Decision {
+        /// The connection.
+        conn: ConnId,
+        /// The decision.
+        decision: Decision,
+    },
+    /// A link's health changed.
+    LinkState {
+        /// The connection.
+        conn: ConnId,
+        /// The new state.
+        state: LinkState,
+    },
+    /// A round-trip time measured on a connection.
+    Rtt {
+        /// The connection.
+        conn: ConnId,
+        /// The RTT.
+        rtt: Duration,
+    },
+    /// A connection ended.
+    Disconnected {
+        /// The connection.
+        conn: ConnId,
+        /// The client's node name, if the handshake got that far.
+        node: Option<NodeName>,
+        /// Why, for humans.
+        reason: String,
+        /// The close code, when the session closed with one.
+        code: Option<CloseCode>,
+    },
+}
+
+#[derive(Debug)]
+struct ConnEntry {
+    tx: Sender<Command>,
+    node: Option<NodeName>,
+    role: Option<Role>,
+}
+
+#[derive(Debug)]
+struct ResumeEntry {
+    expected: u64,
+    owner: ConnId,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ServerConfig,
+    conns: Mutex<HashMap<ConnId, ConnEntry>>,
+    /// Next expected sequence number per (node, stream), and which connection owns it.
+    resume: Mutex<HashMap<(String, u64), ResumeEntry>>,
+    stop: AtomicBool,
+    next_id: AtomicU64,
+    events: Sender<ServerEvent>,
+    pool: BufferPool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A sarlink server on a TCP listener.
+///
+/// Each client gets its own threads, so one misbehaving client cannot stall the others.
+/// Events arrive on [`Server::events`]; the channel is bounded, so an application that stops
+/// reading eventually slows its clients down instead of growing without limit.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    events: Receiver<ServerEvent>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds and starts accepting.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let (tx, rx) = bounded(config.event_capacity.max(1));
+        let pool = BufferPool::builder()
+            .max_pooled(256)
+            .buffer_capacity(16 * 1024)
+            .max_buffer_capacity(64 * 1024)
+            .build()
+            .expect("valid pool configuration");
+        let shared = Arc::new(Shared {
+            config,
+            conns: Mutex::new(HashMap::new()),
+            resume: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            events: tx,
+            pool,
+            threads: Mutex::new(Vec::new()),
+        });
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("sarlink-accept".into())
+                .spawn(move || accept_loop(&listener, &shared))?
+        };
+        Ok(Server {
+            local_addr,
+            shared,
+            events: rx,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The bound address (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The event stream.
+    pub fn events(&self) -> &Receiver<ServerEvent> {
+        &self.events
+    }
+
+    /// Queues `message` on connection `conn`; false when it is gone.
+    pub fn send(&self, conn: ConnId, message: Message) -> bool {
+        let conns = self.shared.conns.lock();
+        conns
+            .get(&conn)
+            .is_some_and(|c| c.tx.send(Command::Send(Box::new(message))).is_ok())
+    }
+
+    /// Queues `message` on the connection of node `node`; false when none is connected.
+    pub fn send_to_node(&self, node: &str, message: Message) -> bool {
+        let conns = self.shared.conns.lock();
+        let target = conns
+            .values()
+            .find(|c| c.node.as_ref().is_some_and(|n| n.as_str() == node));
+        target.is_some_and(|c| c.tx.send(Command::Send(Box::new(message))).is_ok())
+    }
+
+    /// Queues `message` on every connection whose peer has `role`; returns how many.
+    pub fn broadcast(&self, role: Role, message: &Message) -> usize {
+        let conns = self.shared.conns.lock();
+        conns
+            .values()
+            .filter(|c| c.role == Some(role))
+            .filter(|c| c.tx.send(Command::Send(Box::new(message.clone()))).is_ok())
+            .count()
+    }
+
+    /// Closes connection `conn` with `bye`.
+    pub fn disconnect(&self, conn: ConnId, code: CloseCode, reason: &str) -> bool {
+        let conns = self.shared.conns.lock();
+        conns
+            .get(&conn)
+            .is_some_and(|c| c.tx.send(Command::Close(code, reason.to_owned())).is_ok())
+    }
+
+    /// Connections that completed the handshake: id, node and role.
+    pub fn connections(&self) -> Vec<(ConnId, NodeName, Role)> {
+        let conns = self.shared.conns.lock();
+        let mut v: Vec<_> = conns
+            .iter()
+            .filter_map(|(id, c)| Some((*id, c.node.clone()?, c.role?)))
+            .collect();
+        v.sort_by_key(|(id, _, _)| *id);
+        v
+    }
+
+    /// Stops accepting, sends `bye shutdown` on every connection and waits for all threads.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        // Connection threads see the stop flag within their wait bound.
+        let threads = std::mem::take(&mut *self.shared.threads.lock());
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nonblocking(false);
+                let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+                let (tx, rx) = bounded(1024);
+                {
+                    let mut conns = shared.conns.lock();
+                    if conns.len() >= shared.config.max_clients {
+                        drop(conns);
+                        refuse_busy(stream, shared);
+                        continue;
+                    }
+                    conns.insert(
+                        id,
+                        ConnEntry {
+                            tx,
+                            node: None,
+                            role: None,
+                        },
+                    );
+                }
+                let shared2 = Arc::clone(shared);
+                let spawned = thread::Builder::new()
+                    .name(format!("sarlink-conn-{id}"))
+                    .spawn(move || serve(stream, addr, id, &shared2, &rx));
+                match spawned {
+                    Ok(handle) => {
+                        let mut threads = shared.threads.lock();
+                        threads.retain(|t| !t.is_finished());
+                        threads.push(handle);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot spawn a connection thread");
+                        shared.conns.lock().remove(&id);
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Over the client limit: `reject busy` and close, without a thread.
+fn refuse_busy(mut stream: TcpStream, shared: &Shared) {
+    let mut session = Session::server(
+        shared.config.session.clone(),
+        Instant::now(),
+        rand::random(),
+    );
+    session.reject(CloseCode::Busy, "too many clients");
+    let mut out = BytesMut::new();
+    session.poll_transmit(Instant::now(), &mut out);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(&out);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+fn serve(
+    stream: TcpStream,
+    addr: SocketAddr,
+    id: ConnId,
+    shared: &Arc<Shared>,
+    commands: &Receiver<Command>,
+) {
+    let mut session = Session::server(
+        shared.config.session.clone(),
+        Instant::now(),
+        rand::random(),
+    );
+    let options = SocketOptions {
+        write_timeout: shared.config.write_timeout,
+        read_poll: Duration::from_millis(200),
+    };
+    let mut peer: Option<PeerHello> = None;
+    let events = &shared.events;
+    let ended = conn::run(
+        &mut session,
+        stream,
+        options,
+        &shared.pool,
+        commands,
+        &shared.stop,
+        |session, event| {
+            match event {
+                Event::HelloReceived(hello) => {
+                    let key = (hello.node.as_str().to_owned(), hello.stream);
+                    let resume_seq = {
+                        let mut table = shared.resume.lock();
+                        let entry = table.entry(key).or_insert(ResumeEntry {
+                            expected: 0,
+                            owner: id,
+                        });
+                        let previous = std::mem::replace(&mut entry.owner, id);
+                        if previous != id {
+                            // The same stream reconnected: the old connection is stale.
+                            if let Some(old) = shared.conns.lock().get(&previous) {
+                                let _ = old.tx.send(Command::Close(
+                                    CloseCode::Protocol,
+                                    "superseded by a new connection".into(),
+                                ));
+                            }
+                        }
+                        entry.expected
+                    };
+                    if let Some(c) = shared.conns.lock().get_mut(&id) {
+                        c.node = Some(hello.node.clone());
+                        c.role = Some(hello.role);
+                    }
+                    session.accept(resume_seq, Instant::now());
+                    let _ = events.send(ServerEvent::Connected {
+                        conn: id,
+                        addr,
+                        peer: hello.clone(),
+                        resume_seq,
+                    });
+                    peer = Some(hello);
+                }
+                Event::Samples { seq, records, gap } => {
+                    let Some(p) = &peer else { return };
+                    let owned = {
+                        let mut table = shared.resume.lock();
+                        match table.get_mut(&(p.node.as_str().to_owned(), p.stream)) {
+                            Some(entry) if entry.owner == id => {
+                                entry.expected = entry.expected.max(seq + records.len() as u64);
+                                true
+                            }
+                            _ => false,
+                        }
+                    };
+                    if owned {
+                        let _ = events.send(ServerEvent::Samples {
+                            conn: id,
+                            node: p.node.clone(),
+                            stream: p.stream,
+                            seq,
+                            records,
+                            gap,
+                        });
+                    }
+                }
+                Event::Command(cmd) => {
+                    let _ = events.send(ServerEvent::Command { conn: id, cmd });
+                }
+                Event::Ack(ack) => {
+                    let _ = events.send(ServerEvent::Ack { conn: id, ack });
+                }
+                Event::Status(status) => {
+                    let _ = events.send(ServerEvent::Status { conn: id, status });
+                }
+                Event::Decision(decision) => {
+                    let _ = events.send(ServerEvent::Decision { conn: id, decision });
+                }
+                Event::LinkState(state) => {
+                    let _ = events.send(ServerEvent::LinkState { conn: id, state });
+                }
+                Event::Rtt(rtt) => {
+                    let _ = events.send(ServerEvent::Rtt { conn: id, rtt });
+                }
+                Event::Connected { .. } | Event::AdviseRate(_) | Event::Closed(_) => {}
+            }
+        },
+    );
+    shared.conns.lock().remove(&id);
+    let (reason, code) = match ended {
+        Ended::Closed(CloseReason::Local { code, reason }) => (reason, Some(code)),
+        Ended::Closed(CloseReason::PeerBye { code, reason }) => {
+            (format!("peer said bye: {reason}"), code.close_code())
+        }
+        Ended::Closed(CloseReason::Rejected { reason, .. }) => (reason, None),
+        Ended::Io(reason) => (reason, None),
+    };
+    let _ = events.send(ServerEvent::Disconnected {
+        conn: id,
+        node: peer.map(|p| p.node),
+        reason,
+        code,
+    });
+}

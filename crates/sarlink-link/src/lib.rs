@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod config;
+pub mod driver;
+pub mod queue;
+pub mod rate;
+mod session;
+pub mod stream;
+
+pub use auth::{KeyFileError, KeyTooShort, PreSharedKey};
+pub use config::SessionConfig;
+pub use queue::{Priority, QueueStats, SendQueue};
+pub use session::{CloseReason, Event, LinkState, PeerHello, SendError, Session, SessionStats};
