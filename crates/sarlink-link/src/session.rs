@@ -766,14 +766,13 @@ impl Session {
             self.ping_outstanding = Some(ping);
             self.enqueue(Priority::Control, &Message::Ping(ping));
             self.next_ping = now + self.config.ping_interval;
-        }
-        let p95 = (self.rtt.snapshot().count > 0).then(|| self.rtt.snapshot().p95);
-        if let Some(rate) = self.congestion.observe(
-            now,
-            usize::try_from(self.samples.backlog()).unwrap_or(usize::MAX),
-            p95,
-        ) {
-            self.events.push_back(Event::AdviseRate(rate));
+            // Congestion advice is re-evaluated once per ping: percentiles are not free.
+            let snapshot = self.rtt.snapshot();
+            let p95 = (snapshot.count > 0).then_some(snapshot.p95);
+            let backlog = usize::try_from(self.samples.backlog()).unwrap_or(usize::MAX);
+            if let Some(rate) = self.congestion.observe(now, backlog, p95) {
+                self.events.push_back(Event::AdviseRate(rate));
+            }
         }
         self.update_link_state(now);
     }
@@ -888,7 +887,7 @@ impl Session {
         let Some((seq, records)) = self.samples.take_batch(self.config.batch_max) else {
             return;
         };
-        let records: Vec<RssiRecord> = records.cloned().collect();
+        let records: Vec<RssiRecord> = records.copied().collect();
         let Ok(rssi) = Rssi::new(seq, records) else {
             return;
         };

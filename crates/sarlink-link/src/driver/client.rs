@@ -64,7 +64,8 @@ pub struct ClientConfig {
     pub backoff: Backoff,
     /// A server that does not take our bytes for this long is dropped. Default 5 s.
     pub write_timeout: Duration,
-    /// Samples and messages that may wait for the client thread. Default 8192.
+    /// Samples and messages that may wait for the client thread (the channel's slots are
+    /// allocated up front). Default 1024: 100 s of samples at 10 Hz.
     pub command_capacity: usize,
 }
 
@@ -77,7 +78,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(2),
             backoff: Backoff::default(),
             write_timeout: Duration::from_secs(5),
-            command_capacity: 8192,
+            command_capacity: 1024,
         }
     }
 }
@@ -164,7 +165,8 @@ impl Client {
     /// When the thread cannot be spawned.
     pub fn spawn(config: ClientConfig) -> std::io::Result<Client> {
         let (cmd_tx, cmd_rx) = bounded(config.command_capacity.max(1));
-        let (ev_tx, ev_rx) = bounded(65_536);
+        // Crossbeam's bounded channels allocate every slot up front: keep them small.
+        let (ev_tx, ev_rx) = bounded(1024);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(ClientCounters::default());
         let thread = {

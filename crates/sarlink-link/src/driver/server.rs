@@ -32,8 +32,13 @@ pub struct ServerConfig {
     pub max_clients: usize,
     /// A peer that does not take our bytes for this long is cut off. Default 5 s.
     pub write_timeout: Duration,
-    /// Events that may wait for the application before connections block. Default 65,536.
+    /// Events that may wait for the application before connections block (the channel's
+    /// slots are allocated up front). Default 16,384.
     pub event_capacity: usize,
+    /// Resume positions carried over from an earlier run: (node, stream, next expected
+    /// seq). A ground station that persists [`Server::resume_positions`] and passes them
+    /// back here after a restart keeps delivering each sample exactly once. Default empty.
+    pub resume: Vec<(String, u64, u64)>,
 }
 
 impl ServerConfig {
@@ -43,7 +48,8 @@ impl ServerConfig {
             session,
             max_clients: 64,
             write_timeout: Duration::from_secs(5),
-            event_capacity: 65_536,
+            event_capacity: 16_384,
+            resume: Vec::new(),
         }
     }
 }
@@ -188,10 +194,23 @@ impl Server {
             .max_buffer_capacity(64 * 1024)
             .build()
             .expect("valid pool configuration");
+        let resume = config
+            .resume
+            .iter()
+            .map(|(node, stream, next)| {
+                (
+                    (node.clone(), *stream),
+                    ResumeEntry {
+                        expected: *next,
+                        owner: 0,
+                    },
+                )
+            })
+            .collect();
         let shared = Arc::new(Shared {
             config,
             conns: Mutex::new(HashMap::new()),
-            resume: Mutex::new(HashMap::new()),
+            resume: Mutex::new(resume),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             events: tx,
@@ -268,6 +287,18 @@ impl Server {
         v
     }
 
+    /// The next expected sequence number of every (node, stream) seen, for persisting
+    /// across restarts (see [`ServerConfig::resume`]).
+    pub fn resume_positions(&self) -> Vec<(String, u64, u64)> {
+        let table = self.shared.resume.lock();
+        let mut v: Vec<_> = table
+            .iter()
+            .map(|((n, s), e)| (n.clone(), *s, e.expected))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Stops accepting, sends `bye shutdown` on every connection and waits for all threads.
     pub fn shutdown(mut self) {
         self.stop_and_join();
@@ -298,7 +329,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             Ok((stream, addr)) => {
                 let _ = stream.set_nonblocking(false);
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-                let (tx, rx) = bounded(1024);
+                let (tx, rx) = bounded(256);
                 {
                     let mut conns = shared.conns.lock();
                     if conns.len() >= shared.config.max_clients {
