@@ -132,7 +132,20 @@ fn a_server_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     });
     // The ground goes away; the drone keeps measuring into its ring.
     let carried = server.resume_positions();
+    assert_eq!(carried, [("drone-r".to_owned(), 22, 500)]);
     server.shutdown();
+    // A clean shutdown says so with `bye shutdown`.
+    let code = loop {
+        match c
+            .events()
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the client hears of the shutdown")
+        {
+            ClientEvent::Disconnected { code, .. } => break code,
+            _ => continue,
+        }
+    };
+    assert_eq!(code.and_then(|c| c.close_code()), Some(CloseCode::Shutdown));
     for i in 500..1500 {
         c.push_sample(record(i));
         if i % 100 == 0 {

@@ -199,6 +199,13 @@ impl Client {
         }
     }
 
+    /// Hands a sample to the client, waiting while its channel is full (for producers that
+    /// would rather slow down than lose samples, e.g. replaying a recording). False when the
+    /// client has stopped.
+    pub fn push_sample_blocking(&self, record: RssiRecord) -> bool {
+        self.commands.send(Command::Sample(record)).is_ok()
+    }
+
     /// Queues a message (`cmd`, `ack`, `status`, ...) for the server. It is dropped if no
     /// connection is established when the client thread gets to it.
     pub fn send(&self, message: Message) -> bool {
