@@ -39,6 +39,9 @@ use crate::stream::{Receiver, SampleLog, SequenceError};
 
 /// The only compression codec of protocol 1.0.
 const LZ4: &str = "lz4";
+/// The most bytes one RSSI record takes in canonical MessagePack (every optional key
+/// present, every integer at its widest): keys 76 bytes, values at most 46, map header 1.
+const MAX_RECORD_BYTES: usize = 128;
 /// `poll_transmit` stops appending once this many bytes are waiting.
 const TRANSMIT_BUDGET: usize = 256 * 1024;
 
@@ -884,7 +887,17 @@ impl Session {
     }
 
     fn write_sample_batch(&mut self, out: &mut BytesMut) {
-        let Some((seq, records)) = self.samples.take_batch(self.config.batch_max) else {
+        // Keep each batch under the peer's `max_message`: a record encodes to at most
+        // MAX_RECORD_BYTES and the message head to under 32 bytes.
+        let peer_max = self.encoder.config().max_message_bytes() as usize;
+        let fits = peer_max.saturating_sub(32) / MAX_RECORD_BYTES;
+        if fits == 0 {
+            return self.fail(
+                CloseCode::TooLarge,
+                format!("the peer's max_message of {peer_max} bytes cannot hold one sample"),
+            );
+        }
+        let Some((seq, records)) = self.samples.take_batch(self.config.batch_max.min(fits)) else {
             return;
         };
         let records: Vec<RssiRecord> = records.copied().collect();

@@ -893,3 +893,44 @@ fn bandwidth_cap_limits_bytes_and_backlog_triggers_rate_advice() {
     );
     assert_eq!(p.server.receiver().unwrap().gaps, 0);
 }
+
+#[test]
+fn batches_respect_the_peers_max_message() {
+    let mut s = server_config();
+    s.max_message = 4096;
+    let mut p = Pair::new(client_config(), s);
+    p.drive();
+    for i in 0..1000 {
+        p.client.push_sample(record(i));
+    }
+    p.drive();
+    // The server's decoder enforces its limit: had a batch exceeded it, the session would
+    // have closed with too_large. Everything arrived instead, in batches that fit.
+    assert!(p.server.is_established());
+    assert_eq!(p.delivered().len(), 1000);
+    let mut dec = FrameDecoder::new(DecoderConfig::default().accept_compressed(true));
+    let mut buf = BytesMut::from(&p.c2s_log[..]);
+    while let Some(payload) = dec.decode(&mut buf).unwrap() {
+        assert!(payload.len() <= 4096, "{}", payload.len());
+    }
+
+    // A peer limit too small for a single sample closes the session instead of dropping.
+    let mut s = server_config();
+    s.max_message = 140;
+    let mut p = Pair::new(client_config(), s);
+    p.drive();
+    assert!(p.client.is_established(), "{:?}", p.client_events);
+    p.client.push_sample(record(0));
+    p.drive();
+    assert!(
+        matches!(
+            closed(&p.client_events),
+            Some(CloseReason::Local {
+                code: CloseCode::TooLarge,
+                ..
+            })
+        ),
+        "{:?}",
+        p.client_events
+    );
+}
