@@ -4,6 +4,7 @@
 pub mod auth;
 mod config;
 pub mod driver;
+pub mod proxy;
 pub mod queue;
 pub mod rate;
 mod session;

@@ -437,3 +437,36 @@ fn hostile_clients_are_cut_off_while_100_good_clients_keep_streaming() {
     }
     server.shutdown();
 }
+
+#[test]
+fn an_outage_through_a_faulty_network_loses_nothing() {
+    use sarlink_link::proxy::FaultProxy;
+    let server = start(server_config());
+    let proxy = FaultProxy::start("127.0.0.1:0", server.local_addr()).unwrap();
+    proxy.set_latency(Duration::from_millis(20), Duration::from_millis(10));
+    let c = client(proxy.local_addr(), "drone-p", 44);
+    wait_connected(&c);
+    let mut seqs = BTreeMap::new();
+    for i in 0..300u64 {
+        c.push_sample(record(i));
+        if i == 100 {
+            proxy.set_down(true); // the link dies; the drone keeps measuring
+        }
+        if i == 250 {
+            proxy.set_down(false);
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    collect(&server, &mut seqs, Duration::from_secs(20), |s| {
+        s.get("drone-p").is_some_and(|v| v.len() >= 300)
+    });
+    assert_eq!(seqs["drone-p"], (0..300).collect::<Vec<_>>());
+    assert!(
+        c.counters()
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2,
+        "it reconnected"
+    );
+    c.close();
+}
