@@ -1,10 +1,158 @@
-//! Benchmarks for sarlink-coord (placeholder until the crate lands).
+//! Benchmarks for sarlink-coord: one decision step (two records + `decide`), the score
+//! computed directly against the LRU score cache, and snapshot encode/compress/push.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::time::Duration;
 
-fn placeholder(c: &mut Criterion) {
-    c.bench_function("coord/placeholder", |b| b.iter(|| std::hint::black_box(1u64) + 1));
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
+use sarlink_coord::{
+    CacheConfig, Config, Coordinator, QualityScore, ScoreCache, ScoreConfig, ScoreKey,
+    SnapshotHistory, SourceId, SourceReading, score_db,
+};
+
+/// Readings per trace (cycled).
+const TRACE_LEN: usize = 1024;
+
+/// A deterministic, slowly varying pair of sources with about +-1 dB of noise, like the
+/// crate's mission test: (drone, ground) per 100 ms step.
+fn trace() -> Vec<(SourceReading, SourceReading)> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    };
+    (0..TRACE_LEN)
+        .map(|i| {
+            let t = Duration::from_millis(i as u64 * 100);
+            let secs = t.as_secs_f32();
+            let reading = |snr: f32, rssi_noise: f32| {
+                let q = QualityScore::new((40.0 + 2.0 * snr).clamp(0.0, 100.0) as u8).unwrap();
+                SourceReading::new(-95.0 + snr + 0.5 * rssi_noise, Some(snr), q, t).unwrap()
+            };
+            let drone = reading(14.0 + 2.0 * (secs / 20.0).sin() + noise(), noise());
+            let ground = reading(16.0 + 1.5 * (secs / 30.0).cos() + noise(), noise());
+            (drone, ground)
+        })
+        .collect()
 }
 
-criterion_group!(benches, placeholder);
+/// Runs `decide` steps over the trace, advancing time by 100 ms per step.
+fn step_bench(c: &mut Criterion) {
+    let trace = trace();
+    let mut group = c.benchmark_group("coord/step");
+    // Two input records per step.
+    group.throughput(Throughput::Elements(2));
+    for (label, cache) in [("direct", None), ("cached", Some(CacheConfig::default()))] {
+        let mut config = Config::default();
+        config.score_cache = cache;
+        let mut coord = Coordinator::new(config).unwrap();
+        let mut i = 0usize;
+        let mut base = Duration::ZERO;
+        group.bench_function(BenchmarkId::new("2_records", label), |b| {
+            b.iter(|| {
+                let (drone, ground) = trace[i % TRACE_LEN];
+                if i % TRACE_LEN == 0 && i > 0 {
+                    base += Duration::from_millis(TRACE_LEN as u64 * 100);
+                }
+                let now = base + drone.timestamp();
+                // The trace's timestamps restart each cycle; shift them with `base`.
+                let shift = |r: SourceReading| {
+                    SourceReading::new(r.rssi_dbm(), r.snr_db(), r.quality(), now).unwrap()
+                };
+                coord.update_reading(SourceId::DRONE, shift(drone), now);
+                coord.update_reading(SourceId::GROUND, shift(ground), now);
+                black_box(coord.decide(black_box(now)));
+                i += 1;
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Scores the trace's readings directly and through the cache (warm, default size).
+fn score_bench(c: &mut Criterion) {
+    let readings: Vec<SourceReading> = trace().into_iter().flat_map(|(d, g)| [d, g]).collect();
+    let cfg = ScoreConfig::default();
+    let mut group = c.benchmark_group("coord/score");
+    group.throughput(Throughput::Elements(readings.len() as u64));
+    group.bench_function("direct", |b| {
+        b.iter(|| {
+            let mut sum = 0.0f32;
+            for r in &readings {
+                sum += score_db(black_box(r), &cfg);
+            }
+            black_box(sum)
+        });
+    });
+    let mut cache = ScoreCache::new(CacheConfig::default());
+    group.bench_function("cached", |b| {
+        b.iter(|| {
+            let mut sum = 0.0f32;
+            for r in &readings {
+                let key = ScoreKey::new(black_box(r));
+                sum += cache.get_or_compute(key, Duration::ZERO, |k| k.score_db(&cfg));
+            }
+            black_box(sum)
+        });
+    });
+    group.finish();
+    let s = cache.stats();
+    eprintln!(
+        "coord/score/cached hit rate {:.4} ({} hits, {} misses)",
+        s.hit_rate(),
+        s.hits,
+        s.misses
+    );
+}
+
+/// Snapshot of a coordinator with a full 256-decision history: encode, compress, and
+/// push into a history (unchanged content, so deduplicated, and changed content).
+fn snapshot_bench(c: &mut Criterion) {
+    let trace = trace();
+    let mut coord = Coordinator::new(Config::default()).unwrap();
+    for (drone, ground) in &trace[..300] {
+        let now = drone.timestamp();
+        coord.update_reading(SourceId::DRONE, *drone, now);
+        coord.update_reading(SourceId::GROUND, *ground, now);
+        coord.decide(now);
+    }
+    let snap = coord.snapshot(Duration::from_secs(30));
+    let raw = snap.encode().unwrap();
+    let mut group = c.benchmark_group("coord/snapshot");
+    group.throughput(Throughput::Bytes(raw.len() as u64));
+    group.bench_function("encode", |b| {
+        b.iter(|| black_box(black_box(&snap).encode().unwrap()))
+    });
+    group.bench_function("compress", |b| {
+        b.iter(|| black_box(black_box(&snap).compress().unwrap()))
+    });
+    let mut history = SnapshotHistory::new(64);
+    history.push(&snap).unwrap();
+    group.bench_function("push_dedup", |b| {
+        b.iter(|| black_box(history.push(black_box(&snap)).unwrap()))
+    });
+    let mut other = snap.clone();
+    other.current = Some(SourceId::GROUND);
+    let mut flip = false;
+    group.bench_function("push_store", |b| {
+        b.iter(|| {
+            flip = !flip;
+            black_box(history.push(if flip { &other } else { &snap }).unwrap())
+        })
+    });
+    group.finish();
+}
+
+/// Runs every coord benchmark with criterion's command-line configuration.
+///
+/// Written out rather than with `criterion_group!`, whose generated `pub fn` has no docs.
+fn benches() {
+    let mut criterion = Criterion::default().configure_from_args();
+    step_bench(&mut criterion);
+    score_bench(&mut criterion);
+    snapshot_bench(&mut criterion);
+}
+
 criterion_main!(benches);
