@@ -1,0 +1,308 @@
+//! Layered configuration shared by the sarlink binaries: every option comes from the command
+//! line, else the environment (`SARLINK_<KEY>`), else a TOML file (`--config`), else its
+//! default. A bad value is an error that names the key and where it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The command line (`--key`).
+    Cli,
+    /// An environment variable.
+    Env(String),
+    /// The configuration file.
+    File(PathBuf),
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Cli => f.write_str("command line"),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The value does not parse.
+    #[error("invalid value {value:?} for `{key}` (from {origin}): {reason}")]
+    Invalid {
+        /// The option's key, e.g. `rate`.
+        key: String,
+        /// The text given.
+        value: String,
+        /// Where it came from.
+        origin: Origin,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The configuration file cannot be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file has a key no option uses (likely a typo).
+    #[error("config file {path}: unknown key `{key}`")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+}
+
+/// The environment and file layers; the command-line layer is passed per lookup.
+#[derive(Debug, Default)]
+pub struct Layers {
+    env: BTreeMap<String, String>,
+    file: BTreeMap<String, String>,
+    file_path: Option<PathBuf>,
+}
+
+impl Layers {
+    /// Reads the process environment and, when given, the TOML file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not a flat TOML table of scalars and arrays.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("SARLINK_"))
+            .collect();
+        let mut layers = Layers {
+            env,
+            ..Layers::default()
+        };
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+            layers = layers.with_file_text(path, &text)?;
+        }
+        Ok(layers)
+    }
+
+    /// Layers from explicit parts (tests).
+    pub fn from_parts(
+        env: &[(&str, &str)],
+        file: Option<(&Path, &str)>,
+    ) -> Result<Self, ConfigError> {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let layers = Layers {
+            env,
+            ..Layers::default()
+        };
+        match file {
+            Some((path, text)) => layers.with_file_text(path, text),
+            None => Ok(layers),
+        }
+    }
+
+    fn with_file_text(mut self, path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                path: path.to_owned(),
+                reason: e.message().to_owned(),
+            })?;
+        for (key, value) in table {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(ConfigError::File {
+                        path: path.to_owned(),
+                        reason: format!(
+                            "key `{key}` must be a string, number or boolean, not {}",
+                            other.type_str()
+                        ),
+                    });
+                }
+            };
+            self.file.insert(key.replace('-', "_"), text);
+        }
+        self.file_path = Some(path.to_owned());
+        Ok(self)
+    }
+
+    /// Fails on file keys that are not in `known` (so a typo is not silently ignored).
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownKey`] for the first unknown key.
+    pub fn check_file_keys(&self, known: &[&str]) -> Result<(), ConfigError> {
+        for key in self.file.keys() {
+            if !known.contains(&key.as_str()) {
+                return Err(ConfigError::UnknownKey {
+                    path: self.file_path.clone().unwrap_or_default(),
+                    key: key.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The raw text for `key` from the first layer that has it, with its origin. `key` is
+    /// the option's name with `_` (`compression_threshold`); its variable is
+    /// `SARLINK_COMPRESSION_THRESHOLD`.
+    pub fn raw(&self, key: &str, cli: Option<String>) -> Option<(String, Origin)> {
+        if let Some(v) = cli {
+            return Some((v, Origin::Cli));
+        }
+        let var = format!("SARLINK_{}", key.to_ascii_uppercase());
+        if let Some(v) = self.env.get(&var) {
+            return Some((v.clone(), Origin::Env(var)));
+        }
+        let path = self.file_path.clone().unwrap_or_default();
+        self.file.get(key).map(|v| (v.clone(), Origin::File(path)))
+    }
+
+    /// Resolves `key` with `parse`, falling back to `default`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key and its origin when `parse` fails.
+    pub fn get_with<T>(
+        &self,
+        key: &str,
+        cli: Option<String>,
+        default: impl FnOnce() -> T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<(T, Origin), ConfigError> {
+        match self.raw(key, cli) {
+            None => Ok((default(), Origin::Default)),
+            Some((value, origin)) => match parse(value.trim()) {
+                Ok(v) => Ok((v, origin)),
+                Err(reason) => Err(ConfigError::Invalid {
+                    key: key.to_owned(),
+                    value,
+                    origin,
+                    reason,
+                }),
+            },
+        }
+    }
+
+    /// Resolves `key` through `FromStr`, falling back to `default`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key and its origin.
+    pub fn get<T: FromStr>(
+        &self,
+        key: &str,
+        cli: Option<String>,
+        default: T,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.get_with(
+            key,
+            cli,
+            || default,
+            |s| s.parse::<T>().map_err(|e| e.to_string()),
+        )
+        .map(|(v, _)| v)
+    }
+
+    /// Resolves an optional `key` (no default).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key and its origin.
+    pub fn get_opt<T: FromStr>(
+        &self,
+        key: &str,
+        cli: Option<String>,
+    ) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        self.get_with(
+            key,
+            cli,
+            || None,
+            |s| s.parse::<T>().map(Some).map_err(|e| e.to_string()),
+        )
+        .map(|(v, _)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(env: &[(&str, &str)], file: Option<&str>) -> Layers {
+        Layers::from_parts(env, file.map(|t| (Path::new("/etc/sarlink.toml"), t))).unwrap()
+    }
+
+    #[test]
+    fn precedence_is_cli_then_env_then_file_then_default() {
+        let all = layers(&[("SARLINK_RATE", "5")], Some("rate = 2"));
+        assert_eq!(all.get::<f32>("rate", Some("7".into()), 10.0), Ok(7.0));
+        assert_eq!(all.get::<f32>("rate", None, 10.0), Ok(5.0));
+        let file_only = layers(&[], Some("rate = 2"));
+        assert_eq!(file_only.get::<f32>("rate", None, 10.0), Ok(2.0));
+        assert_eq!(layers(&[], None).get::<f32>("rate", None, 10.0), Ok(10.0));
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_origin() {
+        let l = layers(
+            &[("SARLINK_RATE", "fast")],
+            Some("compression-threshold = \"big\""),
+        );
+        let err = l.get::<f32>("rate", None, 10.0).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, origin: Origin::Env(var), .. } if key == "rate" && var == "SARLINK_RATE")
+        );
+        assert!(err.to_string().contains("SARLINK_RATE"), "{err}");
+        let err = l
+            .get::<usize>("compression_threshold", None, 1024)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("compression_threshold")
+                && err.to_string().contains("/etc/sarlink.toml"),
+            "{err}"
+        );
+        let err = l
+            .get::<usize>("compression_threshold", Some("-1".into()), 1024)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                origin: Origin::Cli,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_files_are_errors() {
+        let l = layers(&[], Some("rat = 5"));
+        assert_eq!(
+            l.check_file_keys(&["rate"]),
+            Err(ConfigError::UnknownKey {
+                path: "/etc/sarlink.toml".into(),
+                key: "rat".into()
+            })
+        );
+        assert!(Layers::from_parts(&[], Some((Path::new("x.toml"), "rate = [1, 2]"))).is_err());
+        assert!(Layers::from_parts(&[], Some((Path::new("x.toml"), "rate = "))).is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! `--source` for the sarlink binaries: `sim`, `file:PATH`, `rtl_tcp:HOST:PORT`,
+//! `rtlsdr[:INDEX]` (the last only in builds with the GPL `rtlsdr` feature).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use sarlink_sdr::source::file::FileSource;
+use sarlink_sdr::source::rtl_tcp::{RtlTcpConfig, RtlTcpSource};
+use sarlink_sdr::source::sim::{SimConfig, Simulator};
+use sarlink_sdr::{Gain, IqSource};
+
+/// Where I/Q samples come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// The built-in beacon simulator (no hardware).
+    Sim,
+    /// A recording: raw cu8 (rtl_433 file-name convention) or a SigMF `.sigmf-meta`.
+    File(PathBuf),
+    /// An rtl_tcp server.
+    RtlTcp(String),
+    /// An RTL-SDR dongle over USB, by index.
+    RtlSdr(u32),
+}
+
+impl FromStr for SourceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s == "sim" {
+            return Ok(SourceSpec::Sim);
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("file: needs a path, e.g. file:capture_433.92M_250k.cu8".into());
+            }
+            return Ok(SourceSpec::File(PathBuf::from(path)));
+        }
+        if let Some(addr) = s.strip_prefix("rtl_tcp:") {
+            if !addr.contains(':') {
+                return Err("rtl_tcp: needs HOST:PORT, e.g. rtl_tcp:127.0.0.1:1234".into());
+            }
+            return Ok(SourceSpec::RtlTcp(addr.to_owned()));
+        }
+        if s == "rtlsdr" {
+            return Ok(SourceSpec::RtlSdr(0));
+        }
+        if let Some(index) = s.strip_prefix("rtlsdr:") {
+            return index
+                .parse()
+                .map(SourceSpec::RtlSdr)
+                .map_err(|_| format!("rtlsdr:{index}: the index must be a number"));
+        }
+        Err(format!(
+            "{s:?} is not a source: use sim, file:PATH, rtl_tcp:HOST:PORT or rtlsdr[:INDEX]"
+        ))
+    }
+}
+
+impl fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Sim => f.write_str("sim"),
+            SourceSpec::File(p) => write!(f, "file:{}", p.display()),
+            SourceSpec::RtlTcp(a) => write!(f, "rtl_tcp:{a}"),
+            SourceSpec::RtlSdr(i) => write!(f, "rtlsdr:{i}"),
+        }
+    }
+}
+
+/// Receiver settings that apply to whichever source is opened.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// The beacon's frequency; `None` keeps a recording's own centre.
+    pub beacon_hz: Option<u64>,
+    /// Sample rate for sources that can set it.
+    pub sample_rate_hz: u32,
+    /// Tuner gain.
+    pub gain: Gain,
+    /// How far below the beacon a tunable receiver is tuned, so the beacon is clear of the
+    /// DC spike at the centre.
+    pub tuning_offset_hz: f64,
+    /// Seed of the simulator.
+    pub seed: u64,
+}
+
+/// An opened source and where the beacon sits in its band.
+pub struct Opened {
+    /// The source.
+    pub source: Box<dyn IqSource + Send>,
+    /// The beacon's offset from the source's centre frequency.
+    pub channel_offset_hz: f64,
+    /// The simulator, when the source is one, so a caller can move the beacon.
+    pub is_sim: bool,
+}
+
+impl fmt::Debug for Opened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened")
+            .field("channel_offset_hz", &self.channel_offset_hz)
+            .field("is_sim", &self.is_sim)
+            .finish()
+    }
+}
+
+/// Opens `spec` with `tuning`.
+///
+/// # Errors
+/// A message naming the source and what went wrong (file missing, server unreachable, no
+/// device, feature not built).
+pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, String> {
+    match spec {
+        SourceSpec::Sim => {
+            let beacon = tuning.beacon_hz.unwrap_or(406_028_000);
+            let center = (beacon as f64 - tuning.tuning_offset_hz).round() as u64;
+            let config = SimConfig {
+                sample_rate_hz: tuning.sample_rate_hz,
+                center_frequency_hz: center,
+                beacon_offset_hz: tuning.tuning_offset_hz,
+                seed: tuning.seed,
+                ..SimConfig::default()
+            };
+            Ok(Opened { source: Box::new(Simulator::new(config)), channel_offset_hz: tuning.tuning_offset_hz, is_sim: true })
+        }
+        SourceSpec::File(path) => {
+            let is_sigmf = path.extension().is_some_and(|e| e == "sigmf-meta" || e == "sigmf-data");
+            let file = if is_sigmf { FileSource::open_sigmf(path) } else { FileSource::open_cu8(path) };
+            let file = file.map_err(|e| format!("{}: {e}", path.display()))?.paced(true).looping(true);
+            let center = file.center_frequency_hz();
+            let offset = tuning.beacon_hz.map_or(0.0, |b| b as f64 - center as f64);
+            Ok(Opened { source: Box::new(file), channel_offset_hz: offset, is_sim: false })
+        }
+        SourceSpec::RtlTcp(addr) => {
+            let beacon = tuning.beacon_hz.unwrap_or(406_028_000);
+            let center = (beacon as f64 - tuning.tuning_offset_hz).round() as u64;
+            let config = RtlTcpConfig {
+                center_frequency_hz: center,
+                sample_rate_hz: tuning.sample_rate_hz,
+                gain: tuning.gain,
+                ..RtlTcpConfig::default()
+            };
+            let src = RtlTcpSource::connect(addr.as_str(), config).map_err(|e| format!("rtl_tcp {addr}: {e}"))?;
+            Ok(Opened { source: Box::new(src), channel_offset_hz: tuning.tuning_offset_hz, is_sim: false })
+        }
+        #[cfg(feature = "rtlsdr")]
+        SourceSpec::RtlSdr(index) => {
+            use sarlink_sdr::source::rtlsdr::{RtlSdrConfig, RtlSdrSource};
+            let beacon = tuning.beacon_hz.unwrap_or(406_028_000);
+            let center = (beacon as f64 - tuning.tuning_offset_hz).round() as u64;
+            let center = u32::try_from(center).map_err(|_| format!("{center} Hz is beyond an RTL-SDR's range"))?;
+            let config = RtlSdrConfig {
+                device_index: *index,
+                center_frequency_hz: center,
+                sample_rate_hz: tuning.sample_rate_hz,
+                gain: tuning.gain,
+                ..RtlSdrConfig::default()
+            };
+            let src = RtlSdrSource::open(config).map_err(|e| format!("rtlsdr:{index}: {e}"))?;
+            Ok(Opened { source: Box::new(src), channel_offset_hz: tuning.tuning_offset_hz, is_sim: false })
+        }
+        #[cfg(not(feature = "rtlsdr"))]
+        SourceSpec::RtlSdr(_) => Err("this build has no USB RTL-SDR support: rebuild with `--features rtlsdr` (links GPL librtlsdr), or use rtl_tcp:HOST:PORT".into()),
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_print_back() {
+        for s in [
+            "sim",
+            "file:/tmp/x_433.92M_250k.cu8",
+            "rtl_tcp:127.0.0.1:1234",
+            "rtlsdr:1",
+        ] {
+            assert_eq!(s.parse::<SourceSpec>().unwrap().to_string(), s);
+        }
+        assert_eq!("rtlsdr".parse(), Ok(SourceSpec::RtlSdr(0)));
+        for bad in ["", "file:", "rtl_tcp:host", "rtlsdr:x", "usb"] {
+            assert!(bad.parse::<SourceSpec>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Parsing of human-friendly quantities for the sarlink binaries.
+
+/// Parses a frequency or rate in Hz: `406028000`, `406.028e6`, `406.028M`, `433.92MHz`,
+/// `250k`, `2.4M`. The result must be finite and positive.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_hz(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix("Hz")
+        .or_else(|| t.strip_suffix("hz"))
+        .unwrap_or(t)
+        .trim_end();
+    let (number, scale) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('M') => (&t[..t.len() - 1], 1e6),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a frequency (e.g. 406.028e6, 433.92M, 250k)"))?;
+    let hz = value * scale;
+    if hz.is_finite() && hz > 0.0 {
+        Ok(hz)
+    } else {
+        Err(format!("{text:?} must be a positive frequency"))
+    }
+}
+
+/// [`parse_hz`] rounded to a whole number of Hz.
+///
+/// # Errors
+/// As [`parse_hz`], or when the value does not fit.
+pub fn parse_hz_u64(text: &str) -> Result<u64, String> {
+    let hz = parse_hz(text)?.round();
+    if (1.0..=1e12).contains(&hz) {
+        Ok(hz as u64)
+    } else {
+        Err(format!("{text:?} is out of range"))
+    }
+}
+
+/// Parses a receiver gain: `auto`, or a number of dB.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_gain(text: &str) -> Result<sarlink_sdr::Gain, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("auto") {
+        return Ok(sarlink_sdr::Gain::Auto);
+    }
+    let db: f32 = t
+        .trim_end_matches("dB")
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is neither `auto` nor a gain in dB"))?;
+    if db.is_finite() && (-10.0..=70.0).contains(&db) {
+        Ok(sarlink_sdr::Gain::Db(db))
+    } else {
+        Err(format!("gain {db} dB is out of range (-10 to 70)"))
+    }
+}
+
+#[cfg(test)]
+mod units_tests {
+    use super::*;
+
+    #[test]
+    fn frequencies_in_every_common_notation() {
+        assert_eq!(parse_hz_u64("406028000"), Ok(406_028_000));
+        assert_eq!(parse_hz_u64("406.028e6"), Ok(406_028_000));
+        assert_eq!(parse_hz_u64("406.028M"), Ok(406_028_000));
+        assert_eq!(parse_hz_u64("433.92MHz"), Ok(433_920_000));
+        assert_eq!(parse_hz_u64("250k"), Ok(250_000));
+        assert_eq!(parse_hz_u64("2.4M"), Ok(2_400_000));
+        assert!(parse_hz("fast").is_err());
+        assert!(parse_hz("-5M").is_err());
+        assert!(parse_hz("0").is_err());
+        assert!(parse_hz("inf").is_err());
+    }
+
+    #[test]
+    fn gains() {
+        assert_eq!(parse_gain("auto"), Ok(sarlink_sdr::Gain::Auto));
+        assert_eq!(parse_gain("AUTO"), Ok(sarlink_sdr::Gain::Auto));
+        assert_eq!(parse_gain("38.6"), Ok(sarlink_sdr::Gain::Db(38.6)));
+        assert_eq!(parse_gain("20 dB"), Ok(sarlink_sdr::Gain::Db(20.0)));
+        assert!(parse_gain("loud").is_err());
+        assert!(parse_gain("500").is_err());
+    }
+}

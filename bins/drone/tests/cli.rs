@@ -1,0 +1,126 @@
+//! The real `sarlink-drone` binary's configuration handling: precedence and errors.
+
+use std::process::Command;
+
+fn drone() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sarlink-drone"));
+    // Start from a clean slate: no SARLINK_* from the environment running the tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SARLINK_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sarlink-drone-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn resolved(c: &mut Command) -> String {
+    let out = c.arg("--print-config").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn precedence_is_cli_then_environment_then_file_then_default() {
+    let file = temp_file(
+        "p.toml",
+        "rate = 2\nnode = \"from-file\"\nconnect = \"10.0.0.1:9\"\n",
+    );
+    let defaults = resolved(&mut drone());
+    assert!(
+        defaults.contains("rate_hz = 10\n") && defaults.contains("connect = \"127.0.0.1:7355\""),
+        "{defaults}"
+    );
+    let from_file = resolved(drone().arg("--config").arg(&file));
+    assert!(
+        from_file.contains("rate_hz = 2\n") && from_file.contains("node = \"from-file\""),
+        "{from_file}"
+    );
+    let from_env = resolved(drone().arg("--config").arg(&file).env("SARLINK_RATE", "5"));
+    assert!(
+        from_env.contains("rate_hz = 5\n") && from_env.contains("node = \"from-file\""),
+        "{from_env}"
+    );
+    let from_cli = resolved(
+        drone()
+            .arg("--config")
+            .arg(&file)
+            .env("SARLINK_RATE", "5")
+            .args(["--rate", "7"]),
+    );
+    assert!(from_cli.contains("rate_hz = 7\n"), "{from_cli}");
+}
+
+#[test]
+fn bad_values_are_errors_naming_the_key_and_where_it_came_from() {
+    let cases: Vec<(Command, &[&str])> = vec![
+        (
+            {
+                let mut c = drone();
+                c.env("SARLINK_RATE", "fast");
+                c
+            },
+            &["rate", "SARLINK_RATE"],
+        ),
+        (
+            {
+                let mut c = drone();
+                c.args(["--frequency", "lots"]);
+                c
+            },
+            &["frequency", "command line"],
+        ),
+        (
+            {
+                let mut c = drone();
+                c.args(["--source", "usb"]);
+                c
+            },
+            &["source"],
+        ),
+        (
+            {
+                let mut c = drone();
+                c.arg("--config")
+                    .arg(temp_file("bad.toml", "sample_rate = \"9G\"\n"));
+                c
+            },
+            &["sample_rate", "bad.toml"],
+        ),
+        (
+            {
+                let mut c = drone();
+                c.arg("--config").arg(temp_file("typo.toml", "rat = 5\n"));
+                c
+            },
+            &["unknown key", "rat"],
+        ),
+        (
+            {
+                let mut c = drone();
+                c.args(["--key-file", "/nonexistent/key"]);
+                c
+            },
+            &["key_file", "/nonexistent/key"],
+        ),
+    ];
+    for (mut c, needles) in cases {
+        let out = c.arg("--print-config").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{n:?} not in {err:?}");
+        }
+    }
+}

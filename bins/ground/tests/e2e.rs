@@ -1,0 +1,338 @@
+//! End to end with real processes on loopback: `sarlink-ground` and `sarlink-drone`.
+//!
+//! The drone binary is found beside the ground binary; `cargo test --workspace` builds both.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ground_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sarlink-ground"))
+}
+
+fn drone_bin() -> PathBuf {
+    let path =
+        ground_bin().with_file_name(format!("sarlink-drone{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p sarlink-drone`) so both binaries are built",
+        path.display()
+    );
+    path
+}
+
+fn clean(mut c: Command) -> Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SARLINK_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sarlink-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn signal(&mut self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status();
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+fn ground(port: u16, extra: &[&str]) -> Proc {
+    let mut c = clean(Command::new(ground_bin()));
+    c.args(["--listen", &format!("127.0.0.1:{port}"), "--quiet"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let p = Proc(c.spawn().unwrap());
+    // Wait until it listens.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "ground never listened on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p
+}
+
+fn drone(port: u16, extra: &[&str]) -> Proc {
+    let mut c = clean(Command::new(drone_bin()));
+    c.args(["--connect", &format!("127.0.0.1:{port}"), "--quiet"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Proc(c.spawn().unwrap())
+}
+
+/// Output lines of type `rssi` from `node`, as JSON.
+fn records(path: &Path, node: &str) -> Vec<serde_json::Value> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter(|v| v["type"] == "rssi" && v["node"] == node)
+        .collect()
+}
+
+fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_drone_streams_a_real_capture_and_the_ground_writes_every_field() {
+    let Some(capture) = sarlink_testkit::iq_capture("g001_433.92M_250k.cu8") else {
+        return;
+    };
+    let dir = temp_dir("capture");
+    let out = dir.join("out.jsonl");
+    let port = free_port();
+    let _g = ground(port, &["--output-file", out.to_str().unwrap()]);
+    let mut d = drone(
+        port,
+        &[
+            "--node",
+            "cap",
+            "--source",
+            &format!("file:{}", capture.display()),
+            "--seconds",
+            "3",
+        ],
+    );
+    assert!(
+        d.wait_exit(Duration::from_secs(20))
+            .is_some_and(|s| s.success()),
+        "the drone exits cleanly after --seconds"
+    );
+    wait_for("records", Duration::from_secs(5), || {
+        records(&out, "cap").len() >= 20
+    });
+    let recs = records(&out, "cap");
+    let stream = recs[0]["stream"].as_u64().unwrap();
+    let mut last_ts = 0;
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(
+            r["seq"].as_u64(),
+            Some(i as u64),
+            "seq in order, none missing"
+        );
+        assert_eq!(r["stream"].as_u64(), Some(stream));
+        assert_eq!(
+            r["frequency_hz"].as_u64(),
+            Some(433_920_000),
+            "the capture's own centre"
+        );
+        assert_eq!(r["source_id"].as_u64(), Some(0));
+        let q = r["quality_score"].as_u64().unwrap();
+        assert!(q <= 100);
+        let rssi = r["rssi_dbm"].as_f64().unwrap();
+        assert!(
+            (-120.0..=0.0).contains(&rssi),
+            "dBFS of a real capture: {rssi}"
+        );
+        let ts = r["timestamp_ns"].as_i64().unwrap();
+        assert!(ts > last_ts, "timestamps increase");
+        last_ts = ts;
+    }
+}
+
+#[test]
+fn a_ground_killed_mid_stream_loses_and_duplicates_nothing_on_restart() {
+    let dir = temp_dir("restart");
+    let out = dir.join("out.jsonl");
+    let port = free_port();
+    let out_arg = out.to_str().unwrap().to_owned();
+    let mut g = ground(port, &["--output-file", &out_arg]);
+    let mut d = drone(port, &["--node", "r1", "--rate", "20"]);
+    wait_for("first records", Duration::from_secs(10), || {
+        records(&out, "r1").len() >= 20
+    });
+    g.signal("-KILL");
+    g.wait_exit(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500)); // the drone measures alone meanwhile
+    let before = records(&out, "r1").len();
+    let _g = ground(port, &["--output-file", &out_arg]);
+    wait_for("the drone to catch up", Duration::from_secs(20), || {
+        records(&out, "r1").len() >= before + 60
+    });
+    d.signal("-TERM");
+    assert!(
+        d.wait_exit(Duration::from_secs(5))
+            .is_some_and(|s| s.success()),
+        "SIGTERM exits 0"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
+    for r in records(&out, "r1") {
+        *seen.entry(r["seq"].as_u64().unwrap()).or_default() += 1;
+    }
+    let n = seen.len() as u64;
+    assert!(n >= 80);
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (0..n).collect::<Vec<_>>(),
+        "no seq missing"
+    );
+    assert!(
+        seen.values().all(|c| *c == 1),
+        "no seq twice: {:?}",
+        seen.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>()
+    );
+}
+
+fn cmd(port: u16, words: &[&str]) -> (i32, String) {
+    let out = clean(Command::new(ground_bin()))
+        .args([
+            "cmd",
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+            "--target",
+            "c1",
+        ])
+        .args(words)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn commands_change_the_reported_frequency_and_out_of_range_is_refused() {
+    let dir = temp_dir("cmd");
+    let out = dir.join("out.jsonl");
+    let port = free_port();
+    let _g = ground(port, &["--output-file", out.to_str().unwrap()]);
+    let _d = drone(
+        port,
+        &["--node", "c1", "--source", "sim", "--frequency", "406.028M"],
+    );
+    wait_for("records", Duration::from_secs(10), || {
+        !records(&out, "c1").is_empty()
+    });
+    assert_eq!(
+        records(&out, "c1")[0]["frequency_hz"].as_u64(),
+        Some(406_028_000)
+    );
+    let (code, text) = cmd(port, &["tune", "406.5e6"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ok"), "{text}");
+    wait_for("the new frequency", Duration::from_secs(5), || {
+        records(&out, "c1")
+            .last()
+            .is_some_and(|r| r["frequency_hz"].as_u64() == Some(406_500_000))
+    });
+    let (code, text) = cmd(port, &["tune", "5e6"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("refused (range)"), "{text}");
+    let (code, text) = cmd(port, &["rate", "500"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("range"), "{text}");
+}
+
+#[test]
+fn keys_admit_the_right_drone_and_keep_others_out() {
+    let dir = temp_dir("keys");
+    let key = dir.join("key");
+    std::fs::write(&key, "correct horse battery staple\n").unwrap();
+    let wrong = dir.join("wrong");
+    std::fs::write(&wrong, "a different sixteen+ byte key\n").unwrap();
+    let out = dir.join("out.jsonl");
+    let port = free_port();
+    let key_arg = format!("--key-file={}", key.display());
+    let _g = ground(port, &["--output-file", out.to_str().unwrap(), &key_arg]);
+    let _right = drone(port, &["--node", "right", &key_arg]);
+    let _wrong = drone(
+        port,
+        &[
+            "--node",
+            "wrong",
+            &format!("--key-file={}", wrong.display()),
+        ],
+    );
+    let _none = drone(port, &["--node", "keyless"]);
+    wait_for("the keyed drone's records", Duration::from_secs(10), || {
+        records(&out, "right").len() >= 10
+    });
+    assert!(records(&out, "wrong").is_empty(), "a wrong key is rejected");
+    assert!(records(&out, "keyless").is_empty(), "no key is rejected");
+
+    // A drone holding a key refuses a ground that cannot prove it (a keyless ground).
+    let out2 = dir.join("out2.jsonl");
+    let port2 = free_port();
+    let _g2 = ground(port2, &["--output-file", out2.to_str().unwrap()]);
+    let _k = drone(port2, &["--node", "careful", &key_arg]);
+    let _control = drone(port2, &["--node", "control"]);
+    wait_for(
+        "the control drone's records",
+        Duration::from_secs(10),
+        || records(&out2, "control").len() >= 10,
+    );
+    assert!(
+        records(&out2, "careful").is_empty(),
+        "the keyed drone sent nothing to an unproven ground"
+    );
+}
+
+#[test]
+fn the_demo_shows_a_fallback_and_a_recovery() {
+    let out = clean(Command::new(ground_bin()))
+        .args(["demo", "--seconds", "20"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("FALLBACK (link_lost)"), "{text}");
+    let summary = text.split("summary").nth(1).expect("a summary");
+    assert!(summary.contains("fallbacks 1, recoveries 1"), "{summary}");
+    assert!(summary.contains(", lost 0"), "{summary}");
+}
