@@ -42,6 +42,8 @@ const LZ4: &str = "lz4";
 /// The most bytes one RSSI record takes in canonical MessagePack (every optional key
 /// present, every integer at its widest): keys 76 bytes, values at most 46, map header 1.
 const MAX_RECORD_BYTES: usize = 128;
+/// Most pings and pongs waiting to be sent.
+const MAX_LIVENESS_PENDING: usize = 16;
 /// `poll_transmit` stops appending once this many bytes are waiting.
 const TRANSMIT_BUDGET: usize = 256 * 1024;
 
@@ -228,6 +230,8 @@ pub struct Session {
     queue: SendQueue,
     scratch: BytesMut,
     events: VecDeque<Event>,
+    /// Pings and pongs the session owes, encoded at transmit time (no allocation).
+    liveness_out: VecDeque<Message>,
     samples: SampleLog<RssiRecord>,
     receiver: Option<Receiver>,
     rx_sent: u64,
@@ -289,7 +293,8 @@ impl Session {
             closing: false,
             queue: SendQueue::new(config.queue_bytes),
             scratch: BytesMut::with_capacity(4096),
-            events: VecDeque::new(),
+            events: VecDeque::with_capacity(16),
+            liveness_out: VecDeque::with_capacity(MAX_LIVENESS_PENDING),
             samples: SampleLog::new(config.sample_ring),
             receiver: None,
             rx_sent: 0,
@@ -679,7 +684,13 @@ impl Session {
                     self.fail(CloseCode::Protocol, e.to_string());
                 }
             }
-            Message::Ping(ping) => self.enqueue(Priority::Control, &Message::Pong(ping.pong())),
+            Message::Ping(ping) => {
+                // Bounded: a peer flooding pings gets its newest ones answered.
+                if self.liveness_out.len() == MAX_LIVENESS_PENDING {
+                    self.liveness_out.pop_front();
+                }
+                self.liveness_out.push_back(Message::Pong(ping.pong()));
+            }
             Message::Pong(pong) => self.receive_pong(now, pong),
             Message::Cmd(cmd) => self.events.push_back(Event::Command(cmd)),
             Message::Ack(ack) => self.events.push_back(Event::Ack(ack)),
@@ -767,7 +778,10 @@ impl Session {
                 t_ns,
             };
             self.ping_outstanding = Some(ping);
-            self.enqueue(Priority::Control, &Message::Ping(ping));
+            if self.liveness_out.len() == MAX_LIVENESS_PENDING {
+                self.liveness_out.pop_front();
+            }
+            self.liveness_out.push_back(Message::Ping(ping));
             self.next_ping = now + self.config.ping_interval;
             // Congestion advice is re-evaluated once per ping: percentiles are not free.
             let snapshot = self.rtt.snapshot();
@@ -845,6 +859,12 @@ impl Session {
         }
         while out.len() - start < TRANSMIT_BUDGET {
             // Control first: never held back by the bandwidth cap.
+            if matches!(self.state, State::Established) {
+                if let Some(message) = self.liveness_out.pop_front() {
+                    self.write_message(&message, out);
+                    continue;
+                }
+            }
             if self.queue.peek_class() == Some(Priority::Control) {
                 let (_, payload) = self.queue.pop().expect("peeked");
                 self.write_frame(&payload, out);
@@ -861,10 +881,7 @@ impl Session {
                     .filter(|e| *e > self.rx_sent)
                 {
                     self.rx_sent = expected;
-                    self.scratch.clear();
-                    Message::Rx(Rx { seq: expected }).encode(&mut self.scratch);
-                    let payload = self.scratch.split().freeze();
-                    self.write_frame(&payload, out);
+                    self.write_message(&Message::Rx(Rx { seq: expected }), out);
                     continue;
                 }
             }
@@ -900,15 +917,24 @@ impl Session {
         let Some((seq, records)) = self.samples.take_batch(self.config.batch_max.min(fits)) else {
             return;
         };
-        let records: Vec<RssiRecord> = records.copied().collect();
-        let Ok(rssi) = Rssi::new(seq, records) else {
-            return;
-        };
-        self.scratch.clear();
-        Message::Rssi(rssi).encode(&mut self.scratch);
-        let payload = self.scratch.split().freeze();
-        self.stats.rssi_messages_out += 1;
-        self.write_frame(&payload, out);
+        // Encoded straight from the ring into the frame: no copy, no allocation.
+        let start = self.encoder.begin_frame(out);
+        sarlink_schema::encode_rssi_batch(seq, records, out);
+        match self.encoder.finish_frame(out, start) {
+            Ok(_) => {
+                self.stats.messages_out += 1;
+                self.stats.rssi_messages_out += 1;
+            }
+            Err(e) => tracing::warn!(error = %e, "dropping an rssi batch"),
+        }
+    }
+
+    /// Frames `message` straight into `out`.
+    fn write_message(&mut self, message: &Message, out: &mut BytesMut) {
+        match sarlink_schema::encode_frame(message, &mut self.encoder, out) {
+            Ok(_) => self.stats.messages_out += 1,
+            Err(e) => tracing::warn!(error = %e, "dropping an outgoing message"),
+        }
     }
 
     fn write_frame(&mut self, payload: &[u8], out: &mut BytesMut) {

@@ -137,7 +137,7 @@ impl<T> SampleLog<T> {
 
     /// The next unsent run of at most `max` samples and the sequence number of its first,
     /// marked as sent; `None` when everything has been sent.
-    pub fn take_batch(&mut self, max: usize) -> Option<(u64, impl Iterator<Item = &T>)> {
+    pub fn take_batch(&mut self, max: usize) -> Option<(u64, impl ExactSizeIterator<Item = &T>)> {
         let pending = self.next - self.send;
         if pending == 0 || max == 0 {
             return None;

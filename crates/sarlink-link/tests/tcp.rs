@@ -106,7 +106,7 @@ fn a_client_streams_to_a_server_exactly_once_in_order() {
     let c = client(server.local_addr(), "drone-1", 11);
     wait_connected(&c);
     for i in 0..2000 {
-        assert!(c.push_sample(record(i)));
+        assert!(c.push_sample_blocking(record(i)));
     }
     let mut seqs = BTreeMap::new();
     collect(&server, &mut seqs, Duration::from_secs(10), |s| {
@@ -125,7 +125,7 @@ fn a_server_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     wait_connected(&c);
     let mut seqs = BTreeMap::new();
     for i in 0..500 {
-        c.push_sample(record(i));
+        assert!(c.push_sample_blocking(record(i)));
     }
     collect(&server, &mut seqs, Duration::from_secs(10), |s| {
         s.get("drone-r").is_some_and(|v| v.len() >= 500)
@@ -147,7 +147,7 @@ fn a_server_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     };
     assert_eq!(code.and_then(|c| c.close_code()), Some(CloseCode::Shutdown));
     for i in 500..1500 {
-        c.push_sample(record(i));
+        assert!(c.push_sample_blocking(record(i)));
         if i % 100 == 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -448,7 +448,7 @@ fn an_outage_through_a_faulty_network_loses_nothing() {
     wait_connected(&c);
     let mut seqs = BTreeMap::new();
     for i in 0..300u64 {
-        c.push_sample(record(i));
+        assert!(c.push_sample_blocking(record(i)));
         if i == 100 {
             proxy.set_down(true); // the link dies; the drone keeps measuring
         }

@@ -323,12 +323,20 @@ impl<B: BufMut> Enc<'_, B> {
     }
 
     fn rssi(&mut self, m: &Rssi) {
+        self.rssi_batch(m.seq(), m.samples().iter());
+    }
+
+    pub(crate) fn rssi_batch<'r>(
+        &mut self,
+        seq: u64,
+        records: impl ExactSizeIterator<Item = &'r RssiRecord>,
+    ) {
         self.head(3, "rssi");
         self.key(key!("seq"));
-        self.uint(m.seq());
+        self.uint(seq);
         self.key(key!("samples"));
-        self.array(m.samples().len());
-        for r in m.samples() {
+        self.array(records.len());
+        for r in records {
             self.record(r);
         }
     }
@@ -433,6 +441,40 @@ impl<B: BufMut> Enc<'_, B> {
             self.f32(score);
         }
     }
+}
+
+/// Appends the canonical bytes of an `rssi` message whose samples are `records`, numbered
+/// from `seq`, without building an [`Rssi`] (so a sender can encode straight from its own
+/// buffer of samples). The bytes equal those of `Message::Rssi(Rssi::new(seq, records))`.
+///
+/// # Panics
+///
+/// When `records` is empty (an `rssi` message carries at least one sample), or as
+/// [`Message::encode`].
+///
+/// # Examples
+///
+/// ```
+/// use sarlink_schema::{encode_rssi_batch, Dbm, FrequencyHz, Message, QualityScore, Rssi, RssiRecord, SourceId};
+///
+/// let r = RssiRecord {
+///     timestamp_ns: 1, rssi_dbm: Dbm::new(-70.0).unwrap(), frequency_hz: FrequencyHz::new(406_025_000).unwrap(),
+///     source_id: SourceId::DRONE, quality_score: QualityScore::new(90).unwrap(), snr_db: None, noise_dbm: None,
+/// };
+/// let mut direct = Vec::new();
+/// encode_rssi_batch(5, [r, r].iter(), &mut direct);
+/// assert_eq!(direct, Message::Rssi(Rssi::new(5, vec![r, r]).unwrap()).encode_to_vec());
+/// ```
+pub fn encode_rssi_batch<'r, B: BufMut>(
+    seq: u64,
+    records: impl ExactSizeIterator<Item = &'r RssiRecord>,
+    dst: &mut B,
+) {
+    assert!(
+        records.len() > 0,
+        "an rssi message carries at least one sample"
+    );
+    Enc(dst).rssi_batch(seq, records);
 }
 
 impl Message {

@@ -9,6 +9,7 @@ mod message;
 mod types;
 
 pub use decode::MAX_DEPTH;
+pub use encode::encode_rssi_batch;
 pub use error::{DecodeError, FieldProblem};
 pub use frame::{ReadError, decode_frame, encode_frame};
 pub use message::{
