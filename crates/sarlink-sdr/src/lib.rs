@@ -1,2 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+mod block;
+pub mod detect;
+pub mod estimator;
+pub mod pacing;
+pub mod quality;
+pub mod source;
+
+pub use block::{CU8_LUT, Gain, IqBlock};
+pub use detect::{DetectionConfig, Detector};
+pub use estimator::{ConfigError, Estimator, EstimatorConfig, Report, RssiUnits};
+pub use quality::QualityScore;
+pub use source::{ControlError, IqSource, ReadStatus, SourceError};

@@ -1,0 +1,299 @@
+//! RTL-SDR dongles over USB through `rtlsdr_mt` (feature `rtlsdr`).
+//!
+//! **Licence:** this module uses `rtlsdr_mt` (GPL-2.0+) and links librtlsdr
+//! (GPL-2.0-or-later); a program built with the `rtlsdr` feature is a combined work under the
+//! GPL. The default build does not include it.
+//!
+//! librtlsdr delivers samples through a callback on its own thread; a reader thread copies
+//! them into a fixed pool of buffers that [`RtlSdrSource::read_block`](crate::IqSource::read_block)
+//! drains, so no buffer is allocated after opening. When the consumer falls behind, whole
+//! transfers are dropped and counted ([`RtlSdrSource::dropped_transfers`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rtlsdr_mt::Controller;
+
+use crate::block::{Gain, IqBlock, samples_to_duration};
+use crate::source::{ControlError, IqSource, ReadStatus, SourceError};
+
+/// Settings applied when opening; fields document their defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtlSdrConfig {
+    /// Index of the dongle among those attached; default 0.
+    pub device_index: u32,
+    /// Sample rate, Hz; default 1 024 000.
+    pub sample_rate_hz: u32,
+    /// Centre frequency, Hz; default 433 920 000.
+    pub center_frequency_hz: u32,
+    /// Tuner gain; default [`Gain::Auto`].
+    pub gain: Gain,
+    /// Frequency correction, ppm; default 0.
+    pub ppm: i32,
+    /// Bytes per USB transfer (a multiple of 512); default 32 768.
+    pub transfer_len: u32,
+    /// Transfers buffered between the USB thread and the reader; default 16.
+    pub buffers: usize,
+    /// Longest wait for samples in `read_block`; default 2 s.
+    pub read_timeout: Duration,
+}
+
+impl Default for RtlSdrConfig {
+    fn default() -> Self {
+        RtlSdrConfig {
+            device_index: 0,
+            sample_rate_hz: 1_024_000,
+            center_frequency_hz: 433_920_000,
+            gain: Gain::Auto,
+            ppm: 0,
+            transfer_len: 32_768,
+            buffers: 16,
+            read_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Opening a dongle failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// No dongle at that index could be opened (none attached, or in use).
+    #[error("cannot open rtl-sdr device {index} ({attached} attached)")]
+    NoDevice {
+        /// The index asked for.
+        index: u32,
+        /// How many dongles librtlsdr sees.
+        attached: usize,
+    },
+    /// The dongle refused a setting.
+    #[error("rtl-sdr device rejected the {what} setting")]
+    Rejected {
+        /// The setting.
+        what: &'static str,
+    },
+    /// The transfer size is not a positive multiple of 512 bytes.
+    #[error("transfer length {len} is not a positive multiple of 512")]
+    BadTransferLen {
+        /// The length given.
+        len: u32,
+    },
+}
+
+/// An [`IqSource`] reading an RTL-SDR dongle.
+pub struct RtlSdrSource {
+    controller: Controller,
+    config: RtlSdrConfig,
+    full: Receiver<Vec<u8>>,
+    empty: SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    position: usize,
+    dropped: Arc<AtomicU64>,
+    reader: Option<JoinHandle<()>>,
+    delivered: u64,
+}
+
+impl fmt::Debug for RtlSdrSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtlSdrSource")
+            .field("config", &self.config)
+            .field("delivered", &self.delivered)
+            .field("dropped_transfers", &self.dropped_transfers())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RtlSdrSource {
+    /// Opens the dongle, applies `config` and starts streaming.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NoDevice`] when no dongle is attached at that index (a clear error, never a
+    /// panic), [`OpenError::Rejected`] when it refuses a setting,
+    /// [`OpenError::BadTransferLen`].
+    pub fn open(config: RtlSdrConfig) -> Result<Self, OpenError> {
+        if config.transfer_len == 0 || config.transfer_len % 512 != 0 {
+            return Err(OpenError::BadTransferLen {
+                len: config.transfer_len,
+            });
+        }
+        let (mut controller, mut reader) =
+            rtlsdr_mt::open(config.device_index).map_err(|()| OpenError::NoDevice {
+                index: config.device_index,
+                attached: rtlsdr_mt::devices().count(),
+            })?;
+        controller
+            .set_sample_rate(config.sample_rate_hz)
+            .map_err(|()| OpenError::Rejected {
+                what: "sample rate",
+            })?;
+        controller
+            .set_center_freq(config.center_frequency_hz)
+            .map_err(|()| OpenError::Rejected {
+                what: "centre frequency",
+            })?;
+        if config.ppm != 0 {
+            controller
+                .set_ppm(config.ppm)
+                .map_err(|()| OpenError::Rejected {
+                    what: "frequency correction",
+                })?;
+        }
+        apply_gain(&mut controller, config.gain)
+            .map_err(|()| OpenError::Rejected { what: "gain" })?;
+
+        let buffers = config.buffers.max(2);
+        let (full_tx, full) = mpsc::sync_channel::<Vec<u8>>(buffers);
+        let (empty, empty_rx) = mpsc::sync_channel::<Vec<u8>>(buffers + 1);
+        for _ in 0..buffers {
+            // Capacity buffers + 1 > buffers: cannot fail.
+            let _ = empty.try_send(Vec::with_capacity(config.transfer_len as usize));
+        }
+        let dropped = Arc::new(AtomicU64::new(0));
+        let dropped_in_reader = Arc::clone(&dropped);
+        let len = config.transfer_len;
+        let handle = std::thread::Builder::new()
+            .name("rtlsdr-reader".into())
+            .spawn(move || {
+                let _ = reader.read_async(4, len, |bytes| match empty_rx.try_recv() {
+                    Ok(mut buf) => {
+                        buf.clear();
+                        buf.extend_from_slice(bytes);
+                        let _ = full_tx.try_send(buf);
+                    }
+                    Err(_) => {
+                        dropped_in_reader.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                // Dropping `full_tx` here tells read_block the stream stopped.
+            })
+            .map_err(|_| OpenError::Rejected {
+                what: "reader thread",
+            })?;
+        Ok(RtlSdrSource {
+            controller,
+            config,
+            full,
+            empty,
+            current: Vec::new(),
+            position: 0,
+            dropped,
+            reader: Some(handle),
+            delivered: 0,
+        })
+    }
+
+    /// Names of the dongles librtlsdr sees, in index order.
+    #[must_use]
+    pub fn devices() -> Vec<String> {
+        rtlsdr_mt::devices()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// USB transfers dropped because the consumer fell behind.
+    #[must_use]
+    pub fn dropped_transfers(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn apply_gain(controller: &mut Controller, gain: Gain) -> Result<(), ()> {
+    match gain {
+        Gain::Auto => controller.enable_agc(),
+        Gain::Db(db) => {
+            let tenths = (f64::from(db) * 10.0).round();
+            if !(-1000.0..=1000.0).contains(&tenths) {
+                return Err(());
+            }
+            // In range: the cast is exact.
+            controller.disable_agc()?;
+            controller.set_tuner_gain(tenths as i32)
+        }
+    }
+}
+
+impl IqSource for RtlSdrSource {
+    fn read_block(&mut self, block: &mut IqBlock) -> Result<ReadStatus, SourceError> {
+        let rate = self.config.sample_rate_hz;
+        block.start(
+            rate,
+            u64::from(self.config.center_frequency_hz),
+            samples_to_duration(self.delivered, rate),
+        );
+        while block.remaining() > 0 {
+            if self.position + 1 >= self.current.len() {
+                let next = match self.full.recv_timeout(self.config.read_timeout) {
+                    Ok(buf) => buf,
+                    Err(RecvTimeoutError::Timeout) => {
+                        return Err(SourceError::Timeout {
+                            timeout: self.config.read_timeout,
+                        });
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Err(SourceError::DeviceStopped),
+                };
+                let done = std::mem::replace(&mut self.current, next);
+                // Recycle the drained buffer; the pool has room for every buffer.
+                let _ = self.empty.try_send(done);
+                self.position = 0;
+            }
+            let n = block.extend_from_cu8(&self.current[self.position..]);
+            self.position += 2 * n;
+        }
+        self.delivered += block.len() as u64;
+        Ok(ReadStatus::Data)
+    }
+
+    fn sample_rate_hz(&self) -> u32 {
+        self.config.sample_rate_hz
+    }
+
+    fn center_frequency_hz(&self) -> u64 {
+        u64::from(self.config.center_frequency_hz)
+    }
+
+    fn set_frequency(&mut self, frequency_hz: u64) -> Result<(), ControlError> {
+        let hz = u32::try_from(frequency_hz).map_err(|_| ControlError::OutOfRange {
+            what: "centre frequency (Hz)",
+            value: frequency_hz as f64,
+        })?;
+        self.controller
+            .set_center_freq(hz)
+            .map_err(|()| ControlError::Rejected {
+                what: "centre frequency",
+            })?;
+        self.config.center_frequency_hz = hz;
+        Ok(())
+    }
+
+    fn set_gain(&mut self, gain: Gain) -> Result<(), ControlError> {
+        apply_gain(&mut self.controller, gain)
+            .map_err(|()| ControlError::Rejected { what: "gain" })?;
+        self.config.gain = gain;
+        Ok(())
+    }
+
+    fn set_sample_rate(&mut self, sample_rate_hz: u32) -> Result<(), ControlError> {
+        self.controller
+            .set_sample_rate(sample_rate_hz)
+            .map_err(|()| ControlError::Rejected {
+                what: "sample rate",
+            })?;
+        let t = samples_to_duration(self.delivered, self.config.sample_rate_hz);
+        self.delivered = (t.as_secs_f64() * f64::from(sample_rate_hz)).round() as u64;
+        self.config.sample_rate_hz = sample_rate_hz;
+        Ok(())
+    }
+}
+
+impl Drop for RtlSdrSource {
+    fn drop(&mut self) {
+        self.controller.cancel_async_read();
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
+    }
+}
