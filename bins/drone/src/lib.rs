@@ -7,6 +7,8 @@
 
 #[path = "../../common/layered.rs"]
 pub mod layered;
+#[path = "../../common/record.rs"]
+pub mod record;
 #[path = "../../common/source.rs"]
 pub mod source;
 #[path = "../../common/units.rs"]
@@ -14,7 +16,7 @@ pub mod units;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sarlink_link::driver::{Client, ClientConfig, ClientEvent};
@@ -24,12 +26,12 @@ use sarlink_monitor::degradation::{
 };
 use sarlink_monitor::resources::ResourceSampler;
 use sarlink_schema::{
-    Ack, AckCode, Cmd, CmdOp, Db, Dbm, FrequencyHz, Message, NodeName, QualityScore, Role,
-    RssiRecord, RssiUnits, SourceId, Status,
+    Ack, AckCode, Cmd, CmdOp, Message, NodeName, Role, RssiRecord, RssiUnits, SourceId, Status,
 };
 use sarlink_sdr::{Estimator, EstimatorConfig, Gain, IqBlock, ReadStatus};
 
 use crate::layered::{ConfigError, Layers};
+use crate::record::{to_record, unix_ns};
 use crate::source::{SourceSpec, Tuning};
 
 /// Default ground station address.
@@ -317,25 +319,6 @@ fn estimator_config(
     c
 }
 
-fn unix_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-/// Maps an estimator report to the wire record (source 0: the drone).
-pub fn to_record(report: &sarlink_sdr::Report, start_unix_ns: i64) -> Option<RssiRecord> {
-    Some(RssiRecord {
-        timestamp_ns: start_unix_ns.saturating_add(i64::try_from(report.timestamp_ns).ok()?),
-        rssi_dbm: Dbm::new(report.rssi).ok()?,
-        frequency_hz: FrequencyHz::new(report.frequency_hz).ok()?,
-        source_id: SourceId::DRONE,
-        quality_score: QualityScore::new(report.quality_score.value()).ok()?,
-        snr_db: Db::new(report.snr_db).ok(),
-        noise_dbm: Dbm::new(report.noise).ok(),
-    })
-}
-
 /// Runs the drone until `stop` is set (or `seconds` pass).
 ///
 /// # Errors
@@ -406,7 +389,6 @@ pub fn run(config: &DroneConfig, stop: &AtomicBool) -> anyhow::Result<Summary> {
         .is_sim
         .then(|| sarlink_sdr::pacing::Pacer::new(sample_rate));
     let start = Instant::now();
-    let start_unix = unix_ns();
     let mut next_second = start + Duration::from_secs(1);
     let deadline = config.seconds.map(|s| start + Duration::from_secs_f64(s));
     let mut source_errors = 0u32;
@@ -438,7 +420,7 @@ pub fn run(config: &DroneConfig, stop: &AtomicBool) -> anyhow::Result<Summary> {
         })?;
         for report in reports.iter().flatten() {
             drone.summary.reports += 1;
-            if let Some(record) = to_record(report, start_unix) {
+            if let Some(record) = to_record(report, unix_ns(), SourceId::DRONE) {
                 drone.last = Some(record);
                 if drone.streaming && client.push_sample(record) {
                     drone.summary.streamed += 1;

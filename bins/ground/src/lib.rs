@@ -7,6 +7,8 @@
 
 #[path = "../../common/layered.rs"]
 pub mod layered;
+#[path = "../../common/record.rs"]
+pub mod record;
 #[path = "../../common/source.rs"]
 pub mod source;
 #[path = "../../common/units.rs"]

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, bounded};
-use sarlink_schema::{Db, Dbm, FrequencyHz, QualityScore, RssiRecord, SourceId};
-use sarlink_sdr::{Estimator, EstimatorConfig, Gain, IqBlock, IqSource, ReadStatus, Report};
+use sarlink_schema::{RssiRecord, SourceId};
+use sarlink_sdr::{Estimator, EstimatorConfig, Gain, IqBlock, IqSource, ReadStatus};
 
 use crate::source::{self, SourceSpec, Tuning};
 
@@ -20,25 +20,7 @@ pub struct OwnReceiver {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Maps an estimator report to a wire record for `source`.
-pub fn to_record(report: &Report, start_unix_ns: i64, source: SourceId) -> Option<RssiRecord> {
-    Some(RssiRecord {
-        timestamp_ns: start_unix_ns.saturating_add(i64::try_from(report.timestamp_ns).ok()?),
-        rssi_dbm: Dbm::new(report.rssi).ok()?,
-        frequency_hz: FrequencyHz::new(report.frequency_hz).ok()?,
-        source_id: source,
-        quality_score: QualityScore::new(report.quality_score.value()).ok()?,
-        snr_db: Db::new(report.snr_db).ok(),
-        noise_dbm: Dbm::new(report.noise).ok(),
-    })
-}
-
-/// Unix time in ns.
-pub fn unix_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
+pub use crate::record::{to_record, unix_ns};
 
 /// A boxed source (what [`source::open`] returns), as an [`IqSource`].
 pub struct DynSource(pub Box<dyn IqSource + Send>);
@@ -80,7 +62,6 @@ pub struct Measurement<S = DynSource> {
     pub estimator: Estimator,
     block: IqBlock,
     pacer: Option<sarlink_sdr::pacing::Pacer>,
-    start_unix_ns: i64,
     source_id: SourceId,
 }
 
@@ -151,7 +132,6 @@ impl<S: IqSource> Measurement<S> {
             estimator,
             block: IqBlock::with_capacity(block_len),
             pacer: pace.then(|| sarlink_sdr::pacing::Pacer::new(rate)),
-            start_unix_ns: unix_ns(),
             source_id,
         })
     }
@@ -173,10 +153,10 @@ impl<S: IqSource> Measurement<S> {
         if let Some(p) = &mut self.pacer {
             p.wait(self.block.len());
         }
-        let (start, id) = (self.start_unix_ns, self.source_id);
+        let id = self.source_id;
         self.estimator
             .process_block(&self.block, |r| {
-                if let Some(rec) = to_record(r, start, id) {
+                if let Some(rec) = to_record(r, unix_ns(), id) {
                     on_record(rec);
                 }
             })
