@@ -1,5 +1,5 @@
 //! `--source` for the sarlink binaries: `sim`, `file:PATH`, `rtl_tcp:HOST:PORT`,
-//! `rtlsdr[:INDEX]` (the last only in builds with the GPL `rtlsdr` feature).
+//! `rtlsdr` / `rtlsdr:INDEX` (the last only in builds with the GPL `rtlsdr` feature).
 
 use std::fmt;
 use std::path::PathBuf;

@@ -59,7 +59,7 @@ pub struct Cli {
     /// This drone's node name (1-64 bytes) [default: drone]
     #[arg(long)]
     pub node: Option<String>,
-    /// I/Q source: sim, file:PATH, rtl_tcp:HOST:PORT or rtlsdr[:INDEX] [default: sim]
+    /// I/Q source: sim, file:PATH, rtl_tcp:HOST:PORT, rtlsdr or rtlsdr:INDEX [default: sim]
     #[arg(long)]
     pub source: Option<String>,
     /// Beacon frequency, e.g. 406.028e6 or 121.5M [default: 406.028 MHz; a recording keeps its own]

@@ -16,13 +16,14 @@ pub mod units;
 
 pub mod cmd;
 pub mod demo;
+pub mod load;
 pub mod metrics_http;
 pub mod output;
 pub mod receiver;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, LineWriter};
+use std::io::{BufRead, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -55,7 +56,7 @@ pub struct RunArgs {
     /// This station's node name [default: ground]
     #[arg(long)]
     pub node: Option<String>,
-    /// The ground's own receiver: sim, file:PATH, rtl_tcp:HOST:PORT or rtlsdr[:INDEX] [default: none]
+    /// The ground's own receiver: sim, file:PATH, rtl_tcp:HOST:PORT, rtlsdr or rtlsdr:INDEX [default: none]
     #[arg(long)]
     pub source: Option<String>,
     /// Beacon frequency for the own receiver, e.g. 406.028e6 [default: 406.028 MHz]
@@ -318,6 +319,23 @@ pub struct DroneTrack {
     pub fallbacks: u64,
     /// Times a fallback ended (recovery).
     pub recoveries: u64,
+    /// Records seen again (a check on the link's exactly-once delivery; should stay 0).
+    pub duplicates: u64,
+    /// Next expected sequence number per stream of this node.
+    pub next_seq: HashMap<u64, u64>,
+    /// From each link loss to the decision that fell back (most recent 1024).
+    pub fallback_delays: Vec<Duration>,
+    /// From each reconnection to the decision that ended the fallback (most recent 1024).
+    pub recovery_delays: Vec<Duration>,
+    lost_at: Option<Instant>,
+    healthy_at: Option<Instant>,
+}
+
+fn push_bounded(v: &mut Vec<Duration>, d: Duration) {
+    if v.len() == 1024 {
+        v.remove(0);
+    }
+    v.push(d);
 }
 
 struct Metrics {
@@ -327,6 +345,8 @@ struct Metrics {
     connections: Gauge,
     rtt: Histogram,
     latency: Histogram,
+    /// Latency since the last [`Ground::take_window_latency`].
+    window_latency: Histogram,
 }
 
 /// The ground station's core: owns the server, the output, the coordinators and the relay
@@ -375,9 +395,9 @@ impl Ground {
                     .append(true)
                     .open(path)
                     .with_context(|| format!("opening {}", path.display()))?;
-                Box::new(LineWriter::new(file))
+                Box::new(BufWriter::with_capacity(64 * 1024, file))
             }
-            None => Box::new(LineWriter::new(std::io::stdout())),
+            None => Box::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
         };
         let server = Server::bind(config.listen.as_str(), server_config)
             .with_context(|| format!("listening on {}", config.listen))?;
@@ -421,6 +441,7 @@ impl Ground {
                 "Time from a record's timestamp to its output line.",
                 &[],
             )?,
+            window_latency: Histogram::new(),
             registry,
         };
         Ok(Ground {
@@ -472,8 +493,12 @@ impl Ground {
                 self.decide()?;
             }
             if let Some(own) = &self.own {
-                for record in own.records().try_iter().collect::<Vec<_>>() {
-                    self.own_record(record)?;
+                let records: Vec<RssiRecord> = own.records().try_iter().collect();
+                for record in &records {
+                    self.own_record(*record)?;
+                }
+                if !records.is_empty() {
+                    self.output.flush()?;
                 }
             }
             let wait = deadline
@@ -537,6 +562,12 @@ impl Ground {
                 switches: 0,
                 fallbacks: 0,
                 recoveries: 0,
+                duplicates: 0,
+                next_seq: HashMap::new(),
+                fallback_delays: Vec::new(),
+                recovery_delays: Vec::new(),
+                lost_at: None,
+                healthy_at: None,
             })
     }
 
@@ -556,6 +587,7 @@ impl Ground {
                     let track = self.track(peer.node.as_str());
                     track.conn = Some(conn);
                     track.link = LinkState::Healthy;
+                    track.healthy_at = Some(Instant::now());
                     track
                         .coordinator
                         .update_link(SourceId::GROUND, LinkHealth::HEALTHY, now);
@@ -571,7 +603,6 @@ impl Ground {
                 ..
             } => {
                 let now = unix_now();
-                let received_ns = i64::try_from(now.as_nanos()).unwrap_or(i64::MAX);
                 for (i, record) in records.iter().enumerate() {
                     self.output.record(
                         Origin {
@@ -581,13 +612,17 @@ impl Ground {
                         },
                         record,
                     )?;
-                    let age_ns = received_ns.saturating_sub(record.timestamp_ns).max(0);
-                    self.metrics
-                        .latency
-                        .record(Duration::from_nanos(age_ns as u64));
+                    // From the end of the record's measurement window to its output line.
+                    let age_ns = record::unix_ns().saturating_sub(record.timestamp_ns).max(0);
+                    let age = Duration::from_nanos(age_ns as u64);
+                    self.metrics.latency.record(age);
+                    self.metrics.window_latency.record(age);
                 }
                 self.metrics.records.add(records.len() as u64);
                 let track = self.track(node.as_str());
+                let next = track.next_seq.entry(stream).or_insert(0);
+                track.duplicates += next.saturating_sub(seq).min(records.len() as u64);
+                *next = (*next).max(seq + records.len() as u64);
                 track.received += records.len() as u64;
                 track.gaps += gap;
                 for record in &records {
@@ -606,6 +641,15 @@ impl Ground {
                     let now = unix_now();
                     let track = self.track(&node);
                     track.link = state;
+                    match state {
+                        LinkState::Lost => {
+                            track.lost_at.get_or_insert_with(Instant::now);
+                        }
+                        LinkState::Healthy => {
+                            track.healthy_at.get_or_insert_with(Instant::now);
+                        }
+                        LinkState::Degraded => {}
+                    }
                     let health = match state {
                         LinkState::Healthy => LinkHealth::HEALTHY,
                         LinkState::Degraded => LinkHealth {
@@ -633,6 +677,8 @@ impl Ground {
                     if track.conn == Some(conn) {
                         track.conn = None;
                         track.link = LinkState::Lost;
+                        track.lost_at.get_or_insert_with(Instant::now);
+                        track.healthy_at = None;
                         track
                             .coordinator
                             .update_link(SourceId::GROUND, LinkHealth::LOST, now);
@@ -709,9 +755,18 @@ impl Ground {
             }
             if message.fallback && !was_fallback {
                 track.fallbacks += 1;
+                if let Some(at) = track.lost_at.take() {
+                    push_bounded(&mut track.fallback_delays, at.elapsed());
+                }
             }
             if !message.fallback && was_fallback && d.reason != Reason::Recovering {
                 track.recoveries += 1;
+                if let Some(at) = track.healthy_at.take() {
+                    push_bounded(&mut track.recovery_delays, at.elapsed());
+                }
+            }
+            if !message.fallback {
+                track.lost_at = None;
             }
             if changed {
                 published.push((node.clone(), message.clone()));
@@ -732,6 +787,11 @@ impl Ground {
     pub fn shutdown(mut self) {
         let _ = self.output.flush();
         self.server.shutdown();
+    }
+
+    /// Record-to-output latency since the previous call (a fresh window starts).
+    pub fn take_window_latency(&mut self) -> sarlink_monitor::metrics::HistogramSnapshot {
+        std::mem::replace(&mut self.metrics.window_latency, Histogram::new()).snapshot()
     }
 
     /// Link RTT percentiles over every drone connection.

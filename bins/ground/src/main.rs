@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
 use sarlink_ground::layered::Layers;
-use sarlink_ground::{GroundConfig, RunArgs, cmd, demo};
+use sarlink_ground::{GroundConfig, RunArgs, cmd, demo, load};
 
 /// The sarlink ground station.
 #[derive(Debug, Parser)]
@@ -28,6 +28,8 @@ enum Command {
     Cmd(cmd::CmdArgs),
     /// Run the whole system in one process: ground, simulated drone, a link outage
     Demo(demo::DemoArgs),
+    /// Load, spike, endurance and failure tests with many simulated drones
+    Load(load::LoadArgs),
 }
 
 fn stop_flag() -> Result<Arc<AtomicBool>, std::io::Error> {
@@ -78,6 +80,14 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("sarlink-ground demo: {e:#}");
                 ExitCode::FAILURE
+            }
+        },
+        Some(Command::Load(args)) => match load::run(&args, &mut std::io::stdout(), &stop) {
+            Ok(outcome) if outcome.passed => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("sarlink-ground load: {e:#}");
+                ExitCode::from(2)
             }
         },
         None => {

@@ -148,6 +148,28 @@ impl FaultProxy {
         }
     }
 
+    /// Cuts each open connection with probability `probability` (0 to 1); returns how many
+    /// were cut. New connections are accepted as before.
+    pub fn drop_random(&self, probability: f64) -> usize {
+        let mut open = self.shared.open.lock();
+        let mut cut = 0;
+        open.retain(|(_, a, b)| {
+            if rand::random::<f64>() < probability {
+                let _ = a.shutdown(Shutdown::Both);
+                let _ = b.shutdown(Shutdown::Both);
+                cut += 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.shared
+            .stats
+            .cut
+            .fetch_add(cut as u64, Ordering::Relaxed);
+        cut
+    }
+
     /// Counters.
     pub fn stats(&self) -> &ProxyStats {
         &self.shared.stats
@@ -354,6 +376,27 @@ mod tests {
         assert!(round_trip(proxy.local_addr()).is_ok());
         assert!(proxy.stats().cut.load(Ordering::Relaxed) >= 1);
         assert!(proxy.stats().refused.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[test]
+    fn drop_random_cuts_each_connection_with_its_probability() {
+        let proxy = FaultProxy::start("127.0.0.1:0", echo_server()).unwrap();
+        let conns: Vec<TcpStream> = (0..4)
+            .map(|_| {
+                let mut s = TcpStream::connect(proxy.local_addr()).unwrap();
+                s.write_all(b"x").unwrap();
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b).unwrap(); // forwarding is set up
+                s
+            })
+            .collect();
+        assert_eq!(proxy.drop_random(0.0), 0);
+        assert_eq!(proxy.drop_random(1.0), 4);
+        for mut s in conns {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut b = [0u8; 1];
+            assert!(matches!(s.read(&mut b), Ok(0) | Err(_)));
+        }
     }
 
     #[test]

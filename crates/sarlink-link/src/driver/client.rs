@@ -173,7 +173,7 @@ impl Client {
             let stop = Arc::clone(&stop);
             let counters = Arc::clone(&counters);
             thread::Builder::new()
-                .name("sarlink-client".into())
+                .name("sl-cli".into())
                 .spawn(move || client_loop(&config, &cmd_rx, &ev_tx, &stop, &counters))?
         };
         Ok(Client {
@@ -263,6 +263,7 @@ fn client_loop(
     let options = SocketOptions {
         write_timeout: config.write_timeout,
         read_poll: Duration::from_millis(200),
+        reader_name: "sl-cli-read",
     };
     let publish = |session: &Session| {
         let s = session.sender_stats();

@@ -50,6 +50,8 @@ pub(crate) enum Ended {
 pub(crate) struct SocketOptions {
     pub(crate) write_timeout: Duration,
     pub(crate) read_poll: Duration,
+    /// Name of the reader thread (see the thread names in the driver's docs).
+    pub(crate) reader_name: &'static str,
 }
 
 /// Runs the connection until it ends. `on_event` sees every session event (it may act on
@@ -76,7 +78,7 @@ pub(crate) fn run(
         let pool = pool.clone();
         let done = Arc::clone(&reader_done);
         thread::Builder::new()
-            .name("sarlink-read".into())
+            .name(options.reader_name.into())
             .spawn(move || read_loop(reader, &pool, &input_tx, &done))
             .expect("spawn reader thread")
     };

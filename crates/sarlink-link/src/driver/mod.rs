@@ -4,6 +4,10 @@
 //! thread (owns the [`Session`](crate::Session), waits on input, application commands and
 //! the session's deadline, and writes). Sockets use `TCP_NODELAY` and write timeouts, so a
 //! peer that stops reading is cut off instead of stalling its thread for ever.
+//!
+//! Thread names, so tools can attribute CPU time (`/proc/self/task/*/comm`): a server's
+//! threads start with `sl-srv` (`sl-srv-accept`, `sl-srv-<id>`, `sl-srv-read`), a client's
+//! with `sl-cli` (`sl-cli`, `sl-cli-read`).
 
 mod client;
 mod conn;

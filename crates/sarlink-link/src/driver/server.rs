@@ -220,7 +220,7 @@ impl Server {
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
-                .name("sarlink-accept".into())
+                .name("sl-srv-accept".into())
                 .spawn(move || accept_loop(&listener, &shared))?
         };
         Ok(Server {
@@ -348,7 +348,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
                 }
                 let shared2 = Arc::clone(shared);
                 let spawned = thread::Builder::new()
-                    .name(format!("sarlink-conn-{id}"))
+                    .name(format!("sl-srv-{id}"))
                     .spawn(move || serve(stream, addr, id, &shared2, &rx));
                 match spawned {
                     Ok(handle) => {
@@ -403,6 +403,7 @@ fn serve(
     let options = SocketOptions {
         write_timeout: shared.config.write_timeout,
         read_poll: Duration::from_millis(200),
+        reader_name: "sl-srv-read",
     };
     let mut peer: Option<PeerHello> = None;
     let events = &shared.events;
