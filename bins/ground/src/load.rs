@@ -549,6 +549,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         "lost": lost, "duplicates": duplicates, "gaps": gaps, "resends": resent, "ring_drops": ring_dropped, "refused": refused,
         "errors": {"disconnects": disconnects},
         "latency": lat_json(&latency),
+        "latency_includes_backlog": args.backlog > 0,
         "fallbacks": fallbacks, "fallback_max_ms": fallback_max.map(ms),
         "recoveries": recovery.2, "recovery_min_ms": recovery.0.map(ms), "recovery_max_ms": recovery.1.map(ms),
         "phases": {
