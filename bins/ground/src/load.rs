@@ -5,7 +5,8 @@
 //! (`--spike-every`, `--spike-seconds`, `--spike-factor` multiply the rate periodically);
 //! saturation (`--backlog N`: every drone queues N records while the ground is unreachable,
 //! then the ground comes up and ingests them all); failures (`--latency-ms`, `--jitter-ms`,
-//! `--drop-percent`: a fault-injecting proxy between drones and ground); endurance (long
+//! `--drop-percent`, `--stall-every`: a fault-injecting proxy between drones and ground);
+//! endurance (long
 //! `--seconds`, with per-interval memory and latency). It prints a progress line per interval
 //! and a summary, writes JSON with `--json`, and exits 1 when records were lost or
 //! duplicated (beyond `--max-lost`) or a fallback/recovery missed its bound.
@@ -65,6 +66,12 @@ pub struct LoadArgs {
     /// Each second, each connection is cut with this probability (percent)
     #[arg(long, default_value_t = 0.0)]
     pub drop_percent: f64,
+    /// Stall all traffic (connections stay open) every this many seconds [default: never]
+    #[arg(long)]
+    pub stall_every: Option<f64>,
+    /// How long each stall lasts
+    #[arg(long, default_value_t = 1.0)]
+    pub stall_seconds: f64,
     /// Progress line every this many seconds
     #[arg(long, default_value_t = 5.0)]
     pub interval: f64,
@@ -182,7 +189,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     let faulty = args.latency_ms > 0.0
         || args.jitter_ms > 0.0
         || args.drop_percent > 0.0
-        || args.backlog > 0;
+        || args.backlog > 0
+        || args.stall_every.is_some();
     let proxy = if faulty {
         let p = FaultProxy::start("127.0.0.1:0", ground_addr)?;
         p.set_latency(
@@ -368,6 +376,12 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 .spike_every
                 .is_some_and(|every| every > 0.0 && t >= every && (t % every) < args.spike_seconds);
             spiking.store(in_spike, Ordering::Relaxed);
+            if let (Some(p), Some(every)) = (&proxy, args.stall_every.filter(|e| *e > 0.0)) {
+                let stalled = t >= every && (t % every) < args.stall_seconds;
+                if p.faults().stalled != stalled {
+                    p.set_stalled(stalled);
+                }
+            }
             if let (Some(p), true) = (&proxy, args.drop_percent > 0.0) {
                 if Instant::now() >= next_drop {
                     p.drop_random(args.drop_percent / 100.0);
@@ -520,7 +534,12 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     )?;
     writeln!(
         out,
-        "  latency (record to ground output) p50 {:.3} ms  p95 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        "  latency (record to ground output{}) p50 {:.3} ms  p95 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        if args.backlog > 0 {
+            ", backlog queueing included"
+        } else {
+            ""
+        },
         ms(latency.p50),
         ms(latency.p95),
         ms(latency.p99),
@@ -544,6 +563,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         "config": {"drones": args.drones, "rate_hz": args.rate, "seconds": args.seconds, "spike_every_s": args.spike_every,
                    "spike_seconds": args.spike_seconds, "spike_factor": args.spike_factor, "backlog": args.backlog,
                    "latency_ms": args.latency_ms, "jitter_ms": args.jitter_ms, "drop_percent": args.drop_percent,
+                   "stall_every_s": args.stall_every, "stall_seconds": args.stall_seconds,
                    "target": args.target},
         "records_produced": produced_total, "records_received": received, "records_per_sec": received as f64 / elapsed.max(1e-9),
         "lost": lost, "duplicates": duplicates, "gaps": gaps, "resends": resent, "ring_drops": ring_dropped, "refused": refused,
