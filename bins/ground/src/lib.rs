@@ -539,10 +539,7 @@ impl Ground {
             track.coordinator.update_record(&record, t.max(unix_now()));
         }
         self.own_latest = Some(record);
-        let _ = self.server.broadcast(
-            Role::Observer,
-            &Message::Rssi(sarlink_schema::Rssi::single(seq, record)),
-        );
+        let _ = self.server.broadcast_sample(Role::Observer, record);
         Ok(())
     }
 
@@ -629,12 +626,9 @@ impl Ground {
                     track.coordinator.update_record(record, now);
                 }
                 track.latest = records.last().copied();
-                let _ = self.server.broadcast(
-                    Role::Observer,
-                    &Message::Rssi(
-                        sarlink_schema::Rssi::new(seq, records).expect("non-empty batch"),
-                    ),
-                );
+                for record in records {
+                    let _ = self.server.broadcast_sample(Role::Observer, record);
+                }
             }
             ServerEvent::LinkState { conn, state } => {
                 if let Some((node, Role::Drone)) = self.conn_node.get(&conn).cloned() {

@@ -336,3 +336,61 @@ fn the_demo_shows_a_fallback_and_a_recovery() {
     assert!(summary.contains("fallbacks 1, recoveries 1"), "{summary}");
     assert!(summary.contains(", lost 0"), "{summary}");
 }
+
+#[test]
+fn observers_get_records_and_decisions_and_sigterm_says_bye_and_exits_0() {
+    use sarlink_link::SessionConfig;
+    use sarlink_link::driver::{Client, ClientConfig, ClientEvent};
+    use sarlink_schema::{NodeName, Role};
+    let port = free_port();
+    let mut g = ground(port, &["--output", "none"]);
+    let _d = drone(port, &["--node", "o1", "--source", "sim"]);
+    let observer = Client::spawn(ClientConfig::new(
+        SessionConfig::new(Role::Observer, NodeName::new("watcher").unwrap(), 9),
+        format!("127.0.0.1:{port}"),
+    ))
+    .unwrap();
+    let (mut records, mut decisions) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (records < 10 || decisions < 1) && Instant::now() < deadline {
+        match observer.events().recv_timeout(Duration::from_millis(200)) {
+            Ok(ClientEvent::Samples { records: r, .. }) => {
+                assert!(
+                    r.iter().all(|x| x.source_id.get() == 0),
+                    "the drone's records, relayed"
+                );
+                records += r.len();
+            }
+            Ok(ClientEvent::Decision(d)) => {
+                assert!(!d.reason.is_empty());
+                decisions += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        records >= 10 && decisions >= 1,
+        "observer saw {records} records and {decisions} decisions"
+    );
+    g.signal("-TERM");
+    let status = g
+        .wait_exit(Duration::from_secs(5))
+        .expect("the ground exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let code = loop {
+        match observer
+            .events()
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the observer hears the ground leave")
+        {
+            ClientEvent::Disconnected { code, .. } => break code,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        code.and_then(|c| c.close_code()),
+        Some(sarlink_wire::CloseCode::Shutdown),
+        "a clean bye"
+    );
+    observer.close();
+}

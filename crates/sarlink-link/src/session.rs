@@ -359,9 +359,10 @@ impl Session {
         self.samples.push(record)
     }
 
-    /// Queues a message for the peer: `cmd`, `ack`, `status`, `decision`, or an `rssi` batch
-    /// relayed outside our own stream (observers). Handshake, liveness, `rx` and `bye` are
-    /// the session's own.
+    /// Queues a message for the peer: `cmd`, `ack`, `status` or `decision`. Samples go through
+    /// [`push_sample`](Self::push_sample) (relayed ones too), so every `rssi` the peer sees is
+    /// numbered in our stream and acknowledged; handshake, liveness, `rx` and `bye` are the
+    /// session's own.
     ///
     /// # Errors
     /// [`SendError`] when not established, for the session's own message types, or when the
@@ -372,7 +373,6 @@ impl Session {
         }
         let class = match message.kind() {
             MessageKind::Cmd | MessageKind::Ack => Priority::Control,
-            MessageKind::Rssi => Priority::Data,
             MessageKind::Status | MessageKind::Decision => Priority::Telemetry,
             kind => return Err(SendError::Reserved(kind)),
         };

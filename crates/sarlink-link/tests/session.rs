@@ -802,6 +802,11 @@ fn the_application_cannot_send_session_messages() {
             .send(&Message::Rx(sarlink_schema::Rx { seq: 1 }))
             .is_err()
     );
+    let rssi = sarlink_schema::Rssi::single(7, record(0));
+    assert!(
+        p.client.send(&Message::Rssi(rssi)).is_err(),
+        "samples go through push_sample"
+    );
     let mut fresh = Session::client(client_config(), p.now, [0; 16]);
     assert!(fresh.send(&status(0)).is_err(), "not established yet");
 }

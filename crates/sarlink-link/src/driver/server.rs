@@ -268,6 +268,18 @@ impl Server {
             .count()
     }
 
+    /// Appends `record` to the sample stream of every connection whose peer has `role` (for
+    /// relaying records to observers: each gets them numbered in its own stream, acknowledged
+    /// and resent like any samples); returns how many.
+    pub fn broadcast_sample(&self, role: Role, record: RssiRecord) -> usize {
+        let conns = self.shared.conns.lock();
+        conns
+            .values()
+            .filter(|c| c.role == Some(role))
+            .filter(|c| c.tx.send(Command::Sample(record)).is_ok())
+            .count()
+    }
+
     /// Closes connection `conn` with `bye`.
     pub fn disconnect(&self, conn: ConnId, code: CloseCode, reason: &str) -> bool {
         let conns = self.shared.conns.lock();
