@@ -22,6 +22,14 @@ fn metrics(c: &mut Criterion) {
             h.record(black_box(Duration::from_nanos(ns)));
         })
     });
+    let mut local = sarlink_monitor::metrics::LocalHistogram::new();
+    let mut ns2 = 1_000u64;
+    g.bench_function("local_histogram_record", |b| {
+        b.iter(|| {
+            ns2 = (ns2.wrapping_mul(6364136223846793005).wrapping_add(1) >> 40) + 1_000;
+            local.record(black_box(Duration::from_nanos(ns2)));
+        })
+    });
     g.bench_function("scope_timer", |b| {
         b.iter(|| drop(black_box(h.start_timer())))
     });

@@ -34,7 +34,7 @@ use sarlink_coord::{
 };
 use sarlink_link::driver::{ConnId, Server, ServerConfig, ServerEvent};
 use sarlink_link::{LinkState, PreSharedKey, SessionConfig};
-use sarlink_monitor::metrics::{Counter, Gauge, Histogram, Registry};
+use sarlink_monitor::metrics::{Counter, Gauge, Histogram, LocalHistogram, Registry};
 use sarlink_schema::{Ack, AckCode, Cmd, Decision, Message, NodeName, Role, RssiRecord, SourceId};
 use sarlink_sdr::Gain;
 
@@ -345,8 +345,10 @@ struct Metrics {
     connections: Gauge,
     rtt: Histogram,
     latency: Histogram,
+    /// Latency recorded on the ground's thread since the last flush into `latency`.
+    latency_local: LocalHistogram,
     /// Latency since the last [`Ground::take_window_latency`].
-    window_latency: Histogram,
+    window_latency: LocalHistogram,
 }
 
 /// The ground station's core: owns the server, the output, the coordinators and the relay
@@ -441,7 +443,8 @@ impl Ground {
                 "Time from a record's timestamp to its output line.",
                 &[],
             )?,
-            window_latency: Histogram::new(),
+            latency_local: LocalHistogram::new(),
+            window_latency: LocalHistogram::new(),
             registry,
         };
         Ok(Ground {
@@ -612,7 +615,7 @@ impl Ground {
                     // From the end of the record's measurement window to its output line.
                     let age_ns = record::unix_ns().saturating_sub(record.timestamp_ns).max(0);
                     let age = Duration::from_nanos(age_ns as u64);
-                    self.metrics.latency.record(age);
+                    self.metrics.latency_local.record(age);
                     self.metrics.window_latency.record(age);
                 }
                 self.metrics.records.add(records.len() as u64);
@@ -733,6 +736,8 @@ impl Ground {
     }
 
     fn decide(&mut self) -> anyhow::Result<()> {
+        // Publish what the hot path recorded (the registry's histogram is read elsewhere).
+        self.metrics.latency_local.flush_into(&self.metrics.latency);
         let now = unix_now();
         let mut published = Vec::new();
         for (node, track) in &mut self.drones {
@@ -785,7 +790,9 @@ impl Ground {
 
     /// Record-to-output latency since the previous call (a fresh window starts).
     pub fn take_window_latency(&mut self) -> sarlink_monitor::metrics::HistogramSnapshot {
-        std::mem::replace(&mut self.metrics.window_latency, Histogram::new()).snapshot()
+        let snapshot = self.metrics.window_latency.snapshot();
+        self.metrics.window_latency.clear();
+        snapshot
     }
 
     /// Link RTT percentiles over every drone connection.
@@ -794,7 +801,8 @@ impl Ground {
     }
 
     /// Record-to-output latency histogram.
-    pub fn latency(&self) -> &Histogram {
+    pub fn latency(&mut self) -> &Histogram {
+        self.metrics.latency_local.flush_into(&self.metrics.latency);
         &self.metrics.latency
     }
 }

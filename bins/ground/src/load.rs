@@ -473,7 +473,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     let refused = refused.load(Ordering::Relaxed);
     let (received, duplicates, gaps, latency, fallback_max, recovery, fallbacks) = match &ground {
         Some(g) => {
-            let g = g.lock();
+            let mut g = g.lock();
+            let latency = g.latency().snapshot();
             let tracks = g.drones();
             let fb: Vec<Duration> = tracks
                 .values()
@@ -487,7 +488,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 tracks.values().map(|t| t.received).sum::<u64>(),
                 tracks.values().map(|t| t.duplicates).sum::<u64>(),
                 tracks.values().map(|t| t.gaps).sum::<u64>(),
-                g.latency().snapshot(),
+                latency,
                 fb.iter().max().copied(),
                 (
                     rec.iter().min().copied(),

@@ -111,23 +111,12 @@ impl Default for Histogram {
 impl Histogram {
     /// An empty histogram, not attached to any registry.
     pub fn new() -> Self {
-        // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
-        // sigfig <= 5), so creation cannot fail.
-        let hist = hdrhistogram::Histogram::new_with_bounds(
-            1,
-            duration_ns(HISTOGRAM_MAX),
-            HISTOGRAM_SIGNIFICANT_DIGITS,
-        )
-        .expect("constant histogram bounds are valid");
-        Self(Arc::new(Mutex::new(HistogramState { hist, sum_ns: 0 })))
+        Self(Arc::new(Mutex::new(HistogramState::new())))
     }
 
     /// Records one duration; values above [`HISTOGRAM_MAX`] are recorded as the maximum.
     pub fn record(&self, value: Duration) {
-        let ns = duration_ns(value.min(HISTOGRAM_MAX));
-        let mut state = self.0.lock();
-        state.hist.saturating_record(ns);
-        state.sum_ns = state.sum_ns.saturating_add(ns);
+        self.0.lock().record(value);
     }
 
     /// Starts a [`ScopeTimer`](crate::ScopeTimer) that records into this histogram when dropped.
@@ -137,23 +126,117 @@ impl Histogram {
 
     /// Summary statistics of everything recorded so far.
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let state = self.0.lock();
-        let h = &state.hist;
+        self.0.lock().snapshot()
+    }
+}
+
+impl HistogramState {
+    fn new() -> Self {
+        // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
+        // sigfig <= 5), so creation cannot fail.
+        let hist = hdrhistogram::Histogram::new_with_bounds(
+            1,
+            duration_ns(HISTOGRAM_MAX),
+            HISTOGRAM_SIGNIFICANT_DIGITS,
+        )
+        .expect("constant histogram bounds are valid");
+        HistogramState { hist, sum_ns: 0 }
+    }
+
+    #[inline]
+    fn record(&mut self, value: Duration) {
+        let ns = duration_ns(value.min(HISTOGRAM_MAX));
+        self.hist.saturating_record(ns);
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+    }
+
+    fn snapshot(&self) -> HistogramSnapshot {
+        let h = &self.hist;
         if h.is_empty() {
             return HistogramSnapshot::default();
         }
         HistogramSnapshot {
             count: h.len(),
-            sum: Duration::from_nanos(state.sum_ns),
+            sum: Duration::from_nanos(self.sum_ns),
             min: Duration::from_nanos(h.min()),
             max: Duration::from_nanos(h.max()),
             // Exact (from the exact sum) and cheaper than hdrhistogram's `mean`, which walks
             // every bucket. `len() > 0` here.
-            mean: Duration::from_nanos(state.sum_ns / h.len()),
+            mean: Duration::from_nanos(self.sum_ns / h.len()),
             p50: Duration::from_nanos(h.value_at_quantile(0.5)),
             p95: Duration::from_nanos(h.value_at_quantile(0.95)),
             p99: Duration::from_nanos(h.value_at_quantile(0.99)),
         }
+    }
+}
+
+/// A histogram owned by one thread, for hot paths: [`record`](Self::record) takes `&mut self`
+/// and touches no lock and no atomic. Periodically [`flush_into`](Self::flush_into) a shared
+/// [`Histogram`] (a registry's), which then reports everything recorded.
+///
+/// Same bounds and precision as [`Histogram`] (about 216 KiB, allocated at creation).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sarlink_monitor::metrics::{Histogram, LocalHistogram};
+///
+/// let shared = Histogram::new();
+/// let mut local = LocalHistogram::new();
+/// for us in 1..=1000 {
+///     local.record(Duration::from_micros(us));
+/// }
+/// local.flush_into(&shared);
+/// assert_eq!(shared.snapshot().count, 1000);
+/// assert_eq!(local.snapshot().count, 0, "flushing empties the local histogram");
+/// ```
+#[derive(Debug)]
+pub struct LocalHistogram(HistogramState);
+
+impl Default for LocalHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LocalHistogram {
+    /// An empty local histogram.
+    pub fn new() -> Self {
+        Self(HistogramState::new())
+    }
+
+    /// Records one duration; values above [`HISTOGRAM_MAX`] are recorded as the maximum.
+    #[inline]
+    pub fn record(&mut self, value: Duration) {
+        self.0.record(value);
+    }
+
+    /// Summary statistics of what was recorded since the last flush.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        self.0.snapshot()
+    }
+
+    /// Forgets everything recorded (keeps the buckets' memory).
+    pub fn clear(&mut self) {
+        self.0.hist.reset();
+        self.0.sum_ns = 0;
+    }
+
+    /// Adds everything recorded to `shared` and starts empty again.
+    pub fn flush_into(&mut self, shared: &Histogram) {
+        if self.0.hist.is_empty() {
+            return;
+        }
+        let mut target = shared.0.lock();
+        // Both sides have the same constant bounds, so adding cannot fail.
+        target
+            .hist
+            .add(&self.0.hist)
+            .expect("histograms with equal bounds add");
+        target.sum_ns = target.sum_ns.saturating_add(self.0.sum_ns);
+        drop(target);
+        self.clear();
     }
 }
 
@@ -651,5 +734,23 @@ mod tests {
             }
         });
         assert_eq!(c.value(), 4000);
+    }
+
+    #[test]
+    fn local_histograms_flush_to_exactly_what_direct_recording_gives() {
+        let direct = Histogram::new();
+        let shared = Histogram::new();
+        let mut local = LocalHistogram::new();
+        for i in 0..10_000u64 {
+            let d = Duration::from_nanos(1 + (i * 7919) % 5_000_000);
+            direct.record(d);
+            local.record(d);
+            if i % 1000 == 999 {
+                local.flush_into(&shared);
+            }
+        }
+        local.flush_into(&shared);
+        assert_eq!(shared.snapshot(), direct.snapshot());
+        assert_eq!(local.snapshot(), HistogramSnapshot::default());
     }
 }
