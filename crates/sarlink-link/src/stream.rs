@@ -70,7 +70,7 @@ impl<T> SampleLog<T> {
     /// When `capacity` is zero.
     pub fn new(capacity: usize) -> Self {
         Self {
-            ring: RingBuffer::new(capacity),
+            ring: RingBuffer::new_lazy(capacity),
             first: 0,
             send: 0,
             next: 0,

@@ -102,6 +102,31 @@ impl<T> RingBuffer<T> {
         ring
     }
 
+    /// Like [`new`](Self::new), but memory is allocated as the buffer fills instead of up
+    /// front. The bound is the same: never more than `capacity` elements (the backing storage
+    /// grows by doubling, so it may reach up to twice `capacity` slots). Suits a buffer that is
+    /// usually nearly empty but must be able to hold a lot (samples awaiting acknowledgement):
+    /// its memory follows what it actually held, instead of creeping up to the whole capacity
+    /// as the ring's head travels through a preallocated block.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    #[must_use]
+    pub fn new_lazy(capacity: usize) -> Self {
+        assert!(capacity > 0, "RingBuffer capacity must be at least 1");
+        let mut ring = Self {
+            items: VecDeque::new(),
+            capacity,
+            high_water: capacity,
+            pending_crossings: 0,
+            crossings: 0,
+            evictions: 0,
+        };
+        ring.set_high_water(capacity - capacity / 10);
+        ring
+    }
+
     /// Moves the high-water mark to `high_water` elements.
     ///
     /// This records no crossing by itself, even if the length is already at or above the
@@ -467,5 +492,27 @@ mod tests {
         assert_eq!(ring.len(), 16);
         assert_eq!(ring.items.capacity(), allocated);
         assert_eq!(ring.evictions(), 1000 - 16);
+    }
+
+    #[test]
+    fn lazy_rings_allocate_only_what_they_hold_and_keep_the_bound() {
+        let mut r = RingBuffer::new_lazy(1000);
+        assert_eq!(r.items.capacity(), 0);
+        for i in 0..100 {
+            r.push(i).unwrap();
+            r.pop();
+        }
+        assert!(
+            r.items.capacity() <= 8,
+            "a nearly empty ring stays small: {}",
+            r.items.capacity()
+        );
+        for i in 0..1000 {
+            r.push(i).unwrap();
+        }
+        assert_eq!(r.push(1000), Err(1000), "same bound as a preallocated ring");
+        assert_eq!(r.force_push(1001), Some(0));
+        assert_eq!(r.len(), 1000);
+        assert!(r.high_water_crossings() >= 1);
     }
 }
