@@ -7,10 +7,12 @@ pub mod driver;
 pub mod proxy;
 pub mod queue;
 pub mod rate;
+mod rtt;
 mod session;
 pub mod stream;
 
 pub use auth::{KeyFileError, KeyTooShort, PreSharedKey};
 pub use config::SessionConfig;
 pub use queue::{Priority, QueueStats, SendQueue};
+pub use rtt::{RTT_WINDOW, RttStats, RttWindow};
 pub use session::{CloseReason, Event, LinkState, PeerHello, SendError, Session, SessionStats};

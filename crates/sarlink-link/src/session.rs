@@ -22,8 +22,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::rtt::{RttStats, RttWindow};
 use bytes::{Bytes, BytesMut};
-use sarlink_monitor::metrics::Histogram;
 use sarlink_schema::{
     Ack, Auth, Bye, Challenge, Cmd, Decision, Hello, Mac, Message, MessageKind, NodeName, Nonce,
     Ping, Pong, ProtocolVersion, Reject, Role, Rssi, RssiRecord, RssiUnits, Rx, Status, Welcome,
@@ -242,7 +242,7 @@ pub struct Session {
     ping_seq: u32,
     ping_outstanding: Option<Ping>,
     last_rtt: Option<Duration>,
-    rtt: Histogram,
+    rtt: RttWindow,
     link_state: LinkState,
     bucket: Option<TokenBucket>,
     congestion: CongestionAdvisor,
@@ -305,7 +305,7 @@ impl Session {
             ping_seq: 0,
             ping_outstanding: None,
             last_rtt: None,
-            rtt: Histogram::new(),
+            rtt: RttWindow::default(),
             link_state: LinkState::Healthy,
             bucket,
             congestion: CongestionAdvisor::new(config.congestion.clone()),
@@ -784,7 +784,7 @@ impl Session {
             self.liveness_out.push_back(Message::Ping(ping));
             self.next_ping = now + self.config.ping_interval;
             // Congestion advice is re-evaluated once per ping: percentiles are not free.
-            let snapshot = self.rtt.snapshot();
+            let snapshot = self.rtt.stats();
             let p95 = (snapshot.count > 0).then_some(snapshot.p95);
             let backlog = usize::try_from(self.samples.backlog()).unwrap_or(usize::MAX);
             if let Some(rate) = self.congestion.observe(now, backlog, p95) {
@@ -1017,8 +1017,8 @@ impl Session {
     }
 
     /// Round-trip times measured by our pings.
-    pub fn rtt(&self) -> &Histogram {
-        &self.rtt
+    pub fn rtt(&self) -> RttStats {
+        self.rtt.stats()
     }
 
     /// Our sample stream's counters (produced, resent, dropped...).
