@@ -1,4 +1,5 @@
-//! Parsing of human-friendly quantities for the sarlink binaries.
+//! Parsing of option values for the sarlink binaries: human-friendly quantities, addresses,
+//! durations, key files.
 
 /// Parses a frequency or rate in Hz: `406028000`, `406.028e6`, `406.028M`, `433.92MHz`,
 /// `250k`, `2.4M`. The result must be finite and positive.
@@ -41,6 +42,52 @@ pub fn parse_hz_u64(text: &str) -> Result<u64, String> {
     } else {
         Err(format!("{text:?} is out of range"))
     }
+}
+
+/// Parses an RTL-SDR sample rate (225 kHz to 3.2 MHz) in any [`parse_hz`] notation.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_sample_rate(text: &str) -> Result<u32, String> {
+    let hz = parse_hz_u64(text)?;
+    u32::try_from(hz)
+        .ok()
+        .filter(|hz| (225_001..=3_200_000).contains(hz))
+        .ok_or_else(|| "an RTL-SDR samples at 225 kHz to 3.2 MHz".to_owned())
+}
+
+/// Parses `HOST:PORT` (the port must be a number).
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_host_port(text: &str) -> Result<String, String> {
+    if text
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    {
+        Ok(text.to_owned())
+    } else {
+        Err("expected HOST:PORT".to_owned())
+    }
+}
+
+/// Parses a positive, finite number of seconds.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err("must be a positive number of seconds".to_owned()),
+    }
+}
+
+/// Reads a pre-shared key from the file named by `text`.
+///
+/// # Errors
+/// A message saying why the file or key cannot be used.
+pub fn parse_key_file(text: &str) -> Result<sarlink_link::PreSharedKey, String> {
+    sarlink_link::PreSharedKey::from_file(std::path::Path::new(text)).map_err(|e| format!("{e:#}"))
 }
 
 /// Parses a receiver gain: `auto`, or a number of dB.

@@ -154,15 +154,7 @@ impl DroneConfig {
                 "connect",
                 cli.connect.clone(),
                 || DEFAULT_CONNECT.to_owned(),
-                |s| {
-                    if s.rsplit_once(':')
-                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-                    {
-                        Ok(s.to_owned())
-                    } else {
-                        Err("expected HOST:PORT".to_owned())
-                    }
-                },
+                units::parse_host_port,
             )?
             .0;
         let node = layers
@@ -187,14 +179,7 @@ impl DroneConfig {
                 "sample_rate",
                 cli.sample_rate.clone(),
                 || 1_024_000,
-                |s| {
-                    let hz = units::parse_hz_u64(s)?;
-                    if (225_001..=3_200_000).contains(&hz) {
-                        Ok(hz as u32)
-                    } else {
-                        Err("an RTL-SDR samples at 225 kHz to 3.2 MHz".to_owned())
-                    }
-                },
+                units::parse_sample_rate,
             )?
             .0;
         let gain = layers
@@ -220,11 +205,7 @@ impl DroneConfig {
                 "key_file",
                 cli.key_file.clone(),
                 || None,
-                |s| {
-                    PreSharedKey::from_file(std::path::Path::new(s))
-                        .map(Some)
-                        .map_err(|e| format!("{e:#}"))
-                },
+                |s| units::parse_key_file(s).map(Some),
             )?
             .0;
         let compression_threshold = layers.get(
@@ -238,10 +219,7 @@ impl DroneConfig {
                 "seconds",
                 cli.seconds.clone(),
                 || None,
-                |s| match s.parse::<f64>() {
-                    Ok(v) if v > 0.0 && v.is_finite() => Ok(Some(v)),
-                    _ => Err("must be a positive number of seconds".to_owned()),
-                },
+                |s| units::parse_seconds(s).map(Some),
             )?
             .0;
         let quiet = cli.quiet || layers.get("quiet", None, false)?;

@@ -150,22 +150,13 @@ impl GroundConfig {
     /// A [`ConfigError`] naming the key, its value and where it came from.
     pub fn resolve(args: &RunArgs, layers: &Layers) -> Result<GroundConfig, ConfigError> {
         layers.check_file_keys(FILE_KEYS)?;
-        let addr = |s: &str| {
-            if s.rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-            {
-                Ok(s.to_owned())
-            } else {
-                Err("expected HOST:PORT".to_owned())
-            }
-        };
         Ok(GroundConfig {
             listen: layers
                 .get_with(
                     "listen",
                     args.listen.clone(),
                     || DEFAULT_LISTEN.to_owned(),
-                    addr,
+                    units::parse_host_port,
                 )?
                 .0,
             node: layers
@@ -190,14 +181,7 @@ impl GroundConfig {
                     "sample_rate",
                     args.sample_rate.clone(),
                     || 1_024_000,
-                    |s| {
-                        let hz = units::parse_hz_u64(s)?;
-                        if (225_001..=3_200_000).contains(&hz) {
-                            Ok(hz as u32)
-                        } else {
-                            Err("an RTL-SDR samples at 225 kHz to 3.2 MHz".to_owned())
-                        }
-                    },
+                    units::parse_sample_rate,
                 )?
                 .0,
             gain: layers
@@ -208,11 +192,7 @@ impl GroundConfig {
                     "key_file",
                     args.key_file.clone(),
                     || None,
-                    |s| {
-                        PreSharedKey::from_file(Path::new(s))
-                            .map(Some)
-                            .map_err(|e| format!("{e:#}"))
-                    },
+                    |s| units::parse_key_file(s).map(Some),
                 )?
                 .0,
             max_clients: layers
@@ -233,7 +213,7 @@ impl GroundConfig {
                     "metrics",
                     args.metrics.clone(),
                     || None,
-                    |s| addr(s).map(Some),
+                    |s| units::parse_host_port(s).map(Some),
                 )?
                 .0,
             seconds: layers
@@ -241,10 +221,7 @@ impl GroundConfig {
                     "seconds",
                     args.seconds.clone(),
                     || None,
-                    |s| match s.parse::<f64>() {
-                        Ok(v) if v > 0.0 && v.is_finite() => Ok(Some(v)),
-                        _ => Err("must be a positive number of seconds".to_owned()),
-                    },
+                    |s| units::parse_seconds(s).map(Some),
                 )?
                 .0,
             quiet: args.quiet || layers.get("quiet", None, false)?,

@@ -953,32 +953,30 @@ impl Session {
         self.queue.push(class, payload);
     }
 
+    /// Closes with `bye`: the final frame, then nothing more.
     fn fail(&mut self, code: CloseCode, reason: String) {
-        if std::mem::replace(&mut self.closing, true) {
-            return;
-        }
-        self.scratch.clear();
-        Message::Bye(Bye {
+        let bye = Message::Bye(Bye {
             code: code.into(),
             reason: reason.clone(),
-        })
-        .encode(&mut self.scratch);
-        self.final_frame = Some(self.scratch.split().freeze());
-        self.state = State::Closed;
-        self.events
-            .push_back(Event::Closed(CloseReason::Local { code, reason }));
+        });
+        self.close_with(&bye, code, reason);
     }
 
+    /// Refuses a client with `reject` (server side, during the handshake).
     fn send_reject(&mut self, code: CloseCode, reason: String) {
+        let reject = Message::Reject(Reject {
+            code: code.into(),
+            reason: reason.clone(),
+        });
+        self.close_with(&reject, code, reason);
+    }
+
+    fn close_with(&mut self, last: &Message, code: CloseCode, reason: String) {
         if std::mem::replace(&mut self.closing, true) {
             return;
         }
         self.scratch.clear();
-        Message::Reject(Reject {
-            code: code.into(),
-            reason: reason.clone(),
-        })
-        .encode(&mut self.scratch);
+        last.encode(&mut self.scratch);
         self.final_frame = Some(self.scratch.split().freeze());
         self.state = State::Closed;
         self.events
