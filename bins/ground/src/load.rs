@@ -95,28 +95,23 @@ fn record(i: u64) -> RssiRecord {
     }
 }
 
-/// CPU ticks of this process's threads whose names start with `prefix`.
-fn thread_ticks(prefix: &str) -> u64 {
+/// CPU time, in ns, of this process's live threads whose names start with `prefix`, from
+/// `/proc/self/task/*/schedstat` (exact run time; `stat`'s utime/stime are 10 ms ticks, too
+/// coarse for many threads that each run in short bursts).
+fn thread_cpu_ns(prefix: &str) -> u64 {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
     dir.flatten()
         .filter_map(|task| {
-            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-            if !name.starts_with(prefix) {
+            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            if !name.trim_end().starts_with(prefix) {
                 return None;
             }
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // After the name: state is field 3, utime 14 and stime 15 (1-based, whole line).
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            schedstat.split_whitespace().next()?.parse::<u64>().ok()
         })
         .sum()
-}
-
-fn ticks_per_second() -> f64 {
-    // USER_HZ is 100 on every Linux this runs on (the kernel's ABI constant for /proc).
-    100.0
 }
 
 fn rss_bytes() -> Option<u64> {
@@ -365,10 +360,11 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 }
             }
         });
-        let ticks = ticks_per_second();
         let mut last_t = Instant::now();
-        let mut last_ticks = thread_ticks("sl-srv");
+        let mut last_cpu_ns = thread_cpu_ns("sl-srv");
         let mut last_received = 0u64;
+        // Loop iterations of the current interval, and how many of them were in a spike.
+        let (mut ticks_in_interval, mut spike_ticks) = (0u32, 0u32);
         let mut next_drop = Instant::now() + Duration::from_secs(1);
         while Instant::now() < end && !stop.load(Ordering::Relaxed) {
             let t = start.elapsed().as_secs_f64();
@@ -376,6 +372,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 .spike_every
                 .is_some_and(|every| every > 0.0 && t >= every && (t % every) < args.spike_seconds);
             spiking.store(in_spike, Ordering::Relaxed);
+            ticks_in_interval += 1;
+            spike_ticks += u32::from(in_spike);
             if let (Some(p), Some(every)) = (&proxy, args.stall_every.filter(|e| *e > 0.0)) {
                 let stalled = t >= every && (t % every) < args.stall_seconds;
                 if p.faults().stalled != stalled {
@@ -404,6 +402,9 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
             let now = Instant::now();
             let dt = now.duration_since(last_t).as_secs_f64();
             if dt >= args.interval.min(args.seconds) || now >= end {
+                // An interval counts as a spike when most of it was spent in one.
+                let in_spike = spike_ticks * 2 > ticks_in_interval;
+                (ticks_in_interval, spike_ticks) = (0, 0);
                 let (received, lat) = match &ground {
                     Some(g) => {
                         let mut g = g.lock();
@@ -414,8 +415,9 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                     }
                     None => (0, client_rtt.snapshot()),
                 };
-                let ticks_now = thread_ticks("sl-srv");
-                let cpu = (ticks_now - last_ticks) as f64 / ticks / dt * 100.0;
+                let cpu_ns_now = thread_cpu_ns("sl-srv");
+                // Threads that ended since the last look take their time with them: saturate.
+                let cpu = cpu_ns_now.saturating_sub(last_cpu_ns) as f64 / 1e9 / dt * 100.0;
                 let rps = (received - last_received) as f64 / dt;
                 let phase = &mut phases[usize::from(in_spike)];
                 phase.records += received - last_received;
@@ -440,7 +442,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                     "latency": lat_json(&lat), "ground_cpu_pct": cpu, "rss_bytes": rss,
                 }));
                 last_t = now;
-                last_ticks = ticks_now;
+                last_cpu_ns = cpu_ns_now;
                 last_received = received;
             }
         }
