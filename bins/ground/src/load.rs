@@ -330,6 +330,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     let mut intervals = Vec::new();
     let client_rtt = Histogram::new();
     let mut disconnects = 0u64;
+    // Ground CPU over the whole streaming phase: (ns at its start, when).
+    let mut run_cpu_start = (0u64, Instant::now());
     std::thread::scope(|scope| -> anyhow::Result<()> {
         scope.spawn(|| {
             // Independent drones are not phase-locked: each tick serves the next drone, so
@@ -362,6 +364,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         });
         let mut last_t = Instant::now();
         let mut last_cpu_ns = thread_cpu_ns("sl-srv");
+        run_cpu_start = (last_cpu_ns, Instant::now());
         let mut last_received = 0u64;
         // Loop iterations of the current interval, and how many of them were in a spike.
         let (mut ticks_in_interval, mut spike_ticks) = (0u32, 0u32);
@@ -472,6 +475,10 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         .iter()
         .map(|c| c.counters().samples_dropped.load(Ordering::Relaxed))
         .sum();
+    let ground_cpu_pct = thread_cpu_ns("sl-srv").saturating_sub(run_cpu_start.0) as f64
+        / 1e9
+        / run_cpu_start.1.elapsed().as_secs_f64().max(1e-9)
+        * 100.0;
     let refused = refused.load(Ordering::Relaxed);
     let (received, duplicates, gaps, latency, fallback_max, recovery, fallbacks) = match &ground {
         Some(g) => {
@@ -558,6 +565,10 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     )?;
     writeln!(
         out,
+        "  ground cpu {ground_cpu_pct:.1} % of one core over the run"
+    )?;
+    writeln!(
+        out,
         "  peak memory {}",
         peak.map_or("?".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
     )?;
@@ -573,6 +584,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         "errors": {"disconnects": disconnects},
         "latency": lat_json(&latency),
         "latency_includes_backlog": args.backlog > 0,
+        "ground_cpu_pct": ground_cpu_pct,
         "fallbacks": fallbacks, "fallback_max_ms": fallback_max.map(ms),
         "recoveries": recovery.2, "recovery_min_ms": recovery.0.map(ms), "recovery_max_ms": recovery.1.map(ms),
         "phases": {
