@@ -1,68 +1,67 @@
-//! `sarlink-drone`: parse, configure, run. See the library for everything else.
+//! `sarlink-drone`: parse, configure, run. Everything else is in `sarlink-station`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use sarlink_drone::layered::Layers;
-use sarlink_drone::{Cli, DroneConfig};
+use sarlink_station::config::{DroneArgs, DroneSettings, Layers};
+use sarlink_station::node::drone::DroneNode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = DroneArgs::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = match Layers::load(cli.config.as_deref())
-        .and_then(|layers| DroneConfig::resolve(&cli, &layers))
+    let settings = match Layers::load(args.config.as_deref())
+        .and_then(|layers| DroneSettings::resolve(&args, &layers))
     {
-        Ok(c) => c,
+        Ok(s) => s,
         Err(e) => {
             eprintln!("sarlink-drone: {e}");
             return ExitCode::from(2);
         }
     };
-    if cli.print_config {
-        println!(
-            "connect = {:?}\nnode = {:?}\nsource = {:?}\nfrequency_hz = {:?}\nsample_rate_hz = {}\ngain = {:?}\nrate_hz = {}\nkey = {}\ncompression_threshold = {}\ncalibration_db = {:?}\nseconds = {:?}\nquiet = {}",
-            config.connect,
-            config.node.as_str(),
-            config.source.to_string(),
-            config.frequency_hz,
-            config.sample_rate_hz,
-            config.gain,
-            config.rate_hz,
-            if config.key.is_some() { "set" } else { "none" },
-            config.compression_threshold,
-            config.calibration_db,
-            config.seconds,
-            config.quiet
-        );
+    if args.print_config {
+        println!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
-            eprintln!("sarlink-drone: cannot handle signal {signal}: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    match sarlink_drone::run(&config, &stop) {
-        Ok(summary) => {
-            if !config.quiet {
-                eprintln!(
-                    "sarlink-drone: {} reports, {} streamed, {} commands, {} connections",
-                    summary.reports, summary.streamed, summary.commands, summary.connections
-                );
-            }
-            ExitCode::SUCCESS
-        }
+    match run(&settings) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sarlink-drone: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the drone until SIGINT/SIGTERM or `--seconds`.
+fn run(settings: &DroneSettings) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let deadline = settings
+        .seconds
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let summary = DroneNode::start(settings)?.run(&stop, deadline, settings.quiet)?;
+    if !settings.quiet {
+        let s = &summary.stats;
+        eprintln!(
+            "sarlink-drone: {} reports, {} streamed, {} ground records, {} commands ({} refused), {} connections, {} fallbacks, {} recoveries",
+            s.measured,
+            s.streamed,
+            s.ground_records,
+            s.commands,
+            s.refused,
+            s.connections,
+            s.fallbacks,
+            s.recoveries
+        );
+    }
+    Ok(())
 }

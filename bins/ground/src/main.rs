@@ -1,25 +1,27 @@
-//! `sarlink-ground`: parse, configure, run. See the library for everything else.
+//! `sarlink-ground`: parse, configure, run. Everything else is in `sarlink-station` (and the
+//! demo and load tool in `sarlink-tools`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::{Parser, Subcommand};
-use sarlink_ground::layered::Layers;
-use sarlink_ground::{GroundConfig, RunArgs, cmd, demo, load};
+use sarlink_station::cmd;
+use sarlink_station::config::{GroundArgs, GroundSettings, Layers};
+use sarlink_tools::{demo, load};
 
 /// The sarlink ground station.
 #[derive(Debug, Parser)]
 #[command(
     name = "sarlink-ground",
     version,
-    about = "sarlink ground station: receive drone RSSI, coordinate sources, relay commands"
+    about = "sarlink ground station: receive drone RSSI, serve the ground's own receiver to drones, relay commands"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    run: RunArgs,
+    run: GroundArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,14 +34,6 @@ enum Command {
     Load(load::LoadArgs),
 }
 
-fn stop_flag() -> Result<Arc<AtomicBool>, std::io::Error> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
-    }
-    Ok(stop)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -48,14 +42,22 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let stop = match stop_flag() {
-        Ok(s) => s,
+    match run(cli) {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("sarlink-ground: cannot handle signals: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("sarlink-ground: {e:#}");
+            ExitCode::FAILURE
         }
-    };
-    match cli.command {
+    }
+}
+
+/// Runs the chosen command; the exit code says how it went.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(match cli.command {
         Some(Command::Cmd(args)) => match cmd::run(&args) {
             Ok(ack) if ack.ok => {
                 println!("ack {}: ok", ack.id);
@@ -75,13 +77,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Some(Command::Demo(args)) => match demo::run(&args, &mut std::io::stdout(), &stop) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sarlink-ground demo: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Some(Command::Demo(args)) => {
+            demo::run(&args, &mut std::io::stdout(), &stop)?;
+            ExitCode::SUCCESS
+        }
         Some(Command::Load(args)) => match load::run(&args, &mut std::io::stdout(), &stop) {
             Ok(outcome) if outcome.passed => ExitCode::SUCCESS,
             Ok(_) => ExitCode::from(1),
@@ -91,22 +90,17 @@ fn main() -> ExitCode {
             }
         },
         None => {
-            let config = match Layers::load(cli.run.config.as_deref())
-                .and_then(|l| GroundConfig::resolve(&cli.run, &l))
+            let settings = match Layers::load(cli.run.config.as_deref())
+                .and_then(|l| GroundSettings::resolve(&cli.run, &l))
             {
-                Ok(c) => c,
+                Ok(s) => s,
                 Err(e) => {
                     eprintln!("sarlink-ground: {e}");
-                    return ExitCode::from(2);
+                    return Ok(ExitCode::from(2));
                 }
             };
-            match sarlink_ground::run(&config, &stop) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("sarlink-ground: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            sarlink_station::node::ground::run(&settings, &stop)?;
+            ExitCode::SUCCESS
         }
-    }
+    })
 }

@@ -333,7 +333,14 @@ fn the_demo_shows_a_fallback_and_a_recovery() {
     );
     assert!(text.contains("FALLBACK (link_lost)"), "{text}");
     let summary = text.split("summary").nth(1).expect("a summary");
-    assert!(summary.contains("fallbacks 1, recoveries 1"), "{summary}");
+    assert!(
+        summary.contains("decided on the drone:") && summary.contains("fallbacks 1, recoveries 1"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("the ground heard 1 fallbacks"),
+        "{summary}"
+    );
     assert!(summary.contains(", lost 0"), "{summary}");
 }
 
@@ -393,4 +400,136 @@ fn observers_get_records_and_decisions_and_sigterm_says_bye_and_exits_0() {
         "a clean bye"
     );
     observer.close();
+}
+
+/// Decision lines the drone's flight recorder wrote: (t_ns, source_id, fallback, reason).
+fn decisions(path: &Path) -> Vec<(i64, u64, bool, String)> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter(|v| v["type"] == "decision")
+        .map(|v| {
+            (
+                v["t_ns"].as_i64().unwrap(),
+                v["source_id"].as_u64().unwrap(),
+                v["fallback"].as_bool().unwrap(),
+                v["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+#[test]
+fn the_drone_decides_falls_back_when_the_ground_dies_and_recovers_after_the_hold_down() {
+    let dir = temp_dir("coordination");
+    let local = dir.join("drone.jsonl");
+    let ground_out = dir.join("ground.jsonl");
+    let port = free_port();
+    // The ground's own receiver is 300 m from the beacon; the drone's is 3 km away.
+    // 250 kS/s keeps the simulators real-time in a debug build on a busy machine.
+    let ground_args = [
+        "--source",
+        "sim:300",
+        "--sample-rate",
+        "250k",
+        "--output-file",
+        ground_out.to_str().unwrap(),
+    ];
+    let mut g = ground(port, &ground_args);
+    let _d = drone(
+        port,
+        &[
+            "--node",
+            "homer",
+            "--source",
+            "sim:3000",
+            "--sample-rate",
+            "250k",
+            "--output-file",
+            local.to_str().unwrap(),
+        ],
+    );
+    // 1. The drone hears both receivers and chooses the ground's within 2 s of its first
+    //    record.
+    wait_for(
+        "the drone to choose the ground",
+        Duration::from_secs(20),
+        || decisions(&local).iter().any(|d| d.1 == 1) && !records(&local, "homer").is_empty(),
+    );
+    let first_record = records(&local, "homer")[0]["timestamp_ns"]
+        .as_i64()
+        .unwrap();
+    let chose_ground = decisions(&local).iter().find(|d| d.1 == 1).unwrap().0;
+    assert!(
+        chose_ground - first_record <= 2_000_000_000,
+        "chose the ground {} ms after its first record",
+        (chose_ground - first_record) / 1_000_000
+    );
+    assert!(
+        !records(&local, "ground").is_empty(),
+        "the ground's records reach the drone's recorder"
+    );
+    // The ground writes the drone's decisions (it decides nothing itself).
+    wait_for(
+        "the ground to write the decision",
+        Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(&ground_out)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("\"type\":\"decision\"") && l.contains("\"node\":\"homer\""))
+        },
+    );
+    // 2. Kill the ground: the drone falls back to its own receiver within 3.5 s.
+    std::thread::sleep(Duration::from_secs(1));
+    let killed_at = unix_ns();
+    g.signal("-KILL");
+    g.wait_exit(Duration::from_secs(5));
+    wait_for("the fallback", Duration::from_secs(10), || {
+        decisions(&local)
+            .iter()
+            .any(|d| d.0 >= killed_at && d.2 && d.1 == 0)
+    });
+    let fallback = decisions(&local)
+        .into_iter()
+        .find(|d| d.0 >= killed_at && d.2)
+        .unwrap();
+    assert!(
+        fallback.0 - killed_at <= 3_500_000_000,
+        "fell back {} ms after the kill ({fallback:?})",
+        (fallback.0 - killed_at) / 1_000_000
+    );
+    // 3. Restart the ground: recovery follows the 5 s hold-down.
+    std::thread::sleep(Duration::from_secs(1));
+    let restarted_at = unix_ns();
+    let _g = ground(port, &ground_args);
+    wait_for("the recovery", Duration::from_secs(20), || {
+        decisions(&local)
+            .iter()
+            .any(|d| d.0 >= restarted_at && !d.2)
+    });
+    let recovery = decisions(&local)
+        .into_iter()
+        .find(|d| d.0 >= restarted_at && !d.2)
+        .unwrap();
+    let after_ms = (recovery.0 - restarted_at) / 1_000_000;
+    assert!(
+        after_ms >= 5_000,
+        "recovered {after_ms} ms after the restart, before the hold-down: {recovery:?}"
+    );
+    assert_eq!(
+        recovery.1, 1,
+        "back on the stronger ground receiver: {recovery:?}"
+    );
 }

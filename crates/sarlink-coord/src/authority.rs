@@ -21,17 +21,20 @@ pub enum SafetyLevel {
     Communication,
     /// The drone's own signal lock on the beacon is weak.
     Signal,
+    /// The machine is short of CPU, memory or cooling and the drone is shedding work.
+    Resources,
 }
 
 impl SafetyLevel {
     /// Every level, highest precedence first.
-    pub const ALL: [SafetyLevel; 6] = [
+    pub const ALL: [SafetyLevel; 7] = [
         SafetyLevel::EmergencyStop,
         SafetyLevel::FlightMode,
         SafetyLevel::Geofence,
         SafetyLevel::Battery,
         SafetyLevel::Communication,
         SafetyLevel::Signal,
+        SafetyLevel::Resources,
     ];
 
     /// Lower-case snake-case name, e.g. `"emergency_stop"`.
@@ -43,6 +46,7 @@ impl SafetyLevel {
             SafetyLevel::Battery => "battery",
             SafetyLevel::Communication => "communication",
             SafetyLevel::Signal => "signal",
+            SafetyLevel::Resources => "resources",
         }
     }
 
@@ -53,13 +57,13 @@ impl SafetyLevel {
     /// Whether a ground command `op` conflicts with this level ("R" = refused with
     /// `safety`):
     ///
-    /// | op / level   | emergency_stop | flight_mode | geofence | battery | communication | signal |
-    /// |--------------|:--:|:--:|:--:|:--:|:--:|:--:|
-    /// | `tune`       | R | R | R | R | R | R |
-    /// | `gain`       | R | R |   |   |   | R |
-    /// | `gain_auto`  | R | R |   |   |   | R |
-    /// | `rate`       | R |   |   | R | R |   |
-    /// | `stream`     | R | R |   |   | R |   |
+    /// | op / level   | emergency_stop | flight_mode | geofence | battery | communication | signal | resources |
+    /// |--------------|:--:|:--:|:--:|:--:|:--:|:--:|:--:|
+    /// | `tune`       | R | R | R | R | R | R |   |
+    /// | `gain`       | R | R |   |   |   | R |   |
+    /// | `gain_auto`  | R | R |   |   |   | R |   |
+    /// | `rate`       | R |   |   | R | R |   | R |
+    /// | `stream`     | R | R |   |   | R |   |   |
     ///
     /// Why: an emergency stop freezes everything. Retuning changes what the drone homes on,
     /// so it conflicts with every safety state. The flight controller owns the mission in a
@@ -67,7 +71,8 @@ impl SafetyLevel {
     /// stream. While re-acquiring a weak signal the receiver settings must not change under
     /// the drone. With a low battery or a poor link the drone chooses its own report rate
     /// (more reports cost power and bandwidth), and with a poor link it also owns the
-    /// stream switch.
+    /// stream switch. While the machine sheds load the drone steps its own report rate, so
+    /// the ground may not set one.
     pub const fn conflicts_with(self, op: CommandOp) -> bool {
         use CommandOp as O;
         use SafetyLevel as L;
@@ -78,6 +83,7 @@ impl SafetyLevel {
             L::Battery => matches!(op, O::Tune | O::Rate),
             L::Communication => matches!(op, O::Tune | O::Rate | O::Stream),
             L::Signal => matches!(op, O::Tune | O::Gain | O::GainAuto),
+            L::Resources => matches!(op, O::Rate),
         }
     }
 }
@@ -397,7 +403,7 @@ mod tests {
             .with(SafetyLevel::Signal)
             .with(SafetyLevel::Geofence);
         assert_eq!(SafetyState::from_bits(s.bits()), Some(s));
-        assert_eq!(SafetyState::from_bits(0x40), None);
+        assert_eq!(SafetyState::from_bits(0x80), None);
         assert_eq!(s.highest(), Some(SafetyLevel::Geofence));
         assert_eq!(
             s.without(SafetyLevel::Geofence).highest(),

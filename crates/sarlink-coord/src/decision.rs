@@ -54,6 +54,7 @@ impl Reason {
             Reason::Safety(SafetyLevel::Battery) => "safety_battery",
             Reason::Safety(SafetyLevel::Communication) => "safety_communication",
             Reason::Safety(SafetyLevel::Signal) => "safety_signal",
+            Reason::Safety(SafetyLevel::Resources) => "safety_resources",
             Reason::LinkLost => "link_lost",
             Reason::LinkDegraded => "link_degraded",
             Reason::Recovering => "recovering",

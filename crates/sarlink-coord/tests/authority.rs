@@ -17,13 +17,14 @@ const OPS: [CommandOp; 5] = [
 ];
 
 /// The documented conflict table, row by level, columns in `OPS` order.
-const TABLE: [(SafetyLevel, [bool; 5]); 6] = [
+const TABLE: [(SafetyLevel, [bool; 5]); 7] = [
     (SafetyLevel::EmergencyStop, [true, true, true, true, true]),
     (SafetyLevel::FlightMode, [true, true, true, false, true]),
     (SafetyLevel::Geofence, [true, false, false, false, false]),
     (SafetyLevel::Battery, [true, false, false, true, false]),
     (SafetyLevel::Communication, [true, false, false, true, true]),
     (SafetyLevel::Signal, [true, true, true, false, false]),
+    (SafetyLevel::Resources, [false, false, false, true, false]),
 ];
 
 #[test]

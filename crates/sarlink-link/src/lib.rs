@@ -4,7 +4,6 @@
 pub mod auth;
 mod config;
 pub mod driver;
-pub mod proxy;
 pub mod queue;
 pub mod rate;
 mod rtt;

@@ -440,7 +440,7 @@ fn hostile_clients_are_cut_off_while_100_good_clients_keep_streaming() {
 
 #[test]
 fn an_outage_through_a_faulty_network_loses_nothing() {
-    use sarlink_link::proxy::FaultProxy;
+    use sarlink_testkit::proxy::FaultProxy;
     let server = start(server_config());
     let proxy = FaultProxy::start("127.0.0.1:0", server.local_addr()).unwrap();
     proxy.set_latency(Duration::from_millis(20), Duration::from_millis(10));

@@ -3,10 +3,14 @@
 //! - [`CountingAlloc`]: a global allocator that counts allocations per thread, for tests that
 //!   prove a hot path allocates nothing in steady state.
 //! - [`iq_data_dir`] / [`iq_capture`]: where the shared real RTL-SDR captures are.
+//! - [`proxy::FaultProxy`]: a TCP proxy that injects latency, jitter, stalls, cuts and
+//!   outages between a client and a server, for link, load and demo runs.
 
 // The one place in the workspace with `unsafe`: a `GlobalAlloc` must be an `unsafe impl`.
 // It only forwards to `std::alloc::System` and bumps a thread-local counter.
 #![deny(unsafe_code)]
+
+pub mod proxy;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

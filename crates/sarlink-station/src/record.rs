@@ -1,9 +1,17 @@
-//! Estimator reports as wire records.
+//! The report-to-record mapping: estimator reports as wire records, and the wall clock
+//! they are stamped with.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sarlink_schema::{Db, Dbm, FrequencyHz, QualityScore, RssiRecord, SourceId};
 use sarlink_sdr::Report;
+
+/// Now, as time since the Unix epoch (the clock the cores run on).
+pub fn unix_now() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
 
 /// Now, in ns since the Unix epoch.
 pub fn unix_ns() -> i64 {

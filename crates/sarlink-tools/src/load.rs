@@ -9,7 +9,9 @@
 //! endurance (long
 //! `--seconds`, with per-interval memory and latency). It prints a progress line per interval
 //! and a summary, writes JSON with `--json`, and exits 1 when records were lost or
-//! duplicated (beyond `--max-lost`) or a fallback/recovery missed its bound.
+//! duplicated (beyond `--max-lost`) or a fallback/recovery missed its bound. Each simulated
+//! drone runs the real drone core on its link's events, so fallbacks and recoveries are
+//! decided and timed where a real drone decides them.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,14 +23,15 @@ use anyhow::Context as _;
 use parking_lot::Mutex;
 use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Backoff, Client, ClientConfig, ClientEvent};
-use sarlink_link::proxy::FaultProxy;
 use sarlink_monitor::metrics::{Histogram, HistogramSnapshot};
 use sarlink_schema::{Db, Dbm, FrequencyHz, NodeName, QualityScore, Role, RssiRecord, SourceId};
+use sarlink_station::config::GroundSettings;
+use sarlink_station::drone::{DroneConfig, DroneCore, DroneInput};
+use sarlink_station::node::ground::GroundNode;
+use sarlink_station::output::Format;
+use sarlink_station::record::{unix_now, unix_ns};
+use sarlink_testkit::proxy::{FaultProxy, Faults};
 use serde_json::json;
-
-use crate::output::Format;
-use crate::record::unix_ns;
-use crate::{Ground, GroundConfig};
 
 /// Arguments of `sarlink-ground load`.
 #[derive(Debug, Clone, clap::Args)]
@@ -156,7 +159,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     let ground = match &args.target {
         Some(_) => None,
         None => {
-            let config = GroundConfig {
+            let config = GroundSettings {
                 listen: "127.0.0.1:0".into(),
                 node: NodeName::new("ground").expect("valid"),
                 source: None,
@@ -171,7 +174,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 seconds: None,
                 quiet: true,
             };
-            Some(Arc::new(Mutex::new(Ground::start(&config)?)))
+            Some(Arc::new(Mutex::new(GroundNode::start(&config)?)))
         }
     };
     let ground_addr: SocketAddr = match (&ground, &args.target) {
@@ -237,6 +240,16 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
             Client::spawn(c)
         })
         .collect::<Result<_, _>>()?;
+    // Each simulated drone decides as a real one does: its own core, fed its link's events,
+    // so fallback on link loss and recovery after the hold-down are measured where they
+    // happen.
+    let mut cores: Vec<DroneCore> = (0..args.drones)
+        .map(|i| {
+            DroneCore::new(DroneConfig::new(
+                NodeName::new(format!("load-{i}")).expect("short"),
+            ))
+        })
+        .collect::<Result<_, _>>()?;
     writeln!(
         out,
         "sarlink load: {} drones x {} Hz for {} s against {}{}{}",
@@ -288,7 +301,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         proxy.as_ref().expect("proxy").set_down(false);
         let deadline = t0 + Duration::from_secs(120);
         let received = loop {
-            let r: u64 = g.lock().drones().values().map(|t| t.received).sum();
+            let r: u64 = g.lock().core().drones().values().map(|t| t.received).sum();
             if r >= total || Instant::now() > deadline || stop.load(Ordering::Relaxed) {
                 break r;
             }
@@ -389,14 +402,25 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                     next_drop += Duration::from_secs(1);
                 }
             }
-            for c in &clients {
+            for (c, core) in clients.iter().zip(cores.iter_mut()) {
                 for e in c.events().try_iter() {
-                    match e {
-                        ClientEvent::Rtt(r) => client_rtt.record(r),
-                        ClientEvent::Disconnected { .. } => disconnects += 1,
-                        _ => {}
-                    }
+                    let input = match e {
+                        ClientEvent::Rtt(r) => {
+                            client_rtt.record(r);
+                            DroneInput::Rtt(r)
+                        }
+                        ClientEvent::Disconnected { .. } => {
+                            disconnects += 1;
+                            DroneInput::LinkDown
+                        }
+                        ClientEvent::Connected { peer, .. } => DroneInput::LinkUp { ground: peer },
+                        ClientEvent::LinkState(s) => DroneInput::LinkState(s),
+                        _ => continue,
+                    };
+                    core.handle(unix_now(), input);
                 }
+                core.handle(unix_now(), DroneInput::Tick);
+                while core.poll_output().is_some() {}
             }
             std::thread::sleep(
                 Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())),
@@ -412,7 +436,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                     Some(g) => {
                         let mut g = g.lock();
                         (
-                            g.drones().values().map(|t| t.received).sum::<u64>(),
+                            g.core().drones().values().map(|t| t.received).sum::<u64>(),
                             g.take_window_latency(),
                         )
                     }
@@ -455,13 +479,20 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
 
     // Drain: everything produced should arrive (the proxy is healed first).
     if let Some(p) = &proxy {
-        p.set_faults(sarlink_link::proxy::Faults::default());
+        p.set_faults(Faults::default());
     }
     let produced_total = produced.load(Ordering::Relaxed);
     let drain_deadline = Instant::now() + Duration::from_secs(20);
     if let Some(g) = &ground {
         while Instant::now() < drain_deadline {
-            if g.lock().drones().values().map(|t| t.received).sum::<u64>() >= produced_total {
+            if g.lock()
+                .core()
+                .drones()
+                .values()
+                .map(|t| t.received)
+                .sum::<u64>()
+                >= produced_total
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -484,15 +515,9 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         Some(g) => {
             let mut g = g.lock();
             let latency = g.latency().snapshot();
-            let tracks = g.drones();
-            let fb: Vec<Duration> = tracks
-                .values()
-                .flat_map(|t| t.fallback_delays.iter().copied())
-                .collect();
-            let rec: Vec<Duration> = tracks
-                .values()
-                .flat_map(|t| t.recovery_delays.iter().copied())
-                .collect();
+            let tracks = g.core().drones();
+            let fb: Vec<Duration> = cores.iter().flat_map(|c| c.fallback_delays()).collect();
+            let rec: Vec<Duration> = cores.iter().flat_map(|c| c.recovery_delays()).collect();
             (
                 tracks.values().map(|t| t.received).sum::<u64>(),
                 tracks.values().map(|t| t.duplicates).sum::<u64>(),

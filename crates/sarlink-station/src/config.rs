@@ -1,6 +1,12 @@
-//! Layered configuration shared by the sarlink binaries: every option comes from the command
+//! Layered configuration shared by both binaries: every option comes from the command
 //! line, else the environment (`SARLINK_<KEY>`), else a TOML file (`--config`), else its
 //! default. A bad value is an error that names the key and where it came from.
+
+mod drone;
+mod ground;
+
+pub use drone::{DEFAULT_CONNECT, DEFAULT_FREQUENCY_HZ, DroneArgs, DroneSettings};
+pub use ground::{DEFAULT_LISTEN, GroundArgs, GroundSettings};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,4 @@
-//! `--source` for the sarlink binaries: `sim`, `file:PATH`, `rtl_tcp:HOST:PORT`,
+//! `--source` for the sarlink binaries, and opening it: `sim` / `sim:METRES`, `file:PATH`, `rtl_tcp:HOST:PORT`,
 //! `rtlsdr` / `rtlsdr:INDEX` (the last only in builds with the GPL `rtlsdr` feature).
 
 use std::fmt;
@@ -11,10 +11,11 @@ use sarlink_sdr::source::sim::{SimConfig, Simulator};
 use sarlink_sdr::{Gain, IqSource};
 
 /// Where I/Q samples come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SourceSpec {
-    /// The built-in beacon simulator (no hardware).
-    Sim,
+    /// The built-in beacon simulator (no hardware), the beacon this many metres away
+    /// (`sim:800`; plain `sim` is 1 km).
+    Sim(Option<f64>),
     /// A recording: raw cu8 (rtl_433 file-name convention) or a SigMF `.sigmf-meta`.
     File(PathBuf),
     /// An rtl_tcp server.
@@ -29,7 +30,15 @@ impl FromStr for SourceSpec {
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if s == "sim" {
-            return Ok(SourceSpec::Sim);
+            return Ok(SourceSpec::Sim(None));
+        }
+        if let Some(m) = s.strip_prefix("sim:") {
+            return match m.parse::<f64>() {
+                Ok(d) if d.is_finite() && d > 0.0 && d <= 1e6 => Ok(SourceSpec::Sim(Some(d))),
+                _ => Err(format!(
+                    "sim:{m}: the beacon's distance must be 0 to 1000000 metres, e.g. sim:800"
+                )),
+            };
         }
         if let Some(path) = s.strip_prefix("file:") {
             if path.is_empty() {
@@ -61,7 +70,8 @@ impl FromStr for SourceSpec {
 impl fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SourceSpec::Sim => f.write_str("sim"),
+            SourceSpec::Sim(None) => f.write_str("sim"),
+            SourceSpec::Sim(Some(d)) => write!(f, "sim:{d}"),
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
             SourceSpec::RtlTcp(a) => write!(f, "rtl_tcp:{a}"),
             SourceSpec::RtlSdr(i) => write!(f, "rtlsdr:{i}"),
@@ -104,14 +114,58 @@ impl fmt::Debug for Opened {
     }
 }
 
+/// A source that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The recording cannot be read.
+    #[error("recording {path}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The rtl_tcp server cannot be reached or spoke wrongly.
+    #[error("rtl_tcp server {addr}")]
+    RtlTcp {
+        /// HOST:PORT.
+        addr: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The USB dongle cannot be opened.
+    #[error("RTL-SDR dongle {index}")]
+    RtlSdr {
+        /// Its index.
+        index: u32,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// This build has no USB support.
+    #[error(
+        "this build has no USB RTL-SDR support: rebuild with `--features rtlsdr` (links GPL librtlsdr), or use rtl_tcp:HOST:PORT"
+    )]
+    NoUsbSupport,
+    /// The frequency is outside what the receiver can tune.
+    #[error("{hz} Hz is beyond an RTL-SDR's range")]
+    OutOfRange {
+        /// The frequency asked for.
+        hz: u64,
+    },
+}
+
 /// Opens `spec` with `tuning`.
 ///
 /// # Errors
-/// A message naming the source and what went wrong (file missing, server unreachable, no
-/// device, feature not built).
-pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, String> {
+/// [`OpenError`] naming the source and what went wrong (file missing, server unreachable,
+/// no device, feature not built).
+pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, OpenError> {
     match spec {
-        SourceSpec::Sim => {
+        SourceSpec::Sim(distance_m) => {
             let beacon = tuning.beacon_hz.unwrap_or(406_028_000);
             let center = (beacon as f64 - tuning.tuning_offset_hz).round() as u64;
             let config = SimConfig {
@@ -119,17 +173,38 @@ pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, String> {
                 center_frequency_hz: center,
                 beacon_offset_hz: tuning.tuning_offset_hz,
                 seed: tuning.seed,
+                distance_m: distance_m.unwrap_or(SimConfig::default().distance_m),
                 ..SimConfig::default()
             };
-            Ok(Opened { source: Box::new(Simulator::new(config)), channel_offset_hz: tuning.tuning_offset_hz, is_sim: true })
+            Ok(Opened {
+                source: Box::new(Simulator::new(config)),
+                channel_offset_hz: tuning.tuning_offset_hz,
+                is_sim: true,
+            })
         }
         SourceSpec::File(path) => {
-            let is_sigmf = path.extension().is_some_and(|e| e == "sigmf-meta" || e == "sigmf-data");
-            let file = if is_sigmf { FileSource::open_sigmf(path) } else { FileSource::open_cu8(path) };
-            let file = file.map_err(|e| format!("{}: {e}", path.display()))?.paced(true).looping(true);
+            let is_sigmf = path
+                .extension()
+                .is_some_and(|e| e == "sigmf-meta" || e == "sigmf-data");
+            let file = if is_sigmf {
+                FileSource::open_sigmf(path)
+            } else {
+                FileSource::open_cu8(path)
+            };
+            let file = file
+                .map_err(|e| OpenError::File {
+                    path: path.clone(),
+                    source: Box::new(e),
+                })?
+                .paced(true)
+                .looping(true);
             let center = file.center_frequency_hz();
             let offset = tuning.beacon_hz.map_or(0.0, |b| b as f64 - center as f64);
-            Ok(Opened { source: Box::new(file), channel_offset_hz: offset, is_sim: false })
+            Ok(Opened {
+                source: Box::new(file),
+                channel_offset_hz: offset,
+                is_sim: false,
+            })
         }
         SourceSpec::RtlTcp(addr) => {
             let beacon = tuning.beacon_hz.unwrap_or(406_028_000);
@@ -140,15 +215,23 @@ pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, String> {
                 gain: tuning.gain,
                 ..RtlTcpConfig::default()
             };
-            let src = RtlTcpSource::connect(addr.as_str(), config).map_err(|e| format!("rtl_tcp {addr}: {e}"))?;
-            Ok(Opened { source: Box::new(src), channel_offset_hz: tuning.tuning_offset_hz, is_sim: false })
+            let src =
+                RtlTcpSource::connect(addr.as_str(), config).map_err(|e| OpenError::RtlTcp {
+                    addr: addr.clone(),
+                    source: Box::new(e),
+                })?;
+            Ok(Opened {
+                source: Box::new(src),
+                channel_offset_hz: tuning.tuning_offset_hz,
+                is_sim: false,
+            })
         }
         #[cfg(feature = "rtlsdr")]
         SourceSpec::RtlSdr(index) => {
             use sarlink_sdr::source::rtlsdr::{RtlSdrConfig, RtlSdrSource};
             let beacon = tuning.beacon_hz.unwrap_or(406_028_000);
             let center = (beacon as f64 - tuning.tuning_offset_hz).round() as u64;
-            let center = u32::try_from(center).map_err(|_| format!("{center} Hz is beyond an RTL-SDR's range"))?;
+            let center = u32::try_from(center).map_err(|_| OpenError::OutOfRange { hz: center })?;
             let config = RtlSdrConfig {
                 device_index: *index,
                 center_frequency_hz: center,
@@ -156,11 +239,18 @@ pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, String> {
                 gain: tuning.gain,
                 ..RtlSdrConfig::default()
             };
-            let src = RtlSdrSource::open(config).map_err(|e| format!("rtlsdr:{index}: {e}"))?;
-            Ok(Opened { source: Box::new(src), channel_offset_hz: tuning.tuning_offset_hz, is_sim: false })
+            let src = RtlSdrSource::open(config).map_err(|e| OpenError::RtlSdr {
+                index: *index,
+                source: Box::new(e),
+            })?;
+            Ok(Opened {
+                source: Box::new(src),
+                channel_offset_hz: tuning.tuning_offset_hz,
+                is_sim: false,
+            })
         }
         #[cfg(not(feature = "rtlsdr"))]
-        SourceSpec::RtlSdr(_) => Err("this build has no USB RTL-SDR support: rebuild with `--features rtlsdr` (links GPL librtlsdr), or use rtl_tcp:HOST:PORT".into()),
+        SourceSpec::RtlSdr(_) => Err(OpenError::NoUsbSupport),
     }
 }
 
@@ -172,6 +262,7 @@ mod source_tests {
     fn specs_parse_and_print_back() {
         for s in [
             "sim",
+            "sim:800",
             "file:/tmp/x_433.92M_250k.cu8",
             "rtl_tcp:127.0.0.1:1234",
             "rtlsdr:1",
@@ -179,7 +270,16 @@ mod source_tests {
             assert_eq!(s.parse::<SourceSpec>().unwrap().to_string(), s);
         }
         assert_eq!("rtlsdr".parse(), Ok(SourceSpec::RtlSdr(0)));
-        for bad in ["", "file:", "rtl_tcp:host", "rtlsdr:x", "usb"] {
+        for bad in [
+            "",
+            "file:",
+            "rtl_tcp:host",
+            "rtlsdr:x",
+            "usb",
+            "sim:-1",
+            "sim:x",
+            "sim:inf",
+        ] {
             assert!(bad.parse::<SourceSpec>().is_err(), "{bad}");
         }
     }

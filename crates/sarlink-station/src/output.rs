@@ -1,9 +1,37 @@
-//! Record and decision output: JSON lines (default), CSV, or nothing.
+//! Record and decision output: JSON lines (default), CSV, or nothing; and, side by side
+//! with the writer, the reader that recovers stream positions from what was written.
 
-use std::io::{self, Write};
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sarlink_schema::{Decision, RssiRecord};
+
+/// One line of output, as the drone and ground cores emit it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A record measured by `node`, numbered `seq` in its `stream`.
+    Record {
+        /// The node that measured it.
+        node: Arc<str>,
+        /// That node's stream.
+        stream: u64,
+        /// Its number in the stream.
+        seq: u64,
+        /// The record.
+        record: RssiRecord,
+    },
+    /// A coordinator decision taken on drone `node`.
+    Decision {
+        /// The drone.
+        node: Arc<str>,
+        /// The decision.
+        decision: Decision,
+    },
+}
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +105,51 @@ fn csv_field(s: &str) -> String {
 }
 
 impl Output {
+    /// Output in `format`, appended to the file at `path`, or to stdout when `None`.
+    ///
+    /// # Errors
+    /// When the file cannot be opened for appending.
+    pub fn open(format: Format, path: Option<&Path>) -> Result<Output, OutputError> {
+        let out: Box<dyn Write + Send> = match path {
+            Some(path) => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| OutputError::Open {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                Box::new(BufWriter::with_capacity(64 * 1024, file))
+            }
+            None => Box::new(BufWriter::with_capacity(64 * 1024, io::stdout())),
+        };
+        Ok(Output::new(format, out))
+    }
+
+    /// Writes one entry.
+    ///
+    /// # Errors
+    /// When the writer fails.
+    pub fn write(&mut self, entry: &Entry) -> io::Result<()> {
+        match entry {
+            Entry::Record {
+                node,
+                stream,
+                seq,
+                record,
+            } => self.record(
+                Origin {
+                    node,
+                    stream: *stream,
+                    seq: *seq,
+                },
+                record,
+            ),
+            Entry::Decision { node, decision } => self.decision(node, decision),
+        }
+    }
+
     /// Output in `format` to `out`.
     pub fn new(format: Format, out: Box<dyn Write + Send>) -> Self {
         Output {
@@ -183,6 +256,57 @@ impl Output {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// The output file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// Opening it failed.
+    #[error("cannot open {path} for appending")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Recovers the next expected sequence number per (node, stream) from an existing JSON-lines
+/// or CSV output file, so a restarted ground resumes exactly where its output stops.
+/// Unreadable or partial lines are skipped; a missing file gives no positions.
+pub fn resume_from_output(path: &Path) -> Vec<(String, u64, u64)> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut next: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    for line in BufReader::new(file).lines().map_while(Result::ok) {
+        let (node, stream, seq) = if line.starts_with('{') {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["type"] != "rssi" {
+                continue;
+            }
+            match (v["node"].as_str(), v["stream"].as_u64(), v["seq"].as_u64()) {
+                (Some(n), Some(s), Some(q)) => (n.to_owned(), s, q),
+                _ => continue,
+            }
+        } else {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() < 4 || f[0] != "rssi" {
+                continue;
+            }
+            match (f[2].parse(), f[3].parse()) {
+                (Ok(s), Ok(q)) => (f[1].trim_matches('"').to_owned(), s, q),
+                _ => continue,
+            }
+        };
+        let e = next.entry((node, stream)).or_insert(0);
+        *e = (*e).max(seq + 1);
+    }
+    next.into_iter().map(|((n, s), q)| (n, s, q)).collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,200 @@
+//! The ground station's options: command line, `SARLINK_*` environment, TOML file,
+//! defaults.
+
+use std::path::PathBuf;
+
+use sarlink_link::PreSharedKey;
+use sarlink_schema::NodeName;
+use sarlink_sdr::Gain;
+
+use super::{ConfigError, Layers};
+use crate::output::Format;
+use crate::source::SourceSpec;
+use crate::units;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7355";
+
+/// Options of the ground station (the default command). Each can also be given as
+/// `SARLINK_<OPTION>` or in the `--config` TOML file; command line > environment > file >
+/// default.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GroundArgs {
+    /// Address to listen on [default: 127.0.0.1:7355]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// This station's node name [default: ground]
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The ground's own receiver: sim, sim:METRES, file:PATH, rtl_tcp:HOST:PORT, rtlsdr or rtlsdr:INDEX [default: none]
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Beacon frequency for the own receiver, e.g. 406.028e6 [default: 406.028 MHz]
+    #[arg(long)]
+    pub frequency: Option<String>,
+    /// Sample rate of the own receiver [default: 1.024M]
+    #[arg(long)]
+    pub sample_rate: Option<String>,
+    /// Gain of the own receiver in dB, or `auto` [default: auto]
+    #[arg(long)]
+    pub gain: Option<String>,
+    /// File holding the pre-shared key (at least 16 bytes); drones must prove it
+    #[arg(long)]
+    pub key_file: Option<String>,
+    /// Most drones and observers connected at once [default: 64]
+    #[arg(long)]
+    pub max_clients: Option<String>,
+    /// jsonl, csv or none [default: jsonl]
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Write output here (appending) instead of stdout; also where the stream positions are
+    /// recovered from after a restart
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Stop after this many seconds [default: run until SIGINT/SIGTERM]
+    #[arg(long)]
+    pub seconds: Option<String>,
+    /// No status line on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// TOML file with any of the options above
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Keys a configuration file may hold.
+pub(super) const FILE_KEYS: &[&str] = &[
+    "listen",
+    "node",
+    "source",
+    "frequency",
+    "sample_rate",
+    "gain",
+    "key_file",
+    "max_clients",
+    "output",
+    "output_file",
+    "metrics",
+    "seconds",
+    "quiet",
+];
+
+/// The ground station's resolved settings.
+#[derive(Debug, Clone)]
+pub struct GroundSettings {
+    /// Listen address.
+    pub listen: String,
+    /// Node name.
+    pub node: NodeName,
+    /// Own receiver.
+    pub source: Option<SourceSpec>,
+    /// Beacon frequency for the own receiver.
+    pub frequency_hz: u64,
+    /// Own receiver's sample rate.
+    pub sample_rate_hz: u32,
+    /// Own receiver's gain.
+    pub gain: Gain,
+    /// Pre-shared key.
+    pub key: Option<PreSharedKey>,
+    /// Client limit.
+    pub max_clients: usize,
+    /// Output format.
+    pub output: Format,
+    /// Output file (stdout when `None`).
+    pub output_file: Option<PathBuf>,
+    /// Metrics address.
+    pub metrics: Option<String>,
+    /// Run time limit.
+    pub seconds: Option<f64>,
+    /// No status line.
+    pub quiet: bool,
+}
+
+impl GroundSettings {
+    /// Resolves every option from the command line, the environment and the file.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key, its value and where it came from.
+    pub fn resolve(args: &GroundArgs, layers: &Layers) -> Result<GroundSettings, ConfigError> {
+        layers.check_file_keys(FILE_KEYS)?;
+        Ok(GroundSettings {
+            listen: layers
+                .get_with(
+                    "listen",
+                    args.listen.clone(),
+                    || DEFAULT_LISTEN.to_owned(),
+                    units::parse_host_port,
+                )?
+                .0,
+            node: layers
+                .get_with(
+                    "node",
+                    args.node.clone(),
+                    || NodeName::new("ground").expect("valid"),
+                    |s| NodeName::new(s).map_err(|e| e.to_string()),
+                )?
+                .0,
+            source: layers.get_opt("source", args.source.clone())?,
+            frequency_hz: layers
+                .get_with(
+                    "frequency",
+                    args.frequency.clone(),
+                    || 406_028_000,
+                    units::parse_hz_u64,
+                )?
+                .0,
+            sample_rate_hz: layers
+                .get_with(
+                    "sample_rate",
+                    args.sample_rate.clone(),
+                    || 1_024_000,
+                    units::parse_sample_rate,
+                )?
+                .0,
+            gain: layers
+                .get_with("gain", args.gain.clone(), || Gain::Auto, units::parse_gain)?
+                .0,
+            key: layers
+                .get_with(
+                    "key_file",
+                    args.key_file.clone(),
+                    || None,
+                    |s| units::parse_key_file(s).map(Some),
+                )?
+                .0,
+            max_clients: layers
+                .get_with(
+                    "max_clients",
+                    args.max_clients.clone(),
+                    || 64,
+                    |s| match s.parse::<usize>() {
+                        Ok(n) if n > 0 => Ok(n),
+                        _ => Err("must be a positive whole number".to_owned()),
+                    },
+                )?
+                .0,
+            output: layers.get("output", args.output.clone(), Format::Jsonl)?,
+            output_file: layers.get_opt::<PathBuf>("output_file", args.output_file.clone())?,
+            metrics: layers
+                .get_with(
+                    "metrics",
+                    args.metrics.clone(),
+                    || None,
+                    |s| units::parse_host_port(s).map(Some),
+                )?
+                .0,
+            seconds: layers
+                .get_with(
+                    "seconds",
+                    args.seconds.clone(),
+                    || None,
+                    |s| units::parse_seconds(s).map(Some),
+                )?
+                .0,
+            quiet: args.quiet || layers.get("quiet", None, false)?,
+        })
+    }
+}

@@ -1,0 +1,467 @@
+//! The ground station's sans-IO core: one table of drones keyed once, records and decisions
+//! to write, records relayed to drones and observers, commands relayed to drones.
+//!
+//! [`GroundCore`] owns no socket, no file and no clock. The caller (the ground's driver in
+//! [`crate::node::ground`], the demo, the load tool, or a test) feeds it the link's
+//! [`ServerEvent`]s and its own receiver's records as [`GroundInput`]s, then drains
+//! [`GroundCore::poll_output`]:
+//!
+//! ```
+//! use std::time::Duration;
+//! use sarlink_schema::{Dbm, FrequencyHz, NodeName, QualityScore, Role, RssiRecord, SourceId};
+//! use sarlink_station::ground::{GroundCore, GroundInput, GroundOutput};
+//!
+//! let mut core = GroundCore::new(NodeName::new("ground")?, 7);
+//! let record = RssiRecord {
+//!     timestamp_ns: 1_764_000_000_000_000_000,
+//!     rssi_dbm: Dbm::new(-71.5)?,
+//!     frequency_hz: FrequencyHz::new(406_028_000)?,
+//!     source_id: SourceId::GROUND,
+//!     quality_score: QualityScore::new(80)?,
+//!     snr_db: None,
+//!     noise_dbm: None,
+//! };
+//! core.handle(Duration::from_secs(1_764_000_000), GroundInput::OwnRecord(record));
+//! let mut relayed_to_drones = false;
+//! while let Some(out) = core.poll_output() {
+//!     if let GroundOutput::RelaySample { role: Role::Drone, .. } = out {
+//!         relayed_to_drones = true;
+//!     }
+//! }
+//! assert!(relayed_to_drones);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The rules:
+//! - The ground's own records are written under its own node and stream, and relayed to
+//!   every drone (whose coordinator weighs them against its own receiver) and observer.
+//! - Records from a drone are written with their (node, stream, seq) and relayed to
+//!   observers. The link delivers each at most once; the core counts any it sees again.
+//! - Drones decide; the ground keeps no coordinator. A drone's decision is written under
+//!   the drone's node and relayed to observers.
+//! - An observer's command goes to its target drone under a fresh id; the drone's `ack`
+//!   goes back to the observer under the observer's id.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sarlink_link::LinkState;
+use sarlink_link::driver::{ConnId, ServerEvent};
+use sarlink_monitor::quality::{JitterEstimator, LinkStats, QualityConfig, assess};
+use sarlink_schema::{Ack, AckCode, Cmd, Decision, Message, NodeName, Role, RssiRecord, Status};
+
+use crate::output::Entry;
+
+/// An input to [`GroundCore::handle`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroundInput {
+    /// Something happened on the link server.
+    Link(ServerEvent),
+    /// A record of the ground's own receiver.
+    OwnRecord(RssiRecord),
+}
+
+/// What [`GroundCore::poll_output`] asks the caller to do or tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroundOutput {
+    /// Write this to the output.
+    Write(Entry),
+    /// Send this message on connection `conn`.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        message: Message,
+    },
+    /// Send this message to every connected peer of `role`.
+    Broadcast {
+        /// Who receives it.
+        role: Role,
+        /// The message.
+        message: Message,
+    },
+    /// Append this record to the sample stream of every connected peer of `role`.
+    RelaySample {
+        /// Who receives it.
+        role: Role,
+        /// The record.
+        record: RssiRecord,
+    },
+    /// Something a human may want to know.
+    Event(GroundEvent),
+}
+
+/// Notable things, for logs, status lines and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroundEvent {
+    /// A drone's decision changed.
+    Decision {
+        /// The drone.
+        node: Arc<str>,
+        /// Its decision.
+        decision: Decision,
+    },
+    /// A drone refused a command.
+    Refused {
+        /// The drone.
+        node: Arc<str>,
+        /// Its answer (with the operator's id).
+        ack: Ack,
+    },
+}
+
+/// What the ground knows of one drone.
+#[derive(Debug, Clone)]
+pub struct DroneTrack {
+    /// Its node name.
+    pub node: Arc<str>,
+    /// Its connection (`None` while disconnected).
+    pub conn: Option<ConnId>,
+    /// The latest decision it reported.
+    pub decision: Option<Decision>,
+    /// Link state of its connection.
+    pub link: LinkState,
+    /// Latest RTT measured on its connection.
+    pub rtt: Option<Duration>,
+    /// Connection quality 0-100 from RTT and jitter (`sarlink_monitor::quality`).
+    pub quality: Option<u8>,
+    /// Latest record from it.
+    pub latest: Option<RssiRecord>,
+    /// Its latest `status`.
+    pub status: Option<Status>,
+    /// Records received from it.
+    pub received: u64,
+    /// Sequence gaps (records it dropped before sending).
+    pub gaps: u64,
+    /// Records seen again (a check on the link's exactly-once delivery; should stay 0).
+    pub duplicates: u64,
+    /// Decisions it reported.
+    pub decisions: u64,
+    /// Fallbacks it reported beginning.
+    pub fallbacks: u64,
+    /// Fallbacks it reported ending.
+    pub recoveries: u64,
+    /// Next expected sequence number per stream of this node.
+    pub next_seq: HashMap<u64, u64>,
+    jitter: JitterEstimator,
+}
+
+impl DroneTrack {
+    fn new(node: &str) -> DroneTrack {
+        DroneTrack {
+            node: Arc::from(node),
+            conn: None,
+            decision: None,
+            link: LinkState::Lost,
+            rtt: None,
+            quality: None,
+            latest: None,
+            status: None,
+            received: 0,
+            gaps: 0,
+            duplicates: 0,
+            decisions: 0,
+            fallbacks: 0,
+            recoveries: 0,
+            next_seq: HashMap::new(),
+            jitter: JitterEstimator::new(),
+        }
+    }
+}
+
+/// Counters of a [`GroundCore`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroundStats {
+    /// Records received from drones.
+    pub records: u64,
+    /// Records of the ground's own receiver.
+    pub own_records: u64,
+    /// Decisions reported by drones.
+    pub decisions: u64,
+    /// Commands relayed to drones.
+    pub commands: u64,
+}
+
+/// The ground's core. See the module documentation for the rules.
+#[derive(Debug)]
+pub struct GroundCore {
+    node: Arc<str>,
+    own_stream: u64,
+    own_seq: u64,
+    own_latest: Option<RssiRecord>,
+    drones: BTreeMap<Arc<str>, DroneTrack>,
+    conns: HashMap<ConnId, (Arc<str>, Role)>,
+    relays: HashMap<(ConnId, u32), (ConnId, u32)>,
+    next_relay_id: u32,
+    out: VecDeque<GroundOutput>,
+    stats: GroundStats,
+    quality: QualityConfig,
+}
+
+impl GroundCore {
+    /// A core for ground `node`, whose own receiver's records are numbered in `own_stream`.
+    pub fn new(node: NodeName, own_stream: u64) -> GroundCore {
+        GroundCore {
+            node: Arc::from(node.as_str()),
+            own_stream,
+            own_seq: 0,
+            own_latest: None,
+            drones: BTreeMap::new(),
+            conns: HashMap::new(),
+            relays: HashMap::new(),
+            next_relay_id: 1,
+            out: VecDeque::new(),
+            stats: GroundStats::default(),
+            quality: QualityConfig::default(),
+        }
+    }
+
+    /// Feeds one input at `now` (wall-clock time since the Unix epoch).
+    pub fn handle(&mut self, now: Duration, input: GroundInput) {
+        let _ = now;
+        match input {
+            GroundInput::OwnRecord(record) => self.own_record(record),
+            GroundInput::Link(event) => self.link(event),
+        }
+    }
+
+    /// The next output, or `None` when there is nothing more until the next input.
+    pub fn poll_output(&mut self) -> Option<GroundOutput> {
+        self.out.pop_front()
+    }
+
+    fn own_record(&mut self, record: RssiRecord) {
+        let seq = self.own_seq;
+        self.own_seq += 1;
+        self.stats.own_records += 1;
+        self.own_latest = Some(record);
+        self.out.push_back(GroundOutput::Write(Entry::Record {
+            node: Arc::clone(&self.node),
+            stream: self.own_stream,
+            seq,
+            record,
+        }));
+        for role in [Role::Drone, Role::Observer] {
+            self.out
+                .push_back(GroundOutput::RelaySample { role, record });
+        }
+    }
+
+    fn track(&mut self, node: &str) -> &mut DroneTrack {
+        if !self.drones.contains_key(node) {
+            let t = DroneTrack::new(node);
+            self.drones.insert(Arc::clone(&t.node), t);
+        }
+        self.drones.get_mut(node).expect("inserted above")
+    }
+
+    fn drone_of(&self, conn: ConnId) -> Option<Arc<str>> {
+        match self.conns.get(&conn) {
+            Some((node, Role::Drone)) => Some(Arc::clone(node)),
+            _ => None,
+        }
+    }
+
+    fn link(&mut self, event: ServerEvent) {
+        match event {
+            ServerEvent::Connected {
+                conn, peer, addr, ..
+            } => {
+                tracing::info!(node = %peer.node, role = %peer.role, %addr, "connected");
+                let node = if peer.role == Role::Drone {
+                    let track = self.track(peer.node.as_str());
+                    track.conn = Some(conn);
+                    track.link = LinkState::Healthy;
+                    Arc::clone(&track.node)
+                } else {
+                    Arc::from(peer.node.as_str())
+                };
+                self.conns.insert(conn, (node, peer.role));
+            }
+            ServerEvent::Samples {
+                node,
+                stream,
+                seq,
+                records,
+                gap,
+                ..
+            } => {
+                let track = self.track(node.as_str());
+                let next = track.next_seq.entry(stream).or_insert(0);
+                track.duplicates += next.saturating_sub(seq).min(records.len() as u64);
+                *next = (*next).max(seq + records.len() as u64);
+                track.received += records.len() as u64;
+                track.gaps += gap;
+                track.latest = records.last().copied();
+                let node = Arc::clone(&track.node);
+                self.stats.records += records.len() as u64;
+                for (i, record) in records.into_iter().enumerate() {
+                    self.out.push_back(GroundOutput::Write(Entry::Record {
+                        node: Arc::clone(&node),
+                        stream,
+                        seq: seq + i as u64,
+                        record,
+                    }));
+                    self.out.push_back(GroundOutput::RelaySample {
+                        role: Role::Observer,
+                        record,
+                    });
+                }
+            }
+            ServerEvent::Decision { conn, decision } => {
+                let Some(node) = self.drone_of(conn) else {
+                    return;
+                };
+                self.stats.decisions += 1;
+                let track = self.track(&node);
+                let was_fallback = track.decision.as_ref().is_some_and(|d| d.fallback);
+                track.decisions += 1;
+                if decision.fallback && !was_fallback {
+                    track.fallbacks += 1;
+                }
+                if !decision.fallback && was_fallback {
+                    track.recoveries += 1;
+                }
+                track.decision = Some(decision.clone());
+                self.out.push_back(GroundOutput::Write(Entry::Decision {
+                    node: Arc::clone(&node),
+                    decision: decision.clone(),
+                }));
+                self.out.push_back(GroundOutput::Broadcast {
+                    role: Role::Observer,
+                    message: Message::Decision(decision.clone()),
+                });
+                self.out
+                    .push_back(GroundOutput::Event(GroundEvent::Decision {
+                        node,
+                        decision,
+                    }));
+            }
+            ServerEvent::LinkState { conn, state } => {
+                if let Some(node) = self.drone_of(conn) {
+                    self.track(&node).link = state;
+                }
+            }
+            ServerEvent::Rtt { conn, rtt } => {
+                if let Some(node) = self.drone_of(conn) {
+                    let quality = self.quality;
+                    let track = self.track(&node);
+                    track.rtt = Some(rtt);
+                    track.jitter.observe(rtt);
+                    let stats = LinkStats {
+                        rtt,
+                        loss_ratio: 0.0,
+                        jitter: track.jitter.jitter(),
+                    };
+                    track.quality = Some(assess(&stats, &quality).score.value());
+                }
+            }
+            ServerEvent::Status { conn, status } => {
+                if let Some(node) = self.drone_of(conn) {
+                    tracing::debug!(%node, cpu = status.cpu_pct, level = %status.level, "status");
+                    self.track(&node).status = Some(status);
+                }
+            }
+            ServerEvent::Disconnected {
+                conn, node, reason, ..
+            } => {
+                tracing::info!(?node, %reason, "disconnected");
+                if let Some((node, Role::Drone)) = self.conns.remove(&conn) {
+                    let track = self.track(&node);
+                    if track.conn == Some(conn) {
+                        track.conn = None;
+                        track.link = LinkState::Lost;
+                    }
+                } else {
+                    self.conns.remove(&conn);
+                }
+                // Commands relayed to or from this connection will get no answer.
+                self.relays
+                    .retain(|(to, _), (from, _)| *to != conn && *from != conn);
+            }
+            ServerEvent::Command { conn, cmd } => self.relay_command(conn, cmd),
+            ServerEvent::Ack { conn, ack } => {
+                if let Some((observer, id)) = self.relays.remove(&(conn, ack.id)) {
+                    let ack = Ack { id, ..ack };
+                    if !ack.ok {
+                        if let Some(node) = self.drone_of(conn) {
+                            self.out
+                                .push_back(GroundOutput::Event(GroundEvent::Refused {
+                                    node,
+                                    ack: ack.clone(),
+                                }));
+                        }
+                    }
+                    self.out.push_back(GroundOutput::Send {
+                        conn: observer,
+                        message: Message::Ack(ack),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Relays an operator's command to its target drone under a fresh id, remembering
+    /// where the answer goes.
+    fn relay_command(&mut self, from: ConnId, cmd: Cmd) {
+        let target = cmd.target.as_ref().map(|t| t.as_str().to_owned());
+        let drone_conn = target
+            .as_deref()
+            .and_then(|t| self.drones.get(t))
+            .and_then(|d| d.conn);
+        let Some(drone_conn) = drone_conn else {
+            let why = target.map_or_else(
+                || "a command needs a target drone".to_owned(),
+                |t| format!("drone {t} is not connected"),
+            );
+            self.out.push_back(GroundOutput::Send {
+                conn: from,
+                message: Message::Ack(Ack::refuse(cmd.id, AckCode::from_wire("offline"), why)),
+            });
+            return;
+        };
+        let relay_id = self.next_relay_id;
+        self.next_relay_id = self.next_relay_id.wrapping_add(1).max(1);
+        self.relays.insert((drone_conn, relay_id), (from, cmd.id));
+        self.stats.commands += 1;
+        self.out.push_back(GroundOutput::Send {
+            conn: drone_conn,
+            message: Message::Cmd(Cmd {
+                id: relay_id,
+                ..cmd
+            }),
+        });
+    }
+
+    /// The relay of a command could not be queued: forget it.
+    pub fn relay_failed(&mut self, conn: ConnId, id: u32) {
+        self.relays.remove(&(conn, id));
+    }
+
+    /// Every drone the ground has heard of, by node name.
+    pub fn drones(&self) -> &BTreeMap<Arc<str>, DroneTrack> {
+        &self.drones
+    }
+
+    /// The newest record of the ground's own receiver.
+    pub fn own_latest(&self) -> Option<&RssiRecord> {
+        self.own_latest.as_ref()
+    }
+
+    /// The ground's node name.
+    pub fn node(&self) -> &Arc<str> {
+        &self.node
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &GroundStats {
+        &self.stats
+    }
+
+    /// Connections that completed the handshake (drones and observers).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+}

@@ -1,0 +1,442 @@
+//! The drone's driver: a receiver thread, the link client, the flight recorder and the
+//! clock around a [`DroneCore`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crossbeam_channel::select;
+use parking_lot::Mutex;
+use sarlink_link::driver::{Backoff, Client, ClientConfig, ClientEvent};
+use sarlink_link::{LinkState, SessionConfig};
+use sarlink_monitor::metrics::{Histogram, HistogramSnapshot};
+use sarlink_monitor::resources::ResourceSampler;
+use sarlink_schema::{Decision, Role, RssiRecord, RssiUnits, SourceId};
+use sarlink_sdr::IqSource;
+
+use crate::config::{DEFAULT_FREQUENCY_HZ, DroneSettings};
+use crate::drone::{
+    Control, DroneConfig, DroneCore, DroneEvent, DroneInput, DroneOutput, DroneStats,
+    ResourceSample,
+};
+use crate::output::Output;
+use crate::pipeline::{DynSource, Measurement, PipelineConfig, PipelineEvent, ReceiverThread};
+use crate::record::unix_now;
+use crate::source::SourceSpec;
+
+/// What the drone is doing, for status lines, the demo and tests (updated as it runs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DroneView {
+    /// Newest record of the drone's own receiver.
+    pub own: Option<RssiRecord>,
+    /// Newest record of the ground's receiver.
+    pub ground: Option<RssiRecord>,
+    /// The coordinator's latest decision.
+    pub decision: Option<Decision>,
+    /// The link (`None` while down).
+    pub link: Option<LinkState>,
+    /// Latest link RTT.
+    pub rtt: Option<Duration>,
+    /// The core's counters.
+    pub stats: DroneStats,
+    /// Report rate in force.
+    pub rate_hz: f32,
+    /// Samples waiting on the drone for the link.
+    pub backlog: u64,
+    /// Samples sent again after reconnecting.
+    pub resent: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroneSummary {
+    /// The core's counters.
+    pub stats: DroneStats,
+    /// From each ground record's stamp to its arrival at the coordinator (both clocks are
+    /// this machine's only on loopback; across machines this includes their clock offset).
+    pub ground_latency: HistogramSnapshot,
+}
+
+/// Extra knobs for embedding a drone (the demo, tests).
+#[derive(Debug, Clone)]
+pub struct DroneOptions {
+    /// Reconnection delays.
+    pub backoff: Backoff,
+    /// Seconds between status lines (`None`: none).
+    pub status_every: Option<Duration>,
+}
+
+impl Default for DroneOptions {
+    fn default() -> Self {
+        DroneOptions {
+            backoff: Backoff::default(),
+            status_every: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// A drone: receiver, link and core. [`DroneNode::run`] drives it.
+#[derive(Debug)]
+pub struct DroneNode {
+    receiver: ReceiverThread,
+    client: Client,
+    core: DroneCore,
+    output: Option<Output>,
+    view: Arc<Mutex<DroneView>>,
+    ground_latency: Histogram,
+    options: DroneOptions,
+}
+
+/// Opens the receiver `settings` name (with the tuning offset for tunable sources).
+///
+/// # Errors
+/// When the source cannot be opened.
+pub fn open_measurement(settings: &DroneSettings) -> anyhow::Result<Measurement<DynSource>> {
+    let beacon = settings.frequency_hz.or(match settings.source {
+        SourceSpec::File(_) => None,
+        _ => Some(DEFAULT_FREQUENCY_HZ),
+    });
+    let mut pipeline = PipelineConfig::new(SourceId::DRONE);
+    pipeline.rate_hz = settings.rate_hz;
+    pipeline.gain = settings.gain;
+    pipeline.calibration_db = settings.calibration_db;
+    Measurement::open(
+        &settings.source,
+        beacon,
+        settings.sample_rate_hz,
+        &pipeline,
+        rand::random(),
+    )
+    .with_context(|| format!("opening the source {}", settings.source))
+}
+
+impl DroneNode {
+    /// Opens the source and starts the link as `settings` say.
+    ///
+    /// # Errors
+    /// When the source, the flight recorder or the link cannot start.
+    pub fn start(settings: &DroneSettings) -> anyhow::Result<DroneNode> {
+        let measurement = open_measurement(settings)?;
+        DroneNode::with_measurement(settings, measurement, DroneOptions::default())
+    }
+
+    /// Starts a drone measuring with `measurement` (any source: the demo flies a simulator).
+    ///
+    /// # Errors
+    /// When the flight recorder or the link cannot start, or a setting is out of range.
+    pub fn with_measurement<S: IqSource + Send + 'static>(
+        settings: &DroneSettings,
+        measurement: Measurement<S>,
+        options: DroneOptions,
+    ) -> anyhow::Result<DroneNode> {
+        let mut core_config = DroneConfig::new(settings.node.clone());
+        core_config.report_rate_hz = settings.rate_hz;
+        core_config.channel_offset_hz = measurement.channel_offset_hz();
+        let core = DroneCore::new(core_config).context("drone settings")?;
+        let output = match &settings.output_file {
+            Some(path) => Some(Output::open(settings.output, Some(path))?),
+            None => None,
+        };
+        let units = if settings.calibration_db.is_some() {
+            RssiUnits::Dbm
+        } else {
+            RssiUnits::Dbfs
+        };
+        let mut session = SessionConfig::new(Role::Drone, settings.node.clone(), rand::random());
+        session.key = settings.key.clone();
+        session.compression_threshold = settings.compression_threshold;
+        session.rssi_units = Some(units);
+        let mut client_config = ClientConfig::new(session, settings.connect.clone());
+        client_config.backoff = options.backoff;
+        let client = Client::spawn(client_config).context("starting the link")?;
+        let receiver = ReceiverThread::spawn(measurement).context("starting the receiver")?;
+        Ok(DroneNode {
+            receiver,
+            client,
+            core,
+            output,
+            view: Arc::new(Mutex::new(DroneView::default())),
+            ground_latency: Histogram::new(),
+            options,
+        })
+    }
+
+    /// A live view of the drone, updated as it runs.
+    pub fn view(&self) -> Arc<Mutex<DroneView>> {
+        Arc::clone(&self.view)
+    }
+
+    /// Runs until `stop` is set or `deadline` passes, then closes the link.
+    ///
+    /// # Errors
+    /// When the flight recorder cannot be written.
+    pub fn run(
+        mut self,
+        stop: &AtomicBool,
+        deadline: Option<Instant>,
+        quiet: bool,
+    ) -> anyhow::Result<DroneSummary> {
+        let start = Instant::now();
+        let mut sampler = ResourceSampler::new();
+        let mut next_second = start + Duration::from_secs(1);
+        let mut next_status = self.options.status_every.map(|d| start + d);
+        let result = loop {
+            if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                break Ok(());
+            }
+            let now = unix_now();
+            let wait = self
+                .core
+                .poll_timeout()
+                .saturating_sub(now)
+                .min(Duration::from_millis(100));
+            select! {
+                recv(self.receiver.events()) -> ev => match ev {
+                    Ok(ev) => {
+                        if self.pipeline_event(ev) {
+                            break Ok(());
+                        }
+                    }
+                    Err(_) => break Err(anyhow::anyhow!("the receiver stopped")),
+                },
+                recv(self.client.events()) -> ev => {
+                    if let Ok(ev) = ev {
+                        self.link_event(ev);
+                    }
+                },
+                default(wait) => {},
+            }
+            // Take whatever else is waiting before acting on it.
+            while let Ok(ev) = self.client.events().try_recv() {
+                self.link_event(ev);
+            }
+            self.core.handle(unix_now(), DroneInput::Tick);
+            let now = Instant::now();
+            if now >= next_second {
+                next_second += Duration::from_secs(1);
+                let r = sampler.sample(now - start).ok().unwrap_or_default();
+                let sample = ResourceSample {
+                    readings: sarlink_monitor::degradation::Readings {
+                        cpu: r.system_cpu,
+                        memory: r.system_memory,
+                        temperature: r.cpu_temperature,
+                    },
+                    rss_bytes: r.rss_bytes,
+                };
+                self.core.handle(unix_now(), DroneInput::Resources(sample));
+            }
+            if let Err(e) = self.drain() {
+                break Err(e);
+            }
+            if let Some(at) = next_status.filter(|at| now >= *at) {
+                next_status = self.options.status_every.map(|d| at + d);
+                if !quiet {
+                    eprintln!("{}", status_line(&self.view.lock(), now - start));
+                }
+            }
+        };
+        let summary = DroneSummary {
+            stats: self.core.stats().clone(),
+            ground_latency: self.ground_latency.snapshot(),
+        };
+        if let Some(out) = &mut self.output {
+            out.flush().context("flushing the flight recorder")?;
+        }
+        self.client.close();
+        result.map(|()| summary)
+    }
+
+    /// Feeds a receiver event to the core; true when the source ended.
+    fn pipeline_event(&mut self, ev: PipelineEvent) -> bool {
+        let now = unix_now();
+        match ev {
+            PipelineEvent::Measured(m) => self.core.handle(
+                now,
+                DroneInput::Measured {
+                    record: m.record,
+                    detected: m.detected,
+                },
+            ),
+            PipelineEvent::Cycle(d) => self.core.handle(now, DroneInput::CycleTime(d)),
+            PipelineEvent::ControlDone { control, outcome } => {
+                let cmd_id = match control {
+                    Control::Tune { cmd_id, .. } | Control::Gain { cmd_id, .. } => cmd_id,
+                    Control::ReportRate { .. } | Control::Smoothing { .. } => {
+                        if outcome != crate::drone::ControlOutcome::Applied {
+                            tracing::warn!(?control, ?outcome, "receiver setting failed");
+                        }
+                        return false;
+                    }
+                };
+                self.core
+                    .handle(now, DroneInput::ControlDone { cmd_id, outcome });
+            }
+            PipelineEvent::Failing(why) => tracing::warn!(%why, "the receiver keeps failing"),
+            PipelineEvent::End => return true,
+        }
+        false
+    }
+
+    fn link_event(&mut self, ev: ClientEvent) {
+        let now = unix_now();
+        let input = match ev {
+            ClientEvent::Connected {
+                peer, resume_seq, ..
+            } => {
+                tracing::info!(%peer, resume_seq, "connected to the ground");
+                DroneInput::LinkUp { ground: peer }
+            }
+            ClientEvent::Disconnected {
+                reason, retry_in, ..
+            } => {
+                if self.core.link().is_some() {
+                    tracing::warn!(%reason, "lost the ground; deciding on the drone's own receiver");
+                }
+                tracing::debug!(%reason, ?retry_in, "not connected");
+                DroneInput::LinkDown
+            }
+            ClientEvent::LinkState(s) => DroneInput::LinkState(s),
+            ClientEvent::Rtt(r) => DroneInput::Rtt(r),
+            ClientEvent::AdviseRate(hz) => DroneInput::AdviseRate(hz),
+            ClientEvent::Command(cmd) => DroneInput::Command(cmd),
+            ClientEvent::Samples { seq, records } => {
+                let now_ns = crate::record::unix_ns();
+                for r in &records {
+                    let age = now_ns.saturating_sub(r.timestamp_ns).max(0);
+                    self.ground_latency
+                        .record(Duration::from_nanos(u64::try_from(age).unwrap_or(0)));
+                }
+                self.core.handle(
+                    now,
+                    DroneInput::GroundRecords {
+                        seq,
+                        records: &records,
+                    },
+                );
+                return;
+            }
+            _ => return,
+        };
+        self.core.handle(now, input);
+    }
+
+    /// Carries out what the core asked for.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        let mut wrote = false;
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                DroneOutput::Sample(record) => {
+                    self.client.push_sample(record);
+                }
+                DroneOutput::Send(message) => {
+                    self.client.send(message);
+                }
+                DroneOutput::Write(entry) => {
+                    if let Some(o) = &mut self.output {
+                        o.write(&entry).context("writing the flight recorder")?;
+                        wrote = true;
+                    }
+                }
+                DroneOutput::Control(control) => {
+                    if !self.receiver.control(control) {
+                        tracing::warn!(?control, "receiver busy; setting not applied");
+                    }
+                }
+                DroneOutput::Event(event) => log_event(&event),
+            }
+        }
+        if wrote {
+            if let Some(o) = &mut self.output {
+                o.flush().context("writing the flight recorder")?;
+            }
+        }
+        let counters = self.client.counters();
+        let mut v = self.view.lock();
+        v.own = self.core.own_latest().copied();
+        v.ground = self.core.ground_latest().copied();
+        v.decision = self.core.decision().cloned();
+        v.link = self.core.link();
+        v.rtt = self.core.rtt();
+        v.stats.clone_from(self.core.stats());
+        v.rate_hz = self.core.current_rate_hz();
+        v.backlog = counters.backlog.load(Ordering::Relaxed);
+        v.resent = counters.samples_resent.load(Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn log_event(event: &DroneEvent) {
+    match event {
+        DroneEvent::Decision(d) => tracing::info!(
+            source = d.source_id.get(),
+            fallback = d.fallback,
+            reason = %d.reason,
+            "decision"
+        ),
+        DroneEvent::Refused { cmd, ack } => tracing::warn!(
+            id = cmd.id,
+            op = cmd.op.as_str(),
+            code = ack.code.as_ref().map_or("", |c| c.as_str()),
+            reason = ack.reason.as_deref().unwrap_or(""),
+            "command refused"
+        ),
+        DroneEvent::Accepted { cmd } => {
+            tracing::info!(id = cmd.id, op = cmd.op.as_str(), "command carried out");
+        }
+        DroneEvent::Safety(s) => tracing::info!(state = ?s, "safety state"),
+        DroneEvent::Degradation(e) => tracing::info!(event = %e, "degradation"),
+        DroneEvent::Alert(a) => tracing::warn!(alert = ?a, "alert"),
+    }
+}
+
+fn source_name(id: SourceId) -> &'static str {
+    if id == SourceId::DRONE {
+        "drone"
+    } else if id == SourceId::GROUND {
+        "ground"
+    } else {
+        "other"
+    }
+}
+
+/// One status line: both receivers, the decision, the link.
+pub fn status_line(v: &DroneView, elapsed: Duration) -> String {
+    let rx = |r: Option<&RssiRecord>| {
+        r.map_or_else(
+            || "-".to_owned(),
+            |r| {
+                format!(
+                    "{:.1} (snr {:.1})",
+                    r.rssi_dbm.get(),
+                    r.snr_db.map_or(f32::NAN, |s| s.get())
+                )
+            },
+        )
+    };
+    let link = match (v.link, v.rtt) {
+        (Some(LinkState::Healthy), Some(rtt)) => {
+            format!("link ok rtt {:.1} ms", rtt.as_secs_f64() * 1e3)
+        }
+        (Some(state), _) => format!("link {state:?}").to_lowercase(),
+        (None, _) => format!("no ground ({} waiting)", v.backlog),
+    };
+    let decision = v.decision.as_ref().map_or_else(
+        || "-".to_owned(),
+        |d| {
+            format!(
+                "{}{} ({})",
+                source_name(d.source_id),
+                if d.fallback { " FALLBACK" } else { "" },
+                d.reason
+            )
+        },
+    );
+    format!(
+        "[{:>6.1}s] own {} | ground {} | active {decision} | {link} | {} Hz",
+        elapsed.as_secs_f64(),
+        rx(v.own.as_ref()),
+        rx(v.ground.as_ref()),
+        v.rate_hz
+    )
+}

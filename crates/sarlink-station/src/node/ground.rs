@@ -1,0 +1,357 @@
+//! The ground station's driver: the link server, the own receiver, the output and the
+//! metrics around a [`GroundCore`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crossbeam_channel::select;
+use sarlink_link::SessionConfig;
+use sarlink_link::driver::{Server, ServerConfig, ServerEvent};
+use sarlink_monitor::metrics::{
+    Counter, Gauge, Histogram, HistogramSnapshot, LocalHistogram, Registry,
+};
+use sarlink_schema::{Message, Role, SourceId};
+
+use crate::config::GroundSettings;
+use crate::ground::{GroundCore, GroundEvent, GroundInput, GroundOutput};
+use crate::metrics_http::MetricsServer;
+use crate::output::{Entry, Output, resume_from_output};
+use crate::pipeline::{Measurement, PipelineConfig, PipelineEvent, ReceiverThread};
+use crate::record::{unix_now, unix_ns};
+
+struct Metrics {
+    registry: Registry,
+    records: Counter,
+    decisions: Counter,
+    connections: Gauge,
+    rtt: Histogram,
+    latency: Histogram,
+    /// Latency recorded on the ground's thread since the last flush into `latency`.
+    latency_local: LocalHistogram,
+    /// Latency since the last [`GroundNode::take_window_latency`].
+    window_latency: LocalHistogram,
+}
+
+impl Metrics {
+    fn new() -> anyhow::Result<Metrics> {
+        let registry = Registry::new();
+        Ok(Metrics {
+            records: registry.counter(
+                "sarlink_ground_records",
+                "RSSI records received from drones.",
+                &[],
+            )?,
+            decisions: registry.counter(
+                "sarlink_ground_decisions",
+                "Coordinator decisions reported by drones.",
+                &[],
+            )?,
+            connections: registry.gauge(
+                "sarlink_ground_connections",
+                "Drones and observers connected.",
+                &[],
+            )?,
+            rtt: registry.histogram(
+                "sarlink_ground_link_rtt",
+                "Ping round-trip time of drone links.",
+                &[],
+            )?,
+            latency: registry.histogram(
+                "sarlink_ground_record_latency",
+                "Time from a record's timestamp to its output line.",
+                &[],
+            )?,
+            latency_local: LocalHistogram::new(),
+            window_latency: LocalHistogram::new(),
+            registry,
+        })
+    }
+}
+
+/// A running ground station: server, optional own receiver, output, metrics, core.
+pub struct GroundNode {
+    server: Server,
+    core: GroundCore,
+    output: Output,
+    own: Option<ReceiverThread>,
+    metrics: Metrics,
+    _http: Option<MetricsServer>,
+}
+
+impl std::fmt::Debug for GroundNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroundNode")
+            .field("addr", &self.server.local_addr())
+            .field("drones", &self.core.drones().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroundNode {
+    /// Starts listening, the own receiver and the metrics endpoint, as `settings` say.
+    ///
+    /// # Errors
+    /// When the address cannot be bound, the output file cannot be opened or the own
+    /// receiver cannot start.
+    pub fn start(settings: &GroundSettings) -> anyhow::Result<GroundNode> {
+        let own = match &settings.source {
+            Some(spec) => {
+                let mut pipeline = PipelineConfig::new(SourceId::GROUND);
+                pipeline.gain = settings.gain;
+                let m = Measurement::open(
+                    spec,
+                    Some(settings.frequency_hz),
+                    settings.sample_rate_hz,
+                    &pipeline,
+                    rand::random(),
+                )
+                .with_context(|| format!("opening the own receiver {spec}"))?;
+                Some(ReceiverThread::spawn(m).context("starting the own receiver")?)
+            }
+            None => None,
+        };
+        GroundNode::with_receiver(settings, own)
+    }
+
+    /// Starts with an own receiver already running (or none): the demo's is a simulator.
+    ///
+    /// # Errors
+    /// As [`GroundNode::start`].
+    pub fn with_receiver(
+        settings: &GroundSettings,
+        own: Option<ReceiverThread>,
+    ) -> anyhow::Result<GroundNode> {
+        let mut session = SessionConfig::new(Role::Ground, settings.node.clone(), rand::random());
+        session.key = settings.key.clone();
+        let own_stream = session.stream;
+        let mut server_config = ServerConfig::new(session);
+        server_config.max_clients = settings.max_clients;
+        if let Some(path) = &settings.output_file {
+            server_config.resume = resume_from_output(path);
+        }
+        let output = Output::open(settings.output, settings.output_file.as_deref())?;
+        let server = Server::bind(settings.listen.as_str(), server_config)
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        let metrics = Metrics::new()?;
+        let http = match &settings.metrics {
+            Some(addr) => Some(
+                MetricsServer::start(addr, metrics.registry.clone())
+                    .with_context(|| format!("metrics on {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(GroundNode {
+            core: GroundCore::new(settings.node.clone(), own_stream),
+            server,
+            output,
+            own,
+            metrics,
+            _http: http,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// The core (drones, counters).
+    pub fn core(&self) -> &GroundCore {
+        &self.core
+    }
+
+    /// Metrics registry (what `/metrics` serves).
+    pub fn registry(&self) -> Registry {
+        self.metrics.registry.clone()
+    }
+
+    /// Processes everything that arrives until `deadline`.
+    ///
+    /// # Errors
+    /// When the output cannot be written.
+    pub fn step(&mut self, deadline: Instant) -> anyhow::Result<()> {
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let never = crossbeam_channel::never();
+            let own = self.own.as_ref().map_or(&never, |o| o.events());
+            select! {
+                recv(self.server.events()) -> ev => {
+                    if let Ok(ev) = ev {
+                        self.link_event(ev);
+                    }
+                    while let Ok(ev) = self.server.events().try_recv() {
+                        self.link_event(ev);
+                    }
+                },
+                recv(own) -> ev => match ev {
+                    Ok(PipelineEvent::Measured(m)) => {
+                        self.core.handle(unix_now(), GroundInput::OwnRecord(m.record));
+                    }
+                    Ok(PipelineEvent::End) | Err(_) => self.own = None,
+                    Ok(_) => {}
+                },
+                default(wait) => {},
+            }
+            self.drain()?;
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+        }
+    }
+
+    fn link_event(&mut self, ev: ServerEvent) {
+        if let ServerEvent::Rtt { rtt, .. } = &ev {
+            self.metrics.rtt.record(*rtt);
+        }
+        self.core.handle(unix_now(), GroundInput::Link(ev));
+    }
+
+    fn drain(&mut self) -> anyhow::Result<()> {
+        let mut wrote = false;
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                GroundOutput::Write(entry) => {
+                    match &entry {
+                        Entry::Record { record, node, .. } => {
+                            if **node != **self.core.node() {
+                                self.metrics.records.inc();
+                                // From the end of the record's window to its output line.
+                                let age = unix_ns().saturating_sub(record.timestamp_ns).max(0);
+                                let age = Duration::from_nanos(u64::try_from(age).unwrap_or(0));
+                                self.metrics.latency_local.record(age);
+                                self.metrics.window_latency.record(age);
+                            }
+                        }
+                        Entry::Decision { .. } => self.metrics.decisions.inc(),
+                    }
+                    self.output.write(&entry).context("writing the output")?;
+                    wrote = true;
+                }
+                GroundOutput::Send { conn, message } => {
+                    let relayed = match &message {
+                        Message::Cmd(c) => Some(c.id),
+                        _ => None,
+                    };
+                    if !self.server.send(conn, message) {
+                        if let Some(id) = relayed {
+                            self.core.relay_failed(conn, id);
+                        }
+                    }
+                }
+                GroundOutput::Broadcast { role, message } => {
+                    self.server.broadcast(role, &message);
+                }
+                GroundOutput::RelaySample { role, record } => {
+                    self.server.broadcast_sample(role, record);
+                }
+                GroundOutput::Event(GroundEvent::Decision { node, decision }) => {
+                    tracing::info!(%node, source = decision.source_id.get(), fallback = decision.fallback, reason = %decision.reason, "decision");
+                }
+                GroundOutput::Event(GroundEvent::Refused { node, ack }) => {
+                    tracing::warn!(%node, id = ack.id, reason = ack.reason.as_deref().unwrap_or(""), "command refused");
+                }
+            }
+        }
+        if wrote {
+            self.output.flush().context("writing the output")?;
+        }
+        self.metrics.connections.set(self.core.connections() as f64);
+        Ok(())
+    }
+
+    /// Flushes the output and closes every connection with `bye shutdown`.
+    pub fn shutdown(mut self) {
+        let _ = self.output.flush();
+        self.own = None;
+        self.server.shutdown();
+    }
+
+    /// Record-to-output latency since the previous call (a fresh window starts).
+    pub fn take_window_latency(&mut self) -> HistogramSnapshot {
+        let snapshot = self.metrics.window_latency.snapshot();
+        self.metrics.window_latency.clear();
+        snapshot
+    }
+
+    /// Link RTT percentiles over every drone connection.
+    pub fn rtt_snapshot(&self) -> HistogramSnapshot {
+        self.metrics.rtt.snapshot()
+    }
+
+    /// Record-to-output latency histogram.
+    pub fn latency(&mut self) -> &Histogram {
+        self.metrics.latency_local.flush_into(&self.metrics.latency);
+        &self.metrics.latency
+    }
+
+    /// Publishes what the hot path recorded into the shared histograms (call about once a
+    /// second).
+    pub fn publish_metrics(&mut self) {
+        self.metrics.latency_local.flush_into(&self.metrics.latency);
+    }
+}
+
+/// Runs the ground station until `stop` is set (or `seconds` pass), printing a status line
+/// per drone each second unless quiet.
+///
+/// # Errors
+/// When it cannot start, or output fails.
+pub fn run(settings: &GroundSettings, stop: &AtomicBool) -> anyhow::Result<()> {
+    let mut ground = GroundNode::start(settings)?;
+    if !settings.quiet {
+        eprintln!("sarlink-ground: listening on {}", ground.local_addr());
+    }
+    let start = Instant::now();
+    let deadline = settings.seconds.map(|s| start + Duration::from_secs_f64(s));
+    let mut next_line = start + Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        ground.step(Instant::now() + Duration::from_millis(250))?;
+        if Instant::now() >= next_line {
+            next_line += Duration::from_secs(1);
+            ground.publish_metrics();
+            if !settings.quiet {
+                for line in status_lines(&ground, start.elapsed()) {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+    ground.shutdown();
+    Ok(())
+}
+
+/// One status line per drone: records, link, quality, and the drone's decision.
+pub fn status_lines(ground: &GroundNode, elapsed: Duration) -> Vec<String> {
+    ground
+        .core()
+        .drones()
+        .iter()
+        .map(|(node, t)| {
+            let d = t.decision.as_ref();
+            format!(
+                "[{:>6.1}s] {node}: {} records, link {:?}{}{} | drone decides {} ({}){}",
+                elapsed.as_secs_f64(),
+                t.received,
+                t.link,
+                t.rtt.map_or(String::new(), |r| format!(
+                    " rtt {:.2} ms",
+                    r.as_secs_f64() * 1e3
+                )),
+                t.quality.map_or(String::new(), |q| format!(" quality {q}")),
+                d.map_or("-", |d| if d.source_id == SourceId::DRONE {
+                    "drone"
+                } else {
+                    "ground"
+                }),
+                d.map_or("-", |d| d.reason.as_str()),
+                if d.is_some_and(|d| d.fallback) {
+                    " FALLBACK"
+                } else {
+                    ""
+                },
+            )
+        })
+        .collect()
+}

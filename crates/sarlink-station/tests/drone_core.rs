@@ -1,0 +1,437 @@
+//! The drone core driven deterministically: injected time, no sockets, no receiver.
+
+use std::time::Duration;
+
+use sarlink_coord::{SafetyLevel, SafetyState};
+use sarlink_link::LinkState;
+use sarlink_schema::{
+    AckCode, Cmd, CmdOp, Db, Dbm, FrequencyHz, Message, NodeName, QualityScore, RssiRecord,
+    SourceId,
+};
+use sarlink_station::drone::{
+    Control, ControlOutcome, DroneConfig, DroneCore, DroneInput, DroneOutput, HELD_DECISIONS,
+};
+use sarlink_station::output::Entry;
+
+const T0: Duration = Duration::from_secs(1_764_000_000);
+const STEP: Duration = Duration::from_millis(100);
+
+fn rec(source: SourceId, at: Duration, rssi: f32) -> RssiRecord {
+    RssiRecord {
+        timestamp_ns: at.as_nanos() as i64,
+        rssi_dbm: Dbm::new(rssi).unwrap(),
+        frequency_hz: FrequencyHz::new(406_028_000).unwrap(),
+        source_id: source,
+        quality_score: QualityScore::new(80).unwrap(),
+        // Scores are SNR-based: a 20 dB stronger record here is 20 dB better.
+        snr_db: Some(Db::new(rssi + 95.0).unwrap()),
+        noise_dbm: None,
+    }
+}
+
+/// A drone core and its clock, with helpers that run it as the driver would.
+struct Drone {
+    core: DroneCore,
+    now: Duration,
+    outputs: Vec<DroneOutput>,
+    /// The ground's clock minus ours.
+    ground_skew: i64,
+}
+
+impl Drone {
+    fn new() -> Drone {
+        Drone::with(DroneConfig::new(NodeName::new("drone-1").unwrap()))
+    }
+
+    fn with(config: DroneConfig) -> Drone {
+        Drone {
+            core: DroneCore::new(config).unwrap(),
+            now: T0,
+            outputs: Vec::new(),
+            ground_skew: 0,
+        }
+    }
+
+    fn input(&mut self, input: DroneInput<'_>) {
+        self.core.handle(self.now, input);
+        while let Some(o) = self.core.poll_output() {
+            self.outputs.push(o);
+        }
+    }
+
+    /// One report period: an own record (`own` dB) and, when the link is up and `ground` is
+    /// given, a ground record stamped on the ground's clock.
+    fn period(&mut self, own: f32, ground: Option<f32>) {
+        self.now += STEP;
+        let r = rec(SourceId::DRONE, self.now, own);
+        self.input(DroneInput::Measured {
+            record: r,
+            detected: true,
+        });
+        if let Some(g) = ground {
+            let at = Duration::from_nanos((self.now.as_nanos() as i64 + self.ground_skew) as u64);
+            let records = [rec(SourceId::GROUND, at, g)];
+            self.input(DroneInput::GroundRecords {
+                seq: 0,
+                records: &records,
+            });
+        }
+        self.input(DroneInput::Tick);
+    }
+
+    fn link_up(&mut self) {
+        self.input(DroneInput::LinkUp {
+            ground: NodeName::new("ground").unwrap(),
+        });
+    }
+
+    fn take(&mut self) -> Vec<DroneOutput> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    fn active(&self) -> (SourceId, bool, String) {
+        let d = self.core.decision().expect("decided");
+        (d.source_id, d.fallback, d.reason.clone())
+    }
+
+    fn command(&mut self, id: u32, op: CmdOp) -> Vec<DroneOutput> {
+        self.take();
+        self.input(DroneInput::Command(Cmd {
+            id,
+            target: None,
+            op,
+        }));
+        self.take()
+    }
+}
+
+fn acks(outputs: &[DroneOutput]) -> Vec<(u32, bool, Option<AckCode>, String)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            DroneOutput::Send(Message::Ack(a)) => Some((
+                a.id,
+                a.ok,
+                a.code.clone(),
+                a.reason.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent_decisions(outputs: &[DroneOutput]) -> Vec<(SourceId, bool, String)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            DroneOutput::Send(Message::Decision(d)) => {
+                Some((d.source_id, d.fallback, d.reason.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn tune(hz: u64) -> CmdOp {
+    CmdOp::Tune {
+        frequency_hz: FrequencyHz::new(hz).unwrap(),
+    }
+}
+
+#[test]
+fn without_a_ground_the_drone_homes_on_its_own_receiver_and_streams_every_record() {
+    let mut d = Drone::new();
+    for _ in 0..20 {
+        d.period(-60.0, None);
+    }
+    let out = d.take();
+    let samples = out
+        .iter()
+        .filter(|o| matches!(o, DroneOutput::Sample(_)))
+        .count();
+    assert_eq!(samples, 20);
+    assert_eq!(d.active().0, SourceId::DRONE);
+    // Nothing is sent while the link is down; decisions are held for the ground.
+    assert!(sent_decisions(&out).is_empty());
+    d.link_up();
+    let sent = sent_decisions(&d.take());
+    assert!(
+        !sent.is_empty(),
+        "held decisions go to the ground on connection"
+    );
+    assert_eq!(sent.last().unwrap().0, SourceId::DRONE);
+}
+
+#[test]
+fn a_stronger_ground_receiver_wins_after_the_dwell_and_each_change_is_sent_and_recorded() {
+    let mut d = Drone::new();
+    d.link_up();
+    for _ in 0..30 {
+        d.period(-80.0, Some(-60.0));
+    }
+    assert_eq!(d.active().0, SourceId::GROUND);
+    let out = d.take();
+    let sent = sent_decisions(&out);
+    assert_eq!(sent.last().unwrap().0, SourceId::GROUND, "{sent:?}");
+    let written: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            DroneOutput::Write(Entry::Decision { node, decision }) => {
+                Some((node.to_string(), decision.source_id))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        written.last(),
+        Some(&("drone-1".to_owned(), SourceId::GROUND))
+    );
+    // Ground records go to the flight recorder under the ground's node.
+    assert!(out.iter().any(|o| matches!(
+        o,
+        DroneOutput::Write(Entry::Record { node, .. }) if &**node == "ground"
+    )));
+    assert_eq!(d.core.stats().switches, 1);
+}
+
+#[test]
+fn the_ground_clock_may_differ_from_ours_without_making_its_records_stale() {
+    for skew_s in [-30i64, 45] {
+        let mut d = Drone::new();
+        d.ground_skew = skew_s * 1_000_000_000;
+        d.link_up();
+        for _ in 0..30 {
+            d.period(-80.0, Some(-60.0));
+        }
+        assert_eq!(d.active().0, SourceId::GROUND, "skew {skew_s} s");
+    }
+}
+
+#[test]
+fn losing_the_link_falls_back_in_one_step_and_recovery_waits_for_the_hold_down() {
+    let mut d = Drone::new();
+    d.link_up();
+    for _ in 0..30 {
+        d.period(-80.0, Some(-60.0));
+    }
+    assert_eq!(d.active().0, SourceId::GROUND);
+    let lost_at = d.now;
+    d.input(DroneInput::LinkState(LinkState::Lost));
+    d.input(DroneInput::LinkDown);
+    d.period(-80.0, None);
+    assert_eq!(
+        d.active(),
+        (SourceId::DRONE, true, "link_lost".to_owned()),
+        "fallback within one decision step"
+    );
+    assert!(d.now - lost_at <= STEP);
+    assert_eq!(d.core.stats().fallbacks, 1);
+    for _ in 0..20 {
+        d.period(-80.0, None);
+    }
+    // Decisions taken while down are sent on reconnection.
+    d.take();
+    d.link_up();
+    let up_at = d.now;
+    let sent = sent_decisions(&d.take());
+    assert!(
+        sent.contains(&(SourceId::DRONE, true, "link_lost".to_owned())),
+        "{sent:?}"
+    );
+    let mut recovered_at = None;
+    for _ in 0..80 {
+        d.period(-80.0, Some(-60.0));
+        if !d.active().1 && recovered_at.is_none() {
+            recovered_at = Some(d.now);
+        }
+    }
+    let recovered_at = recovered_at.expect("recovers");
+    let after = recovered_at - up_at;
+    assert!(
+        after >= Duration::from_secs(5) && after <= Duration::from_millis(5_300),
+        "recovered {after:?} after the link came back"
+    );
+    assert_eq!(d.active().0, SourceId::GROUND);
+    assert_eq!(d.core.stats().recoveries, 1);
+    assert_eq!(d.core.fallback_delays().count(), 1);
+}
+
+#[test]
+fn decisions_held_while_down_are_bounded() {
+    let mut d = Drone::new();
+    d.link_up();
+    d.input(DroneInput::LinkDown);
+    // Alternate strengths so the decision keeps changing while nobody can hear it.
+    for i in 0..2_000 {
+        let own = if (i / 12) % 2 == 0 { -50.0 } else { -90.0 };
+        d.period(own, None);
+    }
+    d.take();
+    d.link_up();
+    let sent = sent_decisions(&d.take());
+    assert!(sent.len() <= HELD_DECISIONS + 1, "{}", sent.len());
+}
+
+#[test]
+fn commands_out_of_range_are_refused_with_range() {
+    let mut d = Drone::new();
+    d.link_up();
+    d.period(-60.0, None);
+    let a = acks(&d.command(1, tune(3_000_000_000)));
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        (a[0].0, a[0].1, a[0].2.clone()),
+        (1, false, Some(AckCode::Range))
+    );
+    let a = acks(&d.command(2, CmdOp::Rate { hz: 80.0 }));
+    assert_eq!(a[0].2, Some(AckCode::Range));
+    let a = acks(&d.command(3, CmdOp::Gain { gain_db: 500.0 }));
+    assert_eq!(a[0].2, Some(AckCode::Range));
+}
+
+#[test]
+fn a_tune_is_acknowledged_only_once_the_receiver_applied_it() {
+    let mut d = Drone::with({
+        let mut c = DroneConfig::new(NodeName::new("drone-1").unwrap());
+        c.channel_offset_hz = 100_000.0;
+        c
+    });
+    d.link_up();
+    d.period(-60.0, None);
+    let out = d.command(7, tune(121_500_000));
+    assert!(acks(&out).is_empty(), "no ack before the receiver answers");
+    assert!(out.contains(&DroneOutput::Control(Control::Tune {
+        cmd_id: 7,
+        beacon_hz: 121_500_000,
+        center_hz: 121_400_000,
+    })));
+    d.input(DroneInput::ControlDone {
+        cmd_id: 7,
+        outcome: ControlOutcome::Applied,
+    });
+    assert_eq!(acks(&d.take()), vec![(7, true, None, String::new())]);
+    // A recording cannot retune: the drone says so.
+    d.command(8, tune(121_500_000));
+    d.input(DroneInput::ControlDone {
+        cmd_id: 8,
+        outcome: ControlOutcome::Unsupported("a recording cannot retune".into()),
+    });
+    let a = acks(&d.take());
+    assert_eq!(a[0].2, Some(AckCode::Unsupported));
+    assert!(a[0].3.contains("recording"));
+}
+
+#[test]
+fn a_degraded_link_makes_the_drone_refuse_tune_with_safety_and_the_rule() {
+    let mut d = Drone::new();
+    d.link_up();
+    d.period(-60.0, None);
+    d.input(DroneInput::LinkState(LinkState::Degraded));
+    let a = acks(&d.command(4, tune(406_028_000)));
+    assert_eq!(a.len(), 1);
+    assert_eq!((a[0].1, a[0].2.clone()), (false, Some(AckCode::Safety)));
+    assert!(a[0].3.contains("communication"), "{}", a[0].3);
+    // Gain does not conflict with a poor link.
+    let out = d.command(5, CmdOp::Gain { gain_db: 20.0 });
+    assert!(acks(&out).is_empty());
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, DroneOutput::Control(Control::Gain { cmd_id: 5, .. })))
+    );
+    // Healthy again: tune passes to the receiver.
+    d.input(DroneInput::LinkState(LinkState::Healthy));
+    let out = d.command(6, tune(406_028_000));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, DroneOutput::Control(Control::Tune { cmd_id: 6, .. })))
+    );
+}
+
+#[test]
+fn after_losing_its_lock_the_drone_refuses_retuning_while_it_reacquires() {
+    let mut d = Drone::new();
+    d.link_up();
+    d.period(-60.0, None); // detected
+    d.now += STEP;
+    let r = rec(SourceId::DRONE, d.now, -95.0);
+    d.input(DroneInput::Measured {
+        record: r,
+        detected: false,
+    });
+    let a = acks(&d.command(9, tune(406_028_000)));
+    assert_eq!(a[0].2, Some(AckCode::Safety));
+    assert!(a[0].3.contains("signal"), "{}", a[0].3);
+    // Rate does not conflict with re-acquisition.
+    assert_eq!(
+        acks(&d.command(10, CmdOp::Rate { hz: 5.0 })),
+        vec![(10, true, None, String::new())]
+    );
+    // After the re-acquisition window the operator may retune.
+    d.now += Duration::from_secs(11);
+    d.input(DroneInput::Tick);
+    let out = d.command(11, tune(406_028_000));
+    assert!(acks(&out).is_empty());
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, DroneOutput::Control(Control::Tune { cmd_id: 11, .. })))
+    );
+}
+
+#[test]
+fn a_vehicle_safety_level_refuses_commands_and_forces_fallback() {
+    let mut d = Drone::new();
+    d.link_up();
+    for _ in 0..30 {
+        d.period(-80.0, Some(-60.0));
+    }
+    assert_eq!(d.active().0, SourceId::GROUND);
+    d.core
+        .set_vehicle_safety(d.now, SafetyState::NOMINAL.with(SafetyLevel::Geofence));
+    d.period(-80.0, Some(-60.0));
+    assert_eq!(
+        d.active(),
+        (SourceId::DRONE, true, "safety_geofence".to_owned())
+    );
+    let a = acks(&d.command(12, tune(406_028_000)));
+    assert_eq!(a[0].2, Some(AckCode::Safety));
+    assert!(a[0].3.contains("geofence"), "{}", a[0].3);
+}
+
+#[test]
+fn stream_off_stops_streaming_but_not_measuring_or_recording() {
+    let mut d = Drone::new();
+    d.link_up();
+    assert_eq!(
+        acks(&d.command(13, CmdOp::Stream { on: false })),
+        vec![(13, true, None, String::new())]
+    );
+    d.period(-60.0, None);
+    let out = d.take();
+    assert!(!out.iter().any(|o| matches!(o, DroneOutput::Sample(_))));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, DroneOutput::Write(Entry::Record { .. })))
+    );
+    assert_eq!(d.core.stats().measured, 1);
+}
+
+#[test]
+fn rate_commands_and_congestion_advice_set_the_report_rate_to_the_lowest() {
+    let mut d = Drone::new();
+    d.link_up();
+    let out = d.command(14, CmdOp::Rate { hz: 20.0 });
+    assert!(out.contains(&DroneOutput::Control(Control::ReportRate { hz: 20.0 })));
+    d.input(DroneInput::AdviseRate(5.0));
+    assert!(
+        d.take()
+            .contains(&DroneOutput::Control(Control::ReportRate { hz: 5.0 }))
+    );
+    assert_eq!(d.core.current_rate_hz(), 5.0);
+}
+
+#[test]
+fn unknown_ops_are_unsupported() {
+    let mut d = Drone::new();
+    let a = acks(&d.command(15, CmdOp::Unknown { op: "warp".into() }));
+    assert_eq!(a[0].2, Some(AckCode::Unsupported));
+}

@@ -1,0 +1,275 @@
+//! The ground core driven deterministically: link events in, writes and relays out.
+
+use std::time::Duration;
+
+use sarlink_link::PeerHello;
+use sarlink_link::driver::ServerEvent;
+use sarlink_schema::{
+    Ack, AckCode, Cmd, CmdOp, Dbm, Decision, FrequencyHz, Message, NodeName, ProtocolVersion,
+    QualityScore, Role, RssiRecord, RssiUnits, SourceId,
+};
+use sarlink_station::ground::{GroundCore, GroundEvent, GroundInput, GroundOutput};
+use sarlink_station::output::Entry;
+
+const T0: Duration = Duration::from_secs(1_764_000_000);
+
+fn rec(source: SourceId, i: u64) -> RssiRecord {
+    RssiRecord {
+        timestamp_ns: 1_764_000_000_000_000_000 + i as i64 * 100_000_000,
+        rssi_dbm: Dbm::new(-70.0).unwrap(),
+        frequency_hz: FrequencyHz::new(406_028_000).unwrap(),
+        source_id: source,
+        quality_score: QualityScore::new(80).unwrap(),
+        snr_db: None,
+        noise_dbm: None,
+    }
+}
+
+fn connected(conn: u64, node: &str, role: Role) -> GroundInput {
+    GroundInput::Link(ServerEvent::Connected {
+        conn,
+        addr: "127.0.0.1:5000".parse().unwrap(),
+        peer: PeerHello {
+            node: NodeName::new(node).unwrap(),
+            role,
+            stream: 99,
+            version: ProtocolVersion { major: 1, minor: 0 },
+            rssi_units: RssiUnits::Dbfs,
+            authenticated: false,
+        },
+        resume_seq: 0,
+    })
+}
+
+fn run(core: &mut GroundCore, input: GroundInput) -> Vec<GroundOutput> {
+    core.handle(T0, input);
+    std::iter::from_fn(|| core.poll_output()).collect()
+}
+
+fn decision(source: SourceId, fallback: bool, reason: &str) -> Decision {
+    Decision {
+        t_ns: 1,
+        source_id: source,
+        fallback,
+        reason: reason.into(),
+        score_drone: Some(10.0),
+        score_ground: None,
+    }
+}
+
+#[test]
+fn own_records_are_written_under_the_ground_and_relayed_to_drones_and_observers() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    let out = run(&mut g, GroundInput::OwnRecord(rec(SourceId::GROUND, 0)));
+    assert_eq!(
+        out[0],
+        GroundOutput::Write(Entry::Record {
+            node: "ground".into(),
+            stream: 7,
+            seq: 0,
+            record: rec(SourceId::GROUND, 0)
+        })
+    );
+    let roles: Vec<Role> = out
+        .iter()
+        .filter_map(|o| match o {
+            GroundOutput::RelaySample { role, .. } => Some(*role),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roles, vec![Role::Drone, Role::Observer]);
+    let out = run(&mut g, GroundInput::OwnRecord(rec(SourceId::GROUND, 1)));
+    assert!(matches!(
+        &out[0],
+        GroundOutput::Write(Entry::Record { seq: 1, .. })
+    ));
+}
+
+#[test]
+fn drone_records_are_written_once_with_their_key_and_relayed_to_observers() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let records: Vec<RssiRecord> = (0..3).map(|i| rec(SourceId::DRONE, i)).collect();
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Samples {
+            conn: 1,
+            node: NodeName::new("drone-1").unwrap(),
+            stream: 42,
+            seq: 10,
+            records,
+            gap: 2,
+        }),
+    );
+    let keys: Vec<(String, u64, u64)> = out
+        .iter()
+        .filter_map(|o| match o {
+            GroundOutput::Write(Entry::Record {
+                node, stream, seq, ..
+            }) => Some((node.to_string(), *stream, *seq)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("drone-1".into(), 42, 10),
+            ("drone-1".into(), 42, 11),
+            ("drone-1".into(), 42, 12)
+        ]
+    );
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(
+                o,
+                GroundOutput::RelaySample {
+                    role: Role::Observer,
+                    ..
+                }
+            ))
+            .count(),
+        3
+    );
+    let t = &g.drones()["drone-1"];
+    assert_eq!((t.received, t.gaps, t.duplicates), (3, 2, 0));
+    // The same sequence numbers again are counted as duplicates (the link should never).
+    run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Samples {
+            conn: 1,
+            node: NodeName::new("drone-1").unwrap(),
+            stream: 42,
+            seq: 11,
+            records: vec![rec(SourceId::DRONE, 1)],
+            gap: 0,
+        }),
+    );
+    assert_eq!(g.drones()["drone-1"].duplicates, 1);
+}
+
+#[test]
+fn a_drones_decisions_are_written_under_its_name_relayed_and_counted() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    run(&mut g, connected(2, "ops", Role::Observer));
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Decision {
+            conn: 1,
+            decision: decision(SourceId::DRONE, true, "link_lost"),
+        }),
+    );
+    assert!(out.contains(&GroundOutput::Write(Entry::Decision {
+        node: "drone-1".into(),
+        decision: decision(SourceId::DRONE, true, "link_lost"),
+    })));
+    assert!(out.contains(&GroundOutput::Broadcast {
+        role: Role::Observer,
+        message: Message::Decision(decision(SourceId::DRONE, true, "link_lost")),
+    }));
+    run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Decision {
+            conn: 1,
+            decision: decision(SourceId::GROUND, false, "hold"),
+        }),
+    );
+    let t = &g.drones()["drone-1"];
+    assert_eq!((t.decisions, t.fallbacks, t.recoveries), (2, 1, 1));
+    // A decision from an observer is nobody's decision.
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Decision {
+            conn: 2,
+            decision: decision(SourceId::DRONE, true, "link_lost"),
+        }),
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn commands_are_relayed_under_a_fresh_id_and_answered_under_the_operators() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    run(&mut g, connected(2, "ops", Role::Observer));
+    let cmd = Cmd {
+        id: 500,
+        target: Some(NodeName::new("drone-1").unwrap()),
+        op: CmdOp::Rate { hz: 5.0 },
+    };
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Command { conn: 2, cmd }),
+    );
+    let relayed = match &out[..] {
+        [
+            GroundOutput::Send {
+                conn: 1,
+                message: Message::Cmd(c),
+            },
+        ] => c.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(relayed.id, 500);
+    let refusal = Ack::refuse(relayed.id, AckCode::Safety, "rate conflicts with battery");
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Ack {
+            conn: 1,
+            ack: refusal,
+        }),
+    );
+    assert!(out.contains(&GroundOutput::Send {
+        conn: 2,
+        message: Message::Ack(Ack::refuse(
+            500,
+            AckCode::Safety,
+            "rate conflicts with battery"
+        )),
+    }));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, GroundOutput::Event(GroundEvent::Refused { .. })))
+    );
+    // To a drone that is not connected: refused at once.
+    let cmd = Cmd {
+        id: 501,
+        target: Some(NodeName::new("drone-9").unwrap()),
+        op: CmdOp::Stream { on: false },
+    };
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Command { conn: 2, cmd }),
+    );
+    match &out[..] {
+        [
+            GroundOutput::Send {
+                conn: 2,
+                message: Message::Ack(a),
+            },
+        ] => {
+            assert_eq!((a.id, a.ok), (501, false));
+            assert!(a.reason.as_deref().unwrap_or("").contains("drone-9"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_disconnected_drone_is_kept_as_lost() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    assert_eq!(g.connections(), 1);
+    run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Disconnected {
+            conn: 1,
+            node: Some(NodeName::new("drone-1").unwrap()),
+            reason: "peer closed".into(),
+            code: None,
+        }),
+    );
+    let t = &g.drones()["drone-1"];
+    assert_eq!((t.conn, t.link), (None, sarlink_link::LinkState::Lost));
+    assert_eq!(g.connections(), 0);
+}
