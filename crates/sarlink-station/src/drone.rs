@@ -51,7 +51,8 @@ use sarlink_link::LinkState;
 use sarlink_monitor::degradation::{
     Action, ControllerConfig, DegradationController, FeatureId, Priority, Readings, RegisterError,
 };
-use sarlink_monitor::thresholds::{Alert, Observation, ThresholdConfig, Thresholds};
+use sarlink_monitor::baseline::{Baseline, BaselineConfig, Deviation};
+use sarlink_monitor::thresholds::{Alert, MetricKind, Observation, ThresholdConfig, Thresholds};
 use sarlink_schema::{
     Ack, AckCode, Cmd, CmdOp, Decision, Message, NodeName, RssiRecord, SourceId, Status,
 };
@@ -270,6 +271,15 @@ pub enum DroneEvent {
     Degradation(sarlink_monitor::degradation::Event),
     /// An alert was raised or cleared.
     Alert(Alert),
+    /// A link RTT or measurement cycle time strayed from its own recent baseline (an
+    /// exponentially weighted mean and deviation), though it may be within the alert
+    /// thresholds.
+    Deviation {
+        /// What strayed ([`MetricKind::LinkRtt`] or [`MetricKind::CycleProcessing`]).
+        metric: MetricKind,
+        /// By how much.
+        deviation: Deviation,
+    },
 }
 
 /// Counters of a [`DroneCore`].
@@ -307,6 +317,8 @@ pub struct DroneCore {
     controller: DegradationController,
     features: Features,
     thresholds: Thresholds,
+    rtt_baseline: Baseline,
+    cycle_baseline: Baseline,
     out: VecDeque<DroneOutput>,
     node: Arc<str>,
     // Link.
@@ -397,7 +409,9 @@ impl DroneCore {
         };
         let rate = config.report_rate_hz;
         Ok(DroneCore {
-            thresholds: Thresholds::new(config.thresholds.clone()),
+            thresholds: Thresholds::new(config.thresholds),
+            rtt_baseline: Baseline::new(BaselineConfig::default()),
+            cycle_baseline: Baseline::new(BaselineConfig::default()),
             smoothing_applied: config.smoothing,
             coordinator,
             controller,
@@ -574,6 +588,17 @@ impl DroneCore {
     }
 
     fn observe(&mut self, now: Duration, observation: Observation) {
+        let baseline = match observation {
+            Observation::LinkRtt(_) => Some(&mut self.rtt_baseline),
+            Observation::CycleProcessing(_) => Some(&mut self.cycle_baseline),
+            _ => None,
+        };
+        if let Some(deviation) = baseline.and_then(|b| b.update(observation.value())) {
+            self.out.push_back(DroneOutput::Event(DroneEvent::Deviation {
+                metric: observation.kind(),
+                deviation,
+            }));
+        }
         if let Some(alert) = self.thresholds.observe(now, observation) {
             self.out
                 .push_back(DroneOutput::Event(DroneEvent::Alert(alert)));

@@ -435,3 +435,36 @@ fn unknown_ops_are_unsupported() {
     let a = acks(&d.command(15, CmdOp::Unknown { op: "warp".into() }));
     assert_eq!(a[0].2, Some(AckCode::Unsupported));
 }
+
+#[test]
+fn a_cycle_time_far_off_its_baseline_is_reported_and_over_its_limit_alerts() {
+    use sarlink_monitor::thresholds::MetricKind;
+    use sarlink_station::drone::DroneEvent;
+    let mut d = Drone::new();
+    for i in 0..60 {
+        d.now += STEP;
+        d.input(DroneInput::CycleTime(Duration::from_micros(900 + (i % 5) * 20)));
+    }
+    assert!(!d.take().iter().any(|o| matches!(
+        o,
+        DroneOutput::Event(DroneEvent::Deviation { .. } | DroneEvent::Alert(_))
+    )));
+    d.now += STEP;
+    d.input(DroneInput::CycleTime(Duration::from_millis(8)));
+    let out = d.take();
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            DroneOutput::Event(DroneEvent::Deviation { metric: MetricKind::CycleProcessing, .. })
+        )),
+        "{out:?}"
+    );
+    // Far beyond the documented critical limit, held: an alert.
+    let mut alerted = false;
+    for _ in 0..5 {
+        d.now += STEP;
+        d.input(DroneInput::CycleTime(Duration::from_millis(500)));
+        alerted |= d.take().iter().any(|o| matches!(o, DroneOutput::Event(DroneEvent::Alert(a)) if a.kind == MetricKind::CycleProcessing));
+    }
+    assert!(alerted);
+}

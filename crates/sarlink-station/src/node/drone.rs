@@ -386,7 +386,20 @@ fn log_event(event: &DroneEvent) {
         }
         DroneEvent::Safety(s) => tracing::info!(state = ?s, "safety state"),
         DroneEvent::Degradation(e) => tracing::info!(event = %e, "degradation"),
-        DroneEvent::Alert(a) => tracing::warn!(alert = ?a, "alert"),
+        DroneEvent::Alert(a) => tracing::warn!(
+            metric = ?a.kind,
+            severity = ?a.severity,
+            value = a.value,
+            limit = a.limit,
+            "alert"
+        ),
+        DroneEvent::Deviation { metric, deviation } => tracing::info!(
+            ?metric,
+            value = deviation.value,
+            mean = deviation.mean,
+            sigmas = deviation.sigmas,
+            "off its baseline"
+        ),
     }
 }
 
