@@ -51,11 +51,14 @@ fn run(settings: &DroneSettings) -> anyhow::Result<()> {
     let summary = DroneNode::start(settings)?.run(&stop, deadline, settings.quiet)?;
     if !settings.quiet {
         let s = &summary.stats;
+        let lat = &summary.ground_latency;
         eprintln!(
-            "sarlink-drone: {} reports, {} streamed, {} ground records, {} commands ({} refused), {} connections, {} fallbacks, {} recoveries",
+            "sarlink-drone: {} reports, {} streamed, {} ground records (measurement to coordinator p50 {:.2} ms, p99 {:.2} ms), {} commands ({} refused), {} connections, {} fallbacks, {} recoveries",
             s.measured,
             s.streamed,
             s.ground_records,
+            lat.p50.as_secs_f64() * 1e3,
+            lat.p99.as_secs_f64() * 1e3,
             s.commands,
             s.refused,
             s.connections,
