@@ -2,7 +2,7 @@
 //! fixture more than one test or benchmark needs lives here, once.
 //!
 //! - [`record`] / [`record_at`]: a deterministic stream of RSSI records.
-//! - [`pair`] (feature `link`): the deterministic two-endpoint harness for
+//! - `pair` (feature `link`): the deterministic two-endpoint harness for
 //!   `sarlink_link::Session`, with injected time and lost or chunked transmissions.
 //! - [`CountingAlloc`]: a global allocator that counts allocations and bytes per thread, for
 //!   tests that prove a hot path allocates nothing in steady state, or stays within a
@@ -10,13 +10,14 @@
 //! - [`iq_data_dir`] / [`iq_capture`]: where the shared real RTL-SDR captures are.
 //!
 //! # Features
-//! - `link`: [`pair`], which depends on `sarlink-link`. Off by default so the crates below
-//!   `sarlink-link` (wire, schema, sdr) can use the rest without building it.
+//! - `link`: the `pair` module, which depends on `sarlink-link`. Off by default, so the
+//!   crates below `sarlink-link` (wire, schema, sdr) can use the rest without building it.
 //!
-//! `sarlink-schema` and `sarlink-link` list this crate as a dev-dependency while it depends
-//! on them: cargo allows that cycle, and their integration tests (which link the same
-//! library this crate links) share its types; their unit tests (`#[cfg(test)]` in `src/`)
-//! must not use it, as they are compiled as a second copy of the library.
+//! `sarlink-wire`, `sarlink-schema` and `sarlink-link` list this crate as a dev-dependency
+//! while it depends on them (directly or through `sarlink-schema`): cargo allows that cycle.
+//! Their integration tests link the same library this crate links, so they share its types;
+//! their unit tests (`#[cfg(test)]` in `src/`) are a second copy of the library and must not
+//! use this crate's types with theirs.
 
 // The one place in the workspace with `unsafe`: a `GlobalAlloc` must be an `unsafe impl`.
 // It only forwards to `std::alloc::System` and bumps thread-local counters.
