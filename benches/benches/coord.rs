@@ -1,13 +1,12 @@
-//! Benchmarks for sarlink-coord: one decision step (two records + `decide`), the score
-//! computed directly against the LRU score cache, and snapshot encode/compress/push.
+//! Benchmarks for sarlink-coord: one decision step (two records + `decide`) and the score
+//! computed directly.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
 use sarlink_coord::{
-    CacheConfig, Config, Coordinator, QualityScore, ScoreCache, ScoreConfig, ScoreKey,
-    SnapshotHistory, SourceId, SourceReading, score_db,
+    Config, Coordinator, QualityScore, ScoreConfig, SourceId, SourceReading, score_db,
 };
 
 /// Readings per trace (cycled).
@@ -44,34 +43,31 @@ fn step_bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("coord/step");
     // Two input records per step.
     group.throughput(Throughput::Elements(2));
-    for (label, cache) in [("direct", None), ("cached", Some(CacheConfig::default()))] {
-        let mut config = Config::default();
-        config.score_cache = cache;
-        let mut coord = Coordinator::new(config).unwrap();
-        let mut i = 0usize;
-        let mut base = Duration::ZERO;
-        group.bench_function(BenchmarkId::new("2_records", label), |b| {
-            b.iter(|| {
-                let (drone, ground) = trace[i % TRACE_LEN];
-                if i % TRACE_LEN == 0 && i > 0 {
-                    base += Duration::from_millis(TRACE_LEN as u64 * 100);
-                }
-                let now = base + drone.timestamp();
-                // The trace's timestamps restart each cycle; shift them with `base`.
-                let shift = |r: SourceReading| {
-                    SourceReading::new(r.rssi_dbm(), r.snr_db(), r.quality(), now).unwrap()
-                };
-                coord.update_reading(SourceId::DRONE, shift(drone), now);
-                coord.update_reading(SourceId::GROUND, shift(ground), now);
-                black_box(coord.decide(black_box(now)));
-                i += 1;
-            });
+    let mut coord = Coordinator::new(Config::default()).unwrap();
+    let mut i = 0usize;
+    let mut base = Duration::ZERO;
+    // The id keeps the name `coord/step/2_records/direct` that docs/BENCHMARKS.md cites.
+    group.bench_function(BenchmarkId::new("2_records", "direct"), |b| {
+        b.iter(|| {
+            let (drone, ground) = trace[i % TRACE_LEN];
+            if i % TRACE_LEN == 0 && i > 0 {
+                base += Duration::from_millis(TRACE_LEN as u64 * 100);
+            }
+            let now = base + drone.timestamp();
+            // The trace's timestamps restart each cycle; shift them with `base`.
+            let shift = |r: SourceReading| {
+                SourceReading::new(r.rssi_dbm(), r.snr_db(), r.quality(), now).unwrap()
+            };
+            coord.update_reading(SourceId::DRONE, shift(drone), now);
+            coord.update_reading(SourceId::GROUND, shift(ground), now);
+            black_box(coord.decide(black_box(now)));
+            i += 1;
         });
-    }
+    });
     group.finish();
 }
 
-/// Scores the trace's readings directly and through the cache (warm, default size).
+/// Scores the trace's readings directly.
 fn score_bench(c: &mut Criterion) {
     let readings: Vec<SourceReading> = trace().into_iter().flat_map(|(d, g)| [d, g]).collect();
     let cfg = ScoreConfig::default();
@@ -86,62 +82,6 @@ fn score_bench(c: &mut Criterion) {
             black_box(sum)
         });
     });
-    let mut cache = ScoreCache::new(CacheConfig::default());
-    group.bench_function("cached", |b| {
-        b.iter(|| {
-            let mut sum = 0.0f32;
-            for r in &readings {
-                let key = ScoreKey::new(black_box(r));
-                sum += cache.get_or_compute(key, Duration::ZERO, |k| k.score_db(&cfg));
-            }
-            black_box(sum)
-        });
-    });
-    group.finish();
-    let s = cache.stats();
-    eprintln!(
-        "coord/score/cached hit rate {:.4} ({} hits, {} misses)",
-        s.hit_rate(),
-        s.hits,
-        s.misses
-    );
-}
-
-/// Snapshot of a coordinator with a full 256-decision history: encode, compress, and
-/// push into a history (unchanged content, so deduplicated, and changed content).
-fn snapshot_bench(c: &mut Criterion) {
-    let trace = trace();
-    let mut coord = Coordinator::new(Config::default()).unwrap();
-    for (drone, ground) in &trace[..300] {
-        let now = drone.timestamp();
-        coord.update_reading(SourceId::DRONE, *drone, now);
-        coord.update_reading(SourceId::GROUND, *ground, now);
-        coord.decide(now);
-    }
-    let snap = coord.snapshot(Duration::from_secs(30));
-    let raw = snap.encode().unwrap();
-    let mut group = c.benchmark_group("coord/snapshot");
-    group.throughput(Throughput::Bytes(raw.len() as u64));
-    group.bench_function("encode", |b| {
-        b.iter(|| black_box(black_box(&snap).encode().unwrap()))
-    });
-    group.bench_function("compress", |b| {
-        b.iter(|| black_box(black_box(&snap).compress().unwrap()))
-    });
-    let mut history = SnapshotHistory::new(64);
-    history.push(&snap).unwrap();
-    group.bench_function("push_dedup", |b| {
-        b.iter(|| black_box(history.push(black_box(&snap)).unwrap()))
-    });
-    let mut other = snap.clone();
-    other.current = Some(SourceId::GROUND);
-    let mut flip = false;
-    group.bench_function("push_store", |b| {
-        b.iter(|| {
-            flip = !flip;
-            black_box(history.push(if flip { &other } else { &snap }).unwrap())
-        })
-    });
     group.finish();
 }
 
@@ -152,7 +92,6 @@ fn benches() {
     let mut criterion = Criterion::default().configure_from_args();
     step_bench(&mut criterion);
     score_bench(&mut criterion);
-    snapshot_bench(&mut criterion);
 }
 
 criterion_main!(benches);

@@ -14,19 +14,8 @@ use std::time::{Duration, Instant};
 
 use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent};
-use sarlink_schema::{Db, Dbm, FrequencyHz, NodeName, QualityScore, Role, RssiRecord, SourceId};
-
-fn record(i: u64) -> RssiRecord {
-    RssiRecord {
-        timestamp_ns: 1_764_000_000_000_000_000 + i as i64 * 100_000_000,
-        rssi_dbm: Dbm::new(-70.0 - (i % 50) as f32 * 0.25).unwrap(),
-        frequency_hz: FrequencyHz::new(406_025_000).unwrap(),
-        source_id: SourceId::DRONE,
-        quality_score: QualityScore::new(85).unwrap(),
-        snr_db: Some(Db::new(17.5).unwrap()),
-        noise_dbm: Some(Dbm::new(-95.0).unwrap()),
-    }
-}
+use sarlink_schema::{NodeName, Role};
+use sarlink_testkit::record;
 
 fn server() -> Server {
     let session = SessionConfig::new(Role::Ground, NodeName::new("ground").unwrap(), 1);

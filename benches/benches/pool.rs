@@ -1,11 +1,11 @@
-//! Benchmarks for sarlink-pool: buffer checkout+return against a fresh allocation, an
-//! object pool round trip, and ring buffer push/pop and force_push at full.
+//! Benchmarks for sarlink-pool: buffer checkout+return against a fresh allocation, and
+//! ring buffer push/pop and force_push at full.
 
 use std::hint::black_box;
 
 use bytes::{BufMut, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
-use sarlink_pool::{BufferPool, ObjectPool, RingBuffer};
+use sarlink_pool::{BufferPool, RingBuffer};
 
 /// Bytes written into each buffer so the allocation is really touched: about one RSSI
 /// message frame.
@@ -62,31 +62,6 @@ fn buffers(c: &mut Criterion) {
             "bench pool should only hit: {stats:?}"
         );
     }
-    group.finish();
-}
-
-fn objects(c: &mut Criterion) {
-    let mut group = c.benchmark_group("pool/object");
-    group.throughput(Throughput::Elements(1));
-    let pool = ObjectPool::builder(|| Vec::<u32>::with_capacity(256), Vec::clear)
-        .max_pooled(4)
-        .prefill(1)
-        .build()
-        .expect("valid config");
-    group.bench_function("fresh_vec_256", |b| {
-        b.iter(|| {
-            let mut v = Vec::<u32>::with_capacity(black_box(256));
-            v.extend(0..16);
-            black_box(&v);
-        });
-    });
-    group.bench_function("pooled_vec_256", |b| {
-        b.iter(|| {
-            let mut v = pool.checkout();
-            v.extend(0..16);
-            black_box(&*v);
-        });
-    });
     group.finish();
 }
 
@@ -155,7 +130,6 @@ fn ring(c: &mut Criterion) {
 fn benches() {
     let mut criterion = Criterion::default().configure_from_args();
     buffers(&mut criterion);
-    objects(&mut criterion);
     ring(&mut criterion);
 }
 

@@ -8,11 +8,9 @@ use sarlink_schema::{RssiRecord, SourceId};
 use crate::authority::{
     CommandOp, FrequencyRequest, FrequencyResolution, Refusal, SafetyState, resolve_frequency,
 };
-use crate::cache::{CacheConfig, CacheStats, ScoreCache};
 use crate::decision::{Decision, Reason};
 use crate::link::{LinkHealth, LinkThresholds, LinkVerdict};
 use crate::score::{ScoreConfig, ScoreKey};
-use crate::snapshot::{CoordSnapshot, DecisionRecord, LinkSnapshot};
 use crate::source::SourceReading;
 
 /// Tuning of a [`Coordinator`]. Start from [`Config::default`] and change fields.
@@ -33,9 +31,6 @@ pub struct Config {
     pub score: ScoreConfig,
     /// Decisions kept in the history ring. Default 256 (25.6 s at 10 Hz).
     pub history_capacity: usize,
-    /// Score cache; `None` (the default) computes every score directly, which the
-    /// benchmark shows is faster.
-    pub score_cache: Option<CacheConfig>,
 }
 
 impl Default for Config {
@@ -48,7 +43,6 @@ impl Default for Config {
             link: LinkThresholds::default(),
             score: ScoreConfig::default(),
             history_capacity: 256,
-            score_cache: None,
         }
     }
 }
@@ -75,14 +69,6 @@ impl Config {
         }
         if let Some((name, value)) = self.score.invalid_parameter() {
             return Err(ConfigError::InvalidScoreParameter { name, value });
-        }
-        if let Some(cache) = self.score_cache {
-            if !(1..=ScoreCache::MAX_CAPACITY).contains(&cache.capacity) {
-                return Err(ConfigError::InvalidCacheCapacity {
-                    capacity: cache.capacity,
-                    max: ScoreCache::MAX_CAPACITY,
-                });
-            }
         }
         Ok(())
     }
@@ -114,14 +100,6 @@ pub enum ConfigError {
         /// The rejected value.
         value: f32,
     },
-    /// The cache capacity was 0 or too large.
-    #[error("score cache capacity {capacity} is outside 1..={max}")]
-    InvalidCacheCapacity {
-        /// The rejected capacity.
-        capacity: usize,
-        /// The largest accepted capacity.
-        max: usize,
-    },
 }
 
 /// Counters of a [`Coordinator`].
@@ -139,11 +117,11 @@ pub struct CoordStats {
 
 /// Link tracking state of one source.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct LinkTrack {
-    pub(crate) verdict: LinkVerdict,
+struct LinkTrack {
+    verdict: LinkVerdict,
     /// When the link last became usable after being lost or degraded, while its hold-down
     /// has not yet been seen to end; `None` otherwise.
-    pub(crate) recovered_at: Option<Duration>,
+    recovered_at: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,8 +148,7 @@ struct SourceTrack {
 ///    the history ring and returns it; a fallback trigger fed before a `decide` takes effect
 ///    in that very `decide`. `now` should not go backwards; if it does, durations saturate
 ///    at zero (a dwell or hold-down never ends early).
-/// 3. Optionally, [`snapshot`](Self::snapshot) for persistence, and
-///    [`authorize`](Self::authorize) / [`resolve_frequency`](Self::resolve_frequency)
+/// 3. [`authorize`](Self::authorize) / [`resolve_frequency`](Self::resolve_frequency)
 ///    when a ground command arrives.
 ///
 /// # Examples
@@ -186,7 +163,6 @@ pub struct Coordinator {
     current: Option<SourceId>,
     held_since: Duration,
     history: RingBuffer<Decision>,
-    cache: Option<ScoreCache>,
     stats: CoordStats,
 }
 
@@ -200,7 +176,6 @@ impl Coordinator {
         Ok(Coordinator {
             // `validate` guarantees capacity >= 1, so `RingBuffer::new` does not panic.
             history: RingBuffer::new(config.history_capacity),
-            cache: config.score_cache.map(ScoreCache::new),
             config,
             sources: Vec::new(),
             safety: SafetyState::NOMINAL,
@@ -216,8 +191,8 @@ impl Coordinator {
         &self.config
     }
 
-    /// Replaces the configuration; invalidates the score cache and keeps the newest
-    /// decisions that fit the new history capacity.
+    /// Replaces the configuration; keeps the newest decisions that fit the new history
+    /// capacity.
     ///
     /// # Errors
     /// [`ConfigError`] when `config` is invalid; the old configuration then stays.
@@ -229,10 +204,6 @@ impl Coordinator {
                 history.force_push(*d);
             }
             self.history = history;
-        }
-        match (&mut self.cache, config.score_cache) {
-            (Some(cache), Some(cc)) if cache.config() == cc => cache.invalidate(),
-            (_, cc) => self.cache = cc.map(ScoreCache::new),
         }
         self.config = config;
         Ok(())
@@ -363,11 +334,7 @@ impl Coordinator {
             if now.saturating_sub(reading.timestamp()) > freshness {
                 continue;
             }
-            let key = ScoreKey::new(&reading);
-            let score = match &mut self.cache {
-                Some(cache) => cache.get_or_compute(key, now, |k| k.score_db(&score_cfg)),
-                None => key.score_db(&score_cfg),
-            };
+            let score = ScoreKey::new(&reading).score_db(&score_cfg);
             if track.id == SourceId::DRONE {
                 score_drone_db = Some(score);
             } else if track.id == SourceId::GROUND {
@@ -484,11 +451,6 @@ impl Coordinator {
         self.stats
     }
 
-    /// The score cache counters, `None` when the cache is off (the default).
-    pub fn cache_stats(&self) -> Option<CacheStats> {
-        self.cache.as_ref().map(ScoreCache::stats)
-    }
-
     /// Whether a ground command may run under the current safety state.
     ///
     /// # Errors
@@ -506,54 +468,6 @@ impl Coordinator {
         ground: FrequencyRequest,
     ) -> FrequencyResolution {
         resolve_frequency(self.safety, drone, ground)
-    }
-
-    /// Captures the coordination state at `now`: selection, dwell start, safety, link
-    /// tracking and the decision history (without scores). Readings are not part of it:
-    /// they expire within the freshness window anyway.
-    pub fn snapshot(&self, now: Duration) -> CoordSnapshot {
-        CoordSnapshot {
-            taken_at: now,
-            safety: self.safety,
-            current: self.current,
-            held_since: self.held_since,
-            links: self
-                .sources
-                .iter()
-                .filter_map(|t| {
-                    t.link.map(|l| LinkSnapshot {
-                        source: t.id,
-                        verdict: l.verdict,
-                        recovered_at: l.recovered_at,
-                    })
-                })
-                .collect(),
-            decisions: self.history.iter().map(DecisionRecord::from).collect(),
-        }
-    }
-
-    /// Rebuilds a coordinator from a snapshot: selection, dwell start, safety, link
-    /// tracking and history are restored; scores in the restored history are `None`, and
-    /// no reading is held until new records arrive.
-    ///
-    /// # Errors
-    /// [`ConfigError`] when `config` is invalid.
-    pub fn restore(config: Config, snapshot: &CoordSnapshot) -> Result<Self, ConfigError> {
-        let mut c = Coordinator::new(config)?;
-        c.safety = snapshot.safety;
-        c.safety_since = snapshot.taken_at;
-        c.current = snapshot.current;
-        c.held_since = snapshot.held_since;
-        for l in &snapshot.links {
-            c.track_mut(l.source).link = Some(LinkTrack {
-                verdict: l.verdict,
-                recovered_at: l.recovered_at,
-            });
-        }
-        for r in &snapshot.decisions {
-            c.history.force_push(Decision::from(*r));
-        }
-        Ok(c)
     }
 }
 

@@ -68,38 +68,6 @@ impl Reason {
             Reason::Safety(_) | Reason::LinkLost | Reason::LinkDegraded | Reason::Recovering
         )
     }
-
-    /// Compact code used by snapshots.
-    pub(crate) const fn code(&self) -> u8 {
-        match self {
-            Reason::Initial => 0,
-            Reason::Hold => 1,
-            Reason::Dwell => 2,
-            Reason::BetterScore => 3,
-            Reason::Stale => 4,
-            Reason::NoData => 5,
-            Reason::LinkLost => 6,
-            Reason::LinkDegraded => 7,
-            Reason::Recovering => 8,
-            Reason::Safety(level) => 16 + *level as u8,
-        }
-    }
-
-    pub(crate) fn from_code(code: u8) -> Option<Self> {
-        Some(match code {
-            0 => Reason::Initial,
-            1 => Reason::Hold,
-            2 => Reason::Dwell,
-            3 => Reason::BetterScore,
-            4 => Reason::Stale,
-            5 => Reason::NoData,
-            6 => Reason::LinkLost,
-            7 => Reason::LinkDegraded,
-            8 => Reason::Recovering,
-            16..=21 => Reason::Safety(SafetyLevel::ALL[usize::from(code - 16)]),
-            _ => return None,
-        })
-    }
 }
 
 impl fmt::Display for Reason {
@@ -157,7 +125,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_round_trip_and_strings_are_unique() {
+    fn wire_strings_are_unique() {
         let mut all = vec![
             Reason::Initial,
             Reason::Hold,
@@ -172,11 +140,8 @@ mod tests {
         all.extend(SafetyLevel::ALL.map(Reason::Safety));
         let mut names = std::collections::HashSet::new();
         for r in all {
-            assert_eq!(Reason::from_code(r.code()), Some(r));
             assert!(names.insert(r.as_str()), "duplicate {}", r.as_str());
         }
-        assert_eq!(Reason::from_code(9), None);
-        assert_eq!(Reason::from_code(22), None);
     }
 
     #[test]

@@ -88,25 +88,6 @@ pub enum LinkVerdict {
     Lost,
 }
 
-impl LinkVerdict {
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            LinkVerdict::Usable => 0,
-            LinkVerdict::Degraded => 1,
-            LinkVerdict::Lost => 2,
-        }
-    }
-
-    pub(crate) fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0 => Some(LinkVerdict::Usable),
-            1 => Some(LinkVerdict::Degraded),
-            2 => Some(LinkVerdict::Lost),
-            _ => None,
-        }
-    }
-}
-
 /// When a link counts as "degraded past its threshold" and triggers fallback.
 ///
 /// A link is judged [`LinkVerdict::Lost`] when the monitor says [`LinkState::Lost`];

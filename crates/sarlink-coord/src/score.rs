@@ -21,7 +21,7 @@
 //! falls back to its quality as an SNR proxy (0.3 dB per point: quality 100 ~ 30 dB). RSSI
 //! is weighted 0 by default; give it a weight only when every source reports calibrated dBm.
 //! The quantisation is far below the measurement noise (typically 1 dB or more) and makes
-//! the score a pure function of a small key, so a cache of it cannot change any decision.
+//! the score a pure function of a small key.
 
 use crate::source::SourceReading;
 
@@ -99,15 +99,6 @@ impl ScoreKey {
         }
     }
 
-    /// The key packed into 40 bits (for hashing).
-    pub fn packed(&self) -> u64 {
-        // i16::MIN is never produced by `quantise`, so it can mark "no SNR".
-        let snr = self.snr_fifth_db.unwrap_or(i16::MIN);
-        u64::from(self.rssi_half_db as u16)
-            | (u64::from(snr as u16) << 16)
-            | (u64::from(self.quality) << 32)
-    }
-
     /// The quantised RSSI in dB.
     pub fn rssi_dbm(&self) -> f32 {
         f32::from(self.rssi_half_db) / 2.0
@@ -179,12 +170,8 @@ mod tests {
         let a = ScoreKey::new(&reading(-70.24, Some(10.09), 80));
         let b = ScoreKey::new(&reading(-69.76, Some(9.91), 80));
         assert_eq!(a, b);
-        assert_eq!(a.packed(), b.packed());
         let c = ScoreKey::new(&reading(-70.24, Some(10.11), 80));
         assert_ne!(a, c, "a 0.2 dB SNR step must change the key");
-        assert_ne!(
-            ScoreKey::new(&reading(-70.0, None, 80)).packed(),
-            a.packed()
-        );
+        assert_ne!(ScoreKey::new(&reading(-70.0, None, 80)), a);
     }
 }

@@ -6,22 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use sarlink_link::{Event, Session, SessionConfig};
-use sarlink_schema::{Db, Dbm, FrequencyHz, NodeName, QualityScore, Role, RssiRecord, SourceId};
+use sarlink_schema::{NodeName, Role};
+use sarlink_testkit::record;
 
 #[global_allocator]
 static ALLOC: sarlink_testkit::CountingAlloc = sarlink_testkit::CountingAlloc;
-
-fn record(i: u64) -> RssiRecord {
-    RssiRecord {
-        timestamp_ns: 1_764_000_000_000_000_000 + i as i64 * 100_000_000,
-        rssi_dbm: Dbm::new(-70.0 - (i % 20) as f32).unwrap(),
-        frequency_hz: FrequencyHz::new(406_025_000).unwrap(),
-        source_id: SourceId::DRONE,
-        quality_score: QualityScore::new(80).unwrap(),
-        snr_db: Some(Db::new(15.0).unwrap()),
-        noise_dbm: Some(Dbm::new(-95.0).unwrap()),
-    }
-}
 
 #[test]
 fn ten_hz_streaming_allocates_nothing_per_sample_on_the_sender() {

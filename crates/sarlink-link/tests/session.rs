@@ -1,15 +1,17 @@
 //! Deterministic two-endpoint tests of the session state machine: injected time, a network
-//! that can split, drop and delay bytes, and no sleeps.
+//! that can split, drop and delay bytes, and no sleeps (the harness is
+//! `sarlink_testkit::pair::Pair`).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use sarlink_link::{CloseReason, Event, LinkState, PreSharedKey, Session, SessionConfig};
 use sarlink_schema::{
-    Ack, AckCode, Challenge, Cmd, CmdOp, Db, Dbm, FrequencyHz, Mac, Message, NodeName, Nonce,
-    ProtocolVersion, QualityScore, Role, RssiRecord, SourceId, Status, Welcome, WireCode,
+    Ack, AckCode, Challenge, Cmd, CmdOp, Mac, Message, NodeName, Nonce, ProtocolVersion, Role,
+    Status, Welcome, WireCode,
 };
+use sarlink_testkit::pair::{Chunking, Pair};
+use sarlink_testkit::record;
 use sarlink_wire::{CloseCode, DecoderConfig, EncoderConfig, FrameDecoder, FrameEncoder};
 
 const MS: Duration = Duration::from_millis(1);
@@ -30,197 +32,8 @@ fn key(byte: u8) -> PreSharedKey {
     PreSharedKey::new(vec![byte; 32]).unwrap()
 }
 
-fn record(i: u64) -> RssiRecord {
-    RssiRecord {
-        timestamp_ns: 1_764_000_000_000_000_000 + i as i64 * 100_000_000,
-        rssi_dbm: Dbm::new(-70.0 - (i % 20) as f32 * 0.5).unwrap(),
-        frequency_hz: FrequencyHz::new(406_025_000).unwrap(),
-        source_id: SourceId::DRONE,
-        quality_score: QualityScore::new(80).unwrap(),
-        snr_db: Some(Db::new(15.0).unwrap()),
-        noise_dbm: Some(Dbm::new(-95.0).unwrap()),
-    }
-}
-
-/// Splits every transmission into chunks of this many bytes before delivery.
-#[derive(Clone, Copy)]
-enum Chunking {
-    Whole,
-    Bytes(usize),
-}
-
-/// Two sessions joined by an in-memory network with a shared, injected clock.
-struct Pair {
-    client: Session,
-    server: Session,
-    now: Instant,
-    client_events: Vec<Event>,
-    server_events: Vec<Event>,
-    /// Next expected seq per (node, stream), as a server keeps it across connections.
-    resume: HashMap<(String, u64), u64>,
-    chunking: Chunking,
-    /// While false, bytes in that direction are lost.
-    c2s_up: bool,
-    s2c_up: bool,
-    /// Frames (whole transmissions) written client -> server, for inspection.
-    c2s_log: Vec<u8>,
-    s2c_log: Vec<u8>,
-    c2s_in: BytesMut,
-    s2c_in: BytesMut,
-}
-
-impl Pair {
-    fn new(client: SessionConfig, server: SessionConfig) -> Self {
-        let now = Instant::now();
-        Self::with_sessions(
-            Session::client(client, now, [1; 16]),
-            Session::server(server, now, [2; 16]),
-            now,
-        )
-    }
-
-    fn with_sessions(client: Session, server: Session, now: Instant) -> Self {
-        Pair {
-            client,
-            server,
-            now,
-            client_events: Vec::new(),
-            server_events: Vec::new(),
-            resume: HashMap::new(),
-            chunking: Chunking::Whole,
-            c2s_up: true,
-            s2c_up: true,
-            c2s_log: Vec::new(),
-            s2c_log: Vec::new(),
-            c2s_in: BytesMut::new(),
-            s2c_in: BytesMut::new(),
-        }
-    }
-
-    fn connected() -> Self {
-        let mut p = Self::new(client_config(), server_config());
-        p.drive();
-        assert!(p.client.is_established() && p.server.is_established());
-        p
-    }
-
-    fn deliver(
-        chunking: Chunking,
-        bytes: &[u8],
-        inbuf: &mut BytesMut,
-        to: &mut Session,
-        now: Instant,
-    ) {
-        match chunking {
-            Chunking::Whole => {
-                inbuf.extend_from_slice(bytes);
-                to.handle_input(now, inbuf);
-            }
-            Chunking::Bytes(n) => {
-                for chunk in bytes.chunks(n) {
-                    inbuf.extend_from_slice(chunk);
-                    to.handle_input(now, inbuf);
-                }
-            }
-        }
-    }
-
-    /// Exchanges bytes and events until neither side has anything more to say.
-    fn drive(&mut self) {
-        for _ in 0..10_000 {
-            let mut progressed = false;
-            let mut out = BytesMut::new();
-            if self.client.poll_transmit(self.now, &mut out) > 0 {
-                progressed = true;
-                self.c2s_log.extend_from_slice(&out);
-                if self.c2s_up {
-                    Self::deliver(
-                        self.chunking,
-                        &out,
-                        &mut self.c2s_in,
-                        &mut self.server,
-                        self.now,
-                    );
-                }
-            }
-            out.clear();
-            if self.server.poll_transmit(self.now, &mut out) > 0 {
-                progressed = true;
-                self.s2c_log.extend_from_slice(&out);
-                if self.s2c_up {
-                    Self::deliver(
-                        self.chunking,
-                        &out,
-                        &mut self.s2c_in,
-                        &mut self.client,
-                        self.now,
-                    );
-                }
-            }
-            while let Some(e) = self.server.poll_event() {
-                progressed = true;
-                if let Event::HelloReceived(hello) = &e {
-                    let seq = *self
-                        .resume
-                        .get(&(hello.node.as_str().to_owned(), hello.stream))
-                        .unwrap_or(&0);
-                    self.server.accept(seq, self.now);
-                }
-                if let Event::Samples { seq, records, .. } = &e {
-                    let peer = self.server.peer().unwrap().as_str().to_owned();
-                    self.resume
-                        .insert((peer, 0xD20E), seq + records.len() as u64);
-                }
-                self.server_events.push(e);
-            }
-            while let Some(e) = self.client.poll_event() {
-                progressed = true;
-                self.client_events.push(e);
-            }
-            if !progressed {
-                return;
-            }
-        }
-        panic!("sessions never went quiet");
-    }
-
-    /// Moves the clock forward in steps of at most 10 ms, running timers and traffic.
-    fn advance(&mut self, by: Duration) {
-        let end = self.now + by;
-        while self.now < end {
-            self.now = (self.now + 10 * MS).min(end);
-            self.client.handle_timeout(self.now);
-            self.server.handle_timeout(self.now);
-            self.drive();
-        }
-    }
-
-    /// A new connection for the same client (same stream, same unacked samples) to a fresh
-    /// server session that shares this pair's resume table.
-    fn reconnect(&mut self) {
-        self.client.reconnect(self.now, [3; 16]);
-        self.server = Session::server(server_config(), self.now, [4; 16]);
-        self.c2s_in.clear();
-        self.s2c_in.clear();
-        self.c2s_up = true;
-        self.s2c_up = true;
-        self.drive();
-    }
-
-    fn delivered(&self) -> Vec<(u64, RssiRecord)> {
-        let mut v = Vec::new();
-        for e in &self.server_events {
-            if let Event::Samples { seq, records, .. } = e {
-                v.extend(
-                    records
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| (seq + i as u64, *r)),
-                );
-            }
-        }
-        v
-    }
+fn connected() -> Pair {
+    Pair::connected(client_config(), server_config())
 }
 
 fn closed(events: &[Event]) -> Option<&CloseReason> {
@@ -452,7 +265,7 @@ fn compression_is_used_only_when_agreed_and_only_after_the_handshake() {
             .all(|(compressed, _)| !compressed)
     );
 
-    let mut p = Pair::connected();
+    let mut p = connected();
     for i in 0..500 {
         p.client.push_sample(record(i));
     }
@@ -503,7 +316,7 @@ fn garbage_and_frame_errors_close_with_the_right_code() {
         ),
     ];
     for (bytes, code) in cases {
-        let mut p = Pair::connected();
+        let mut p = connected();
         let mut input = BytesMut::from(bytes);
         p.server.handle_input(p.now, &mut input);
         p.drive();
@@ -523,7 +336,7 @@ fn garbage_and_frame_errors_close_with_the_right_code() {
 
 #[test]
 fn idle_links_ping_every_second_and_measure_rtt() {
-    let mut p = Pair::connected();
+    let mut p = connected();
     p.advance(3_500 * MS);
     let pings = messages(&p.c2s_log)
         .iter()
@@ -551,7 +364,7 @@ fn idle_links_ping_every_second_and_measure_rtt() {
 
 #[test]
 fn rtt_reflects_network_delay() {
-    let mut p = Pair::connected();
+    let mut p = connected();
     // Hold the server's answers back for 40 ms.
     p.advance(990 * MS);
     p.s2c_up = false;
@@ -576,7 +389,7 @@ fn rtt_reflects_network_delay() {
 
 #[test]
 fn silence_degrades_then_loses_the_link() {
-    let mut p = Pair::connected();
+    let mut p = connected();
     p.s2c_up = false;
     p.c2s_up = false;
     p.advance(1_490 * MS);
@@ -601,7 +414,7 @@ fn silence_degrades_then_loses_the_link() {
 
 #[test]
 fn samples_at_10_hz_go_out_one_per_message_without_delay() {
-    let mut p = Pair::connected();
+    let mut p = connected();
     for i in 0..20 {
         p.client.push_sample(record(i));
         p.drive(); // the socket can take more right away
@@ -667,7 +480,7 @@ fn backlog_is_coalesced_into_batches() {
 #[test]
 fn nothing_is_lost_across_a_reconnect_within_ring_capacity() {
     for chunking in [Chunking::Whole, Chunking::Bytes(5)] {
-        let mut p = Pair::connected();
+        let mut p = connected();
         p.chunking = chunking;
         for i in 0..50 {
             p.client.push_sample(record(i));
@@ -734,7 +547,7 @@ fn ring_overflow_while_disconnected_is_counted_as_gaps() {
 
 #[test]
 fn a_peer_acknowledging_unsent_samples_is_a_protocol_error() {
-    let mut p = Pair::connected();
+    let mut p = connected();
     p.client.push_sample(record(0));
     p.drive();
     let mut input = frame(&[Message::Rx(sarlink_schema::Rx { seq: 5 })]);
@@ -767,7 +580,7 @@ fn status(i: u32) -> Message {
 
 #[test]
 fn control_goes_before_data_before_telemetry() {
-    let mut p = Pair::connected();
+    let mut p = connected();
     let before = messages(&p.s2c_log).len();
     p.server.send(&status(1)).unwrap();
     p.server
@@ -796,7 +609,7 @@ fn control_goes_before_data_before_telemetry() {
 
 #[test]
 fn the_application_cannot_send_session_messages() {
-    let mut p = Pair::connected();
+    let mut p = connected();
     assert!(
         p.client
             .send(&Message::Rx(sarlink_schema::Rx { seq: 1 }))
@@ -839,7 +652,7 @@ fn a_full_send_queue_drops_oldest_telemetry_and_counts_it() {
 
 #[test]
 fn wire_codes_of_peer_bye_are_reported() {
-    let mut p = Pair::connected();
+    let mut p = connected();
     p.client.close(CloseCode::Shutdown, "landing");
     p.drive();
     assert!(

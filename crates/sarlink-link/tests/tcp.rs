@@ -10,26 +10,12 @@ use sarlink_link::driver::{
     Backoff, Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent,
 };
 use sarlink_link::{PreSharedKey, SessionConfig};
-use sarlink_schema::{
-    Db, Dbm, FrequencyHz, Hello, Message, NodeName, Nonce, ProtocolVersion, QualityScore, Role,
-    RssiRecord, SourceId,
-};
+use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role};
+use sarlink_testkit::record;
 use sarlink_wire::{CloseCode, DecoderConfig, EncoderConfig, FrameDecoder, FrameEncoder};
 
 fn node(name: &str) -> NodeName {
     NodeName::new(name).unwrap()
-}
-
-fn record(i: u64) -> RssiRecord {
-    RssiRecord {
-        timestamp_ns: 1_764_000_000_000_000_000 + i as i64,
-        rssi_dbm: Dbm::new(-60.0 - (i % 40) as f32).unwrap(),
-        frequency_hz: FrequencyHz::new(406_025_000).unwrap(),
-        source_id: SourceId::DRONE,
-        quality_score: QualityScore::new(70).unwrap(),
-        snr_db: Some(Db::new(12.5).unwrap()),
-        noise_dbm: None,
-    }
 }
 
 /// This process's resident memory, from /proc (None off Linux).

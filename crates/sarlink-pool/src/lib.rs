@@ -3,16 +3,12 @@
 
 mod buffer;
 mod handle;
-mod object;
 mod ring;
 mod stats;
 
 pub use buffer::{
     BufferPool, BufferPoolBuilder, BufferPoolConfigError, DEFAULT_BUFFER_CAPACITY,
     DEFAULT_MAX_BUFFER_CAPACITY, DEFAULT_MAX_POOLED, PooledBuf,
-};
-pub use object::{
-    DEFAULT_MAX_POOLED_OBJECTS, ObjectPool, ObjectPoolBuilder, ObjectPoolConfigError, Pooled,
 };
 pub use ring::{DrainWhile, HighWaterEvent, RingBuffer};
 pub use stats::PoolStats;

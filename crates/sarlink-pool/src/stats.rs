@@ -1,4 +1,4 @@
-//! Counters shared by [`BufferPool`](crate::BufferPool) and [`ObjectPool`](crate::ObjectPool).
+//! The counters of a [`BufferPool`](crate::BufferPool).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,8 +31,7 @@ pub struct PoolStats {
     pub discarded_full: u64,
     /// Values refused by the pool's policy and dropped: buffers whose allocation is
     /// above the capacity cap (found on return, or at checkout), idle buffers too small
-    /// for a checkout that could not be reclaimed in place (found at checkout), objects
-    /// the `keep_if` predicate rejected (on return).
+    /// for a checkout that could not be reclaimed in place (found at checkout).
     pub rejected: u64,
     /// Values the holder took out of the pool for good (`into_inner`).
     pub detached: u64,

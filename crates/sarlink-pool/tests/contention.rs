@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Barrier, Mutex};
 
-use sarlink_pool::{BufferPool, ObjectPool};
+use sarlink_pool::BufferPool;
 
 const THREADS: usize = 8;
 const ITERATIONS: usize = 4_000;
@@ -92,46 +92,4 @@ fn buffers_are_never_shared_or_lost_under_contention() {
     let distinct: HashSet<usize> = idle.iter().map(|b| b.as_ptr() as usize).collect();
     assert_eq!(distinct.len(), stats.idle);
     assert_eq!(pool.stats().hits, stats.hits + stats.idle as u64);
-}
-
-#[test]
-fn object_pool_values_are_never_shared_or_lost_under_contention() {
-    let created = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&created);
-    let pool = ObjectPool::builder(
-        move || (c.fetch_add(1, Ordering::Relaxed), Vec::<u64>::new()),
-        |(_, v): &mut (usize, Vec<u64>)| v.clear(),
-    )
-    .max_pooled(3)
-    .build()
-    .unwrap();
-    let held = Mutex::new(HashSet::new());
-    let barrier = Barrier::new(THREADS);
-
-    std::thread::scope(|s| {
-        for thread in 0..THREADS {
-            let (pool, held, barrier) = (pool.clone(), &held, &barrier);
-            s.spawn(move || {
-                barrier.wait();
-                for iteration in 0..ITERATIONS / 2 {
-                    let mut value = pool.checkout();
-                    assert!(value.1.is_empty(), "reset was applied");
-                    assert!(held.lock().unwrap().insert(value.0), "object held twice");
-                    let tag = (thread * ITERATIONS + iteration) as u64;
-                    value.1.extend([tag; 4]);
-                    std::thread::yield_now();
-                    assert_eq!(value.1, [tag; 4]);
-                    assert!(held.lock().unwrap().remove(&value.0));
-                }
-            });
-        }
-    });
-
-    let stats = pool.stats();
-    let requests = (THREADS * ITERATIONS / 2) as u64;
-    assert_eq!(stats.requests(), requests);
-    assert_eq!(stats.returns + stats.discarded(), requests);
-    assert_eq!(stats.misses, created.load(Ordering::Relaxed) as u64);
-    assert_eq!(stats.misses, stats.idle as u64 + stats.discarded());
-    assert!(stats.idle <= 3);
 }

@@ -1,84 +1,42 @@
-//! Shared test harnesses and fixtures for the sarlink workspace (not published).
+//! Shared test harnesses and fixtures for the sarlink workspace (not published). Every
+//! fixture more than one test or benchmark needs lives here, once.
 //!
-//! - [`CountingAlloc`]: a global allocator that counts allocations per thread, for tests that
-//!   prove a hot path allocates nothing in steady state.
+//! - [`record`] / [`record_at`]: a deterministic stream of RSSI records.
+//! - `pair` (feature `link`): the deterministic two-endpoint harness for
+//!   `sarlink_link::Session`, with injected time and lost or chunked transmissions.
+//! - [`CountingAlloc`]: a global allocator that counts allocations and bytes per thread, for
+//!   tests that prove a hot path allocates nothing in steady state, or stays within a
+//!   budget on hostile input ([`allocations_during`], [`alloc_stats_during`]).
 //! - [`iq_data_dir`] / [`iq_capture`]: where the shared real RTL-SDR captures are.
 //! - [`proxy::FaultProxy`]: a TCP proxy that injects latency, jitter, stalls, cuts and
 //!   outages between a client and a server, for link, load and demo runs.
+//!
+//! # Features
+//! - `link`: the `pair` module, which depends on `sarlink-link`. Off by default, so the
+//!   crates below `sarlink-link` (wire, schema, sdr) can use the rest without building it.
+//!
+//! `sarlink-wire`, `sarlink-schema` and `sarlink-link` list this crate as a dev-dependency
+//! while it depends on them (directly or through `sarlink-schema`): cargo allows that cycle.
+//! Their integration tests link the same library this crate links, so they share its types;
+//! their unit tests (`#[cfg(test)]` in `src/`) are a second copy of the library and must not
+//! use this crate's types with theirs.
 
 // The one place in the workspace with `unsafe`: a `GlobalAlloc` must be an `unsafe impl`.
-// It only forwards to `std::alloc::System` and bumps a thread-local counter.
+// It only forwards to `std::alloc::System` and bumps thread-local counters.
 #![deny(unsafe_code)]
 
+mod alloc;
+#[cfg(feature = "link")]
+pub mod pair;
 pub mod proxy;
+mod record;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// A global allocator that counts allocations (and reallocations) made by the current
-/// thread. Install it in a test binary of its own:
-///
-/// ```ignore
-/// #[global_allocator]
-/// static ALLOC: sarlink_testkit::CountingAlloc = sarlink_testkit::CountingAlloc;
-///
-/// let n = sarlink_testkit::allocations_during(|| hot_path());
-/// assert_eq!(n, 0);
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CountingAlloc;
-
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract is upheld by `System`; the counter is a thread-local `Cell` with a
-// const initialiser, which never allocates.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; `ptr` came from `System` through this allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn bump() {
-    // `try_with`: the thread-local may already be gone while a thread shuts down.
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-/// Allocations (and reallocations) made so far by the current thread, when
-/// [`CountingAlloc`] is the global allocator (otherwise always 0).
-pub fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-/// Runs `f` and returns how many allocations it made on this thread.
-pub fn allocations_during<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    let before = allocations();
-    let r = f();
-    (allocations() - before, r)
-}
+pub use alloc::{
+    AllocStats, CountingAlloc, alloc_stats, alloc_stats_during, allocations, allocations_during,
+};
+pub use record::{RECORD_EPOCH_NS, record, record_at};
 
 /// The directory of the shared real RTL-SDR captures: `$SARLINK_IQ_DIR` if set, else
 /// `shared/data/iq` beside the workspace. `None` (after printing why) when absent, so a

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Backoff, Client, ClientConfig, ClientEvent};
 use sarlink_monitor::metrics::{Histogram, HistogramSnapshot};
-use sarlink_schema::{Db, Dbm, FrequencyHz, NodeName, QualityScore, Role, RssiRecord, SourceId};
+use sarlink_schema::{NodeName, Role, RssiRecord};
 use sarlink_station::config::GroundSettings;
 use sarlink_station::drone::{DroneConfig, DroneCore, DroneInput};
 use sarlink_station::node::ground::GroundNode;
@@ -87,15 +87,7 @@ pub struct LoadArgs {
 }
 
 fn record(i: u64) -> RssiRecord {
-    RssiRecord {
-        timestamp_ns: unix_ns(),
-        rssi_dbm: Dbm::new(-70.0 - (i % 40) as f32 * 0.25).expect("finite"),
-        frequency_hz: FrequencyHz::new(406_028_000).expect("non-zero"),
-        source_id: SourceId::DRONE,
-        quality_score: QualityScore::new(80).expect("in range"),
-        snr_db: Db::new(15.0).ok(),
-        noise_dbm: Dbm::new(-95.0).ok(),
-    }
+    sarlink_testkit::record_at(i, unix_ns())
 }
 
 /// CPU time, in ns, of this process's live threads whose names start with `prefix`, from

@@ -10,32 +10,31 @@
 
 mod common;
 
-use std::alloc::System;
-
 use bytes::BytesMut;
 use common::{make_frame, records};
+use sarlink_testkit::{CountingAlloc, alloc_stats_during, allocations_during};
 use sarlink_wire::{
     CHECKSUM_LEN, COMPRESSED_WIRE_SLACK, DecoderConfig, EncoderConfig, FrameDecoder, FrameEncoder,
     HEADER_LEN,
 };
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
+// Counts per thread: the measured code runs on the test's own thread.
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 const ROUNDS: usize = 200;
 
 /// Runs `round` a few times to warm the buffers up, then counts allocations over `ROUNDS`.
-fn allocations_in_steady_state(mut round: impl FnMut()) -> usize {
+fn allocations_in_steady_state(mut round: impl FnMut()) -> u64 {
     for _ in 0..5 {
         round();
     }
-    let region = Region::new(GLOBAL);
-    for _ in 0..ROUNDS {
-        round();
-    }
-    let change = region.change();
-    change.allocations + change.reallocations
+    let (allocations, ()) = allocations_during(|| {
+        for _ in 0..ROUNDS {
+            round();
+        }
+    });
+    allocations
 }
 
 /// Encoder output goes to `tx`, which is "sent": copied into the receiver's `rx`.
@@ -137,7 +136,7 @@ fn compressed_encoding_allocates_once_per_lz4_block() {
         });
         assert_eq!(link.encoder.stats().compressed_frames, ROUNDS as u64 + 5);
         assert!(
-            allocations <= ROUNDS * blocks,
+            allocations <= (ROUNDS * blocks) as u64,
             "{allocations} allocations for {ROUNDS} frames of {blocks} blocks"
         );
     }
@@ -159,7 +158,7 @@ fn hostile_input_allocates_within_the_limit() {
     let max: u32 = 4096;
     // Input side: one frame of at most this; output side: at most raw_len <= max.
     let frame_limit = HEADER_LEN + (max + COMPRESSED_WIRE_SLACK) as usize + CHECKSUM_LEN;
-    let budget = 2 * frame_limit + max as usize + 1024;
+    let budget = (2 * frame_limit + max as usize + 1024) as u64;
     let config = DecoderConfig::default()
         .max_message(max)
         .accept_compressed(true);
@@ -175,14 +174,15 @@ fn hostile_input_allocates_within_the_limit() {
         }
         let mut decoder = FrameDecoder::new(config.clone());
         let mut src = BytesMut::new();
-        let region = Region::new(GLOBAL);
-        for chunk in bytes.chunks(7) {
-            src.extend_from_slice(chunk);
-            if !matches!(decoder.decode(&mut src), Ok(Some(_)) | Ok(None)) {
-                break;
+        let (stats, ()) = alloc_stats_during(|| {
+            for chunk in bytes.chunks(7) {
+                src.extend_from_slice(chunk);
+                if !matches!(decoder.decode(&mut src), Ok(Some(_)) | Ok(None)) {
+                    break;
+                }
             }
-        }
-        worst = worst.max(region.change().bytes_allocated);
+        });
+        worst = worst.max(stats.bytes_allocated);
     }
     assert!(
         worst <= budget,
@@ -194,9 +194,9 @@ fn hostile_input_allocates_within_the_limit() {
         let header = &make_frame(flags, wire_len, raw_len, &[])[..HEADER_LEN];
         let mut decoder = FrameDecoder::new(config.clone());
         let mut src = BytesMut::from(header);
-        let region = Region::new(GLOBAL);
-        assert_eq!(decoder.decode(&mut src), Ok(None));
-        let allocated = region.change().bytes_allocated;
+        let (stats, result) = alloc_stats_during(|| decoder.decode(&mut src));
+        assert_eq!(result, Ok(None));
+        let allocated = stats.bytes_allocated;
         assert!(
             allocated <= budget,
             "a header claim made the decoder allocate {allocated}"
@@ -211,21 +211,20 @@ fn hostile_input_allocates_within_the_limit() {
     let bomb = make_frame(0x01, lz4.len() as u32, max, lz4);
     let mut decoder = FrameDecoder::new(config.clone());
     let mut src = BytesMut::from(&bomb[..]);
-    let region = Region::new(GLOBAL);
-    assert!(decoder.decode(&mut src).is_err());
-    let allocated = region.change().bytes_allocated;
+    let (stats, result) = alloc_stats_during(|| decoder.decode(&mut src));
+    assert!(result.is_err());
+    let allocated = stats.bytes_allocated;
     assert!(
-        allocated <= max as usize + 1024,
+        allocated <= u64::from(max) + 1024,
         "the bomb made the decoder allocate {allocated}"
     );
 }
 
 #[test]
 fn heap_use() {
-    // The counter works: a fresh vector is one allocation.
-    let region = Region::new(GLOBAL);
-    let v = std::hint::black_box(vec![1_u8; 10]);
-    assert_eq!(region.change().allocations, 1);
+    // The counter works: a fresh vector is one allocation of its size.
+    let (stats, v) = alloc_stats_during(|| std::hint::black_box(vec![1_u8; 10]));
+    assert_eq!((stats.allocations, stats.bytes_allocated), (1, 10));
     drop(v);
 
     plain_frames_allocate_nothing();

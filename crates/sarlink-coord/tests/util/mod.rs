@@ -24,22 +24,3 @@ pub fn step(
     c.update_reading(SourceId::GROUND, reading(ground_snr, 100, t), t);
     *c.decide(t)
 }
-
-/// A deterministic xorshift generator for reproducible traces.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform in [-1, 1).
-    pub fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
