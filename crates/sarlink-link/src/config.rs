@@ -59,6 +59,10 @@ pub struct SessionConfig {
     pub bandwidth_cap: Option<u64>,
     /// Thresholds of the congestion advice. Default: see [`CongestionConfig`].
     pub congestion: CongestionConfig,
+    /// Receiver side: acknowledge (`rx`) only what the application confirmed with
+    /// [`Session::confirm`](crate::Session::confirm), e.g. written to its output, instead of
+    /// everything received. Default false.
+    pub confirm_delivery: bool,
 }
 
 impl SessionConfig {
@@ -86,6 +90,7 @@ impl SessionConfig {
             batch_max: 256,
             bandwidth_cap: None,
             congestion: CongestionConfig::default(),
+            confirm_delivery: false,
         }
     }
 

@@ -236,6 +236,8 @@ pub struct Session {
     receiver: Option<Receiver>,
     rx_sent: u64,
     rx_due: Option<Instant>,
+    /// With `confirm_delivery`: every sample below this was confirmed by the application.
+    confirmed: u64,
     peer_node: Option<NodeName>,
     last_recv: Instant,
     next_ping: Instant,
@@ -299,6 +301,7 @@ impl Session {
             receiver: None,
             rx_sent: 0,
             rx_due: None,
+            confirmed: 0,
             peer_node: None,
             last_recv: now,
             next_ping: now + config.ping_interval,
@@ -433,6 +436,22 @@ impl Session {
             now,
         );
         self.receiver = Some(Receiver::starting_at(resume_seq));
+        self.confirmed = resume_seq;
+    }
+
+    /// Receiver side, with [`SessionConfig::confirm_delivery`]: the application has made
+    /// every received sample below `upto` safe (written it), so `rx` may acknowledge them.
+    /// Values beyond what was received are capped there; smaller values than an earlier call
+    /// change nothing.
+    pub fn confirm(&mut self, upto: u64, now: Instant) {
+        let received = self.receiver.map_or(0, |r| r.expected());
+        let upto = upto.min(received);
+        if upto > self.confirmed {
+            self.confirmed = upto;
+            if self.rx_due.is_none() {
+                self.rx_due = Some(now);
+            }
+        }
     }
 
     /// Server: refuses the client announced by [`Event::HelloReceived`] with `reject`.
@@ -875,9 +894,17 @@ impl Session {
             }
             if self.rx_due.is_some_and(|due| due <= now) {
                 self.rx_due = None;
+                let confirm = self.config.confirm_delivery;
+                let confirmed = self.confirmed;
                 if let Some(expected) = self
                     .receiver
-                    .map(|r| r.expected())
+                    .map(|r| {
+                        if confirm {
+                            r.expected().min(confirmed)
+                        } else {
+                            r.expected()
+                        }
+                    })
                     .filter(|e| *e > self.rx_sent)
                 {
                     self.rx_sent = expected;
@@ -1029,7 +1056,12 @@ impl Session {
         self.receiver.as_ref()
     }
 
-    /// Samples produced but not yet sent.
+    /// Our samples kept for resending: sent or not, not yet acknowledged by `rx`.
+    pub fn unacked(&self) -> usize {
+        self.samples.unacked()
+    }
+
+    /// Samples produced but not yet transmitted on this connection.
     pub fn backlog(&self) -> u64 {
         self.samples.backlog()
     }

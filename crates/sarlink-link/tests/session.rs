@@ -752,3 +752,35 @@ fn batches_respect_the_peers_max_message() {
         p.client_events
     );
 }
+
+#[test]
+fn with_confirmed_delivery_rx_acknowledges_only_what_the_application_confirmed() {
+    let mut server = server_config();
+    server.confirm_delivery = true;
+    let mut p = Pair::connected(client_config(), server);
+    for i in 0..10 {
+        p.client.push_sample(sarlink_testkit::record(i));
+    }
+    p.advance(Duration::from_millis(300));
+    assert_eq!(p.delivered().len(), 10, "received and handed to the application");
+    assert_eq!(p.client.unacked(), 10, "nothing confirmed, nothing acknowledged");
+    let now = p.now;
+    p.server.confirm(6, now);
+    p.advance(Duration::from_millis(10));
+    assert_eq!(p.client.unacked(), 4);
+    // Confirming beyond what arrived acknowledges only what arrived.
+    let now = p.now;
+    p.server.confirm(1_000, now);
+    p.advance(Duration::from_millis(10));
+    assert_eq!(p.client.unacked(), 0);
+}
+
+#[test]
+fn without_confirmed_delivery_everything_received_is_acknowledged() {
+    let mut p = Pair::connected(client_config(), server_config());
+    for i in 0..10 {
+        p.client.push_sample(sarlink_testkit::record(i));
+    }
+    p.advance(Duration::from_millis(300));
+    assert_eq!(p.client.unacked(), 0);
+}

@@ -371,7 +371,7 @@ fn client_loop(
                     publish(&session);
                 }
                 Ok(Command::Send(_)) => {} // not connected: dropped, as documented
-                Ok(Command::Close(..)) => {}
+                Ok(Command::Close(..) | Command::Confirm(_)) => {}
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }

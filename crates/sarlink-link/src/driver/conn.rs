@@ -29,6 +29,7 @@ pub(crate) enum Command {
     Send(Box<Message>),
     Sample(sarlink_schema::RssiRecord),
     Close(CloseCode, String),
+    Confirm(u64),
 }
 
 enum Input {
@@ -237,5 +238,6 @@ pub(crate) fn apply(session: &mut Session, cmd: Command) {
             session.push_sample(record);
         }
         Command::Close(code, reason) => session.close(code, &reason),
+        Command::Confirm(upto) => session.confirm(upto, Instant::now()),
     }
 }

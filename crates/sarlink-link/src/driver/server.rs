@@ -280,6 +280,24 @@ impl Server {
             .count()
     }
 
+    /// With [`SessionConfig::confirm_delivery`](crate::SessionConfig::confirm_delivery):
+    /// every sample of connection `conn`'s stream below `upto` is safe with the application
+    /// (written), so the client may forget it. Moves the stream's resume position (what a
+    /// reconnecting client is told) and lets the session acknowledge with `rx`. Returns
+    /// false when `conn` is gone (its position still moves, if it owned the stream).
+    pub fn confirm(&self, conn: ConnId, node: &str, stream: u64, upto: u64) -> bool {
+        {
+            let mut table = self.shared.resume.lock();
+            if let Some(entry) = table.get_mut(&(node.to_owned(), stream)) {
+                entry.expected = entry.expected.max(upto);
+            }
+        }
+        let conns = self.shared.conns.lock();
+        conns
+            .get(&conn)
+            .is_some_and(|c| c.tx.send(Command::Confirm(upto)).is_ok())
+    }
+
     /// Closes connection `conn` with `bye`.
     pub fn disconnect(&self, conn: ConnId, code: CloseCode, reason: &str) -> bool {
         let conns = self.shared.conns.lock();
@@ -467,7 +485,12 @@ fn serve(
                         let mut table = shared.resume.lock();
                         match table.get_mut(&(p.node.as_str().to_owned(), p.stream)) {
                             Some(entry) if entry.owner == id => {
-                                entry.expected = entry.expected.max(seq + records.len() as u64);
+                                // With confirmed delivery the position moves only when the
+                                // application confirms (Server::confirm).
+                                if !shared.config.session.confirm_delivery {
+                                    entry.expected =
+                                        entry.expected.max(seq + records.len() as u64);
+                                }
                                 true
                             }
                             _ => false,
