@@ -152,7 +152,11 @@ fn a_drone_streams_a_real_capture_and_the_ground_writes_every_field() {
         records(&out, "cap").len() >= 20
     });
     let recs = records(&out, "cap");
-    let stream = recs[0]["stream"].as_u64().unwrap();
+    let stream = recs[0]["stream"].as_str().unwrap().to_owned();
+    assert!(
+        stream.parse::<u64>().is_ok(),
+        "a 64-bit id as a string: {stream}"
+    );
     let mut last_ts = 0;
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(
@@ -160,7 +164,7 @@ fn a_drone_streams_a_real_capture_and_the_ground_writes_every_field() {
             Some(i as u64),
             "seq in order, none missing"
         );
-        assert_eq!(r["stream"].as_u64(), Some(stream));
+        assert_eq!(r["stream"].as_str(), Some(stream.as_str()));
         assert_eq!(
             r["frequency_hz"].as_u64(),
             Some(433_920_000),
@@ -169,7 +173,8 @@ fn a_drone_streams_a_real_capture_and_the_ground_writes_every_field() {
         assert_eq!(r["source_id"].as_u64(), Some(0));
         let q = r["quality_score"].as_u64().unwrap();
         assert!(q <= 100);
-        let rssi = r["rssi_dbm"].as_f64().unwrap();
+        assert_eq!(r["units"], "dbfs", "an uncalibrated drone says so");
+        let rssi = r["rssi"].as_f64().unwrap();
         assert!(
             (-120.0..=0.0).contains(&rssi),
             "dBFS of a real capture: {rssi}"
@@ -414,7 +419,7 @@ fn decisions(path: &Path) -> Vec<(i64, u64, bool, String)> {
         .filter(|v| v["type"] == "decision")
         .map(|v| {
             (
-                v["t_ns"].as_i64().unwrap(),
+                v["timestamp_ns"].as_i64().unwrap(),
                 v["source_id"].as_u64().unwrap(),
                 v["fallback"].as_bool().unwrap(),
                 v["reason"].as_str().unwrap().to_owned(),

@@ -762,8 +762,16 @@ fn with_confirmed_delivery_rx_acknowledges_only_what_the_application_confirmed()
         p.client.push_sample(sarlink_testkit::record(i));
     }
     p.advance(Duration::from_millis(300));
-    assert_eq!(p.delivered().len(), 10, "received and handed to the application");
-    assert_eq!(p.client.unacked(), 10, "nothing confirmed, nothing acknowledged");
+    assert_eq!(
+        p.delivered().len(),
+        10,
+        "received and handed to the application"
+    );
+    assert_eq!(
+        p.client.unacked(),
+        10,
+        "nothing confirmed, nothing acknowledged"
+    );
     let now = p.now;
     p.server.confirm(6, now);
     p.advance(Duration::from_millis(10));

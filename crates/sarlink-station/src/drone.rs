@@ -48,13 +48,13 @@ use sarlink_coord::{
     LinkState as CoordLinkState, Reason, SafetyLevel, SafetyState,
 };
 use sarlink_link::LinkState;
+use sarlink_monitor::baseline::{Baseline, BaselineConfig, Deviation};
 use sarlink_monitor::degradation::{
     Action, ControllerConfig, DegradationController, FeatureId, Priority, Readings, RegisterError,
 };
-use sarlink_monitor::baseline::{Baseline, BaselineConfig, Deviation};
 use sarlink_monitor::thresholds::{Alert, MetricKind, Observation, ThresholdConfig, Thresholds};
 use sarlink_schema::{
-    Ack, AckCode, Cmd, CmdOp, Decision, Message, NodeName, RssiRecord, SourceId, Status,
+    Ack, AckCode, Cmd, CmdOp, Decision, Message, NodeName, RssiRecord, RssiUnits, SourceId, Status,
 };
 use sarlink_sdr::Gain;
 
@@ -93,6 +93,8 @@ pub struct DroneConfig {
     pub channel_offset_hz: f64,
     /// EWMA smoothing of RSSI (`alpha`), `None` for none. Default `None`.
     pub smoothing: Option<f32>,
+    /// Units of the drone's own records (dBm when calibrated). Default dBFS.
+    pub units: RssiUnits,
     /// The degradation controller's thresholds.
     pub degradation: ControllerConfig,
     /// Alert thresholds (link RTT, measurement cycle time, CPU, memory, temperature).
@@ -110,6 +112,7 @@ impl DroneConfig {
             reacquire_window: Duration::from_secs(10),
             channel_offset_hz: 0.0,
             smoothing: None,
+            units: RssiUnits::Dbfs,
             degradation: ControllerConfig::default(),
             thresholds: ThresholdConfig::default(),
         }
@@ -558,6 +561,7 @@ impl DroneCore {
             node: Arc::clone(&self.node),
             stream: 0,
             seq,
+            units: self.config.units,
             record,
         }));
     }
@@ -582,6 +586,8 @@ impl DroneCore {
                 node: Arc::clone(&ground),
                 stream: self.epoch,
                 seq: seq + i as u64,
+                // A ground's own receiver has no calibration.
+                units: RssiUnits::Dbfs,
                 record: *record,
             }));
         }
@@ -594,10 +600,11 @@ impl DroneCore {
             _ => None,
         };
         if let Some(deviation) = baseline.and_then(|b| b.update(observation.value())) {
-            self.out.push_back(DroneOutput::Event(DroneEvent::Deviation {
-                metric: observation.kind(),
-                deviation,
-            }));
+            self.out
+                .push_back(DroneOutput::Event(DroneEvent::Deviation {
+                    metric: observation.kind(),
+                    deviation,
+                }));
         }
         if let Some(alert) = self.thresholds.observe(now, observation) {
             self.out

@@ -50,6 +50,7 @@ use sarlink_link::LinkState;
 use sarlink_link::driver::{ConnId, ServerEvent};
 use sarlink_monitor::quality::{JitterEstimator, LinkStats, QualityConfig, assess};
 use sarlink_schema::{Ack, AckCode, Cmd, Decision, Message, NodeName, Role, RssiRecord, Status};
+use sarlink_schema::{CloseCode, RssiUnits};
 
 use crate::output::Entry;
 
@@ -60,6 +61,15 @@ pub enum GroundInput {
     Link(ServerEvent),
     /// A record of the ground's own receiver.
     OwnRecord(RssiRecord),
+    /// Every [`GroundOutput::Write`] emitted so far is written (handed to the operating
+    /// system, or synced to storage, as the output's mode promises).
+    Written,
+    /// Writing failed: the [`GroundOutput::Write`]s emitted since the last
+    /// [`GroundInput::Written`] are not safe.
+    WriteFailed {
+        /// Why, for humans.
+        reason: String,
+    },
 }
 
 /// What [`GroundCore::poll_output`] asks the caller to do or tells it.
@@ -81,6 +91,27 @@ pub enum GroundOutput {
         /// The message.
         message: Message,
     },
+    /// The drone on `conn` may forget the samples of its `stream` below `upto`: they are
+    /// written. Carry out with `Server::confirm`.
+    Confirm {
+        /// The connection.
+        conn: ConnId,
+        /// The drone.
+        node: Arc<str>,
+        /// Its stream.
+        stream: u64,
+        /// Every sample below this is written.
+        upto: u64,
+    },
+    /// Close connection `conn` with `bye`.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// The code.
+        code: CloseCode,
+        /// Why.
+        reason: String,
+    },
     /// Append this record to the sample stream of every connected peer of `role`.
     RelaySample {
         /// Who receives it.
@@ -101,6 +132,13 @@ pub enum GroundEvent {
         node: Arc<str>,
         /// Its decision.
         decision: Decision,
+    },
+    /// Writing the output failed (`ok: false`, with the reason) or works again.
+    Output {
+        /// Whether it works.
+        ok: bool,
+        /// Why it failed.
+        reason: Option<String>,
     },
     /// A drone refused a command.
     Refused {
@@ -134,7 +172,8 @@ pub struct DroneTrack {
     pub received: u64,
     /// Sequence gaps (records it dropped before sending).
     pub gaps: u64,
-    /// Records seen again (a check on the link's exactly-once delivery; should stay 0).
+    /// Records seen again and not written again (after a reconnection that resent what was
+    /// written but not yet confirmed).
     pub duplicates: u64,
     /// Decisions it reported.
     pub decisions: u64,
@@ -142,8 +181,14 @@ pub struct DroneTrack {
     pub fallbacks: u64,
     /// Fallbacks it reported ending.
     pub recoveries: u64,
-    /// Next expected sequence number per stream of this node.
+    /// Next sequence number to write per stream of this node (written or on its way).
     pub next_seq: HashMap<u64, u64>,
+    /// Next sequence number not yet confirmed written, per stream.
+    pub written: HashMap<u64, u64>,
+    /// Units its records are in (from its `hello`).
+    pub units: RssiUnits,
+    /// Its stream on the current connection.
+    stream: Option<u64>,
     jitter: JitterEstimator,
 }
 
@@ -165,6 +210,9 @@ impl DroneTrack {
             fallbacks: 0,
             recoveries: 0,
             next_seq: HashMap::new(),
+            written: HashMap::new(),
+            units: RssiUnits::Dbm,
+            stream: None,
             jitter: JitterEstimator::new(),
         }
     }
@@ -181,6 +229,10 @@ pub struct GroundStats {
     pub decisions: u64,
     /// Commands relayed to drones.
     pub commands: u64,
+    /// Records seen again and dropped (written before).
+    pub duplicates: u64,
+    /// Failed writes reported.
+    pub write_failures: u64,
 }
 
 /// The ground's core. See the module documentation for the rules.
@@ -197,6 +249,7 @@ pub struct GroundCore {
     out: VecDeque<GroundOutput>,
     stats: GroundStats,
     quality: QualityConfig,
+    output_ok: bool,
 }
 
 impl GroundCore {
@@ -214,6 +267,20 @@ impl GroundCore {
             out: VecDeque::new(),
             stats: GroundStats::default(),
             quality: QualityConfig::default(),
+            output_ok: true,
+        }
+    }
+
+    /// Positions recovered from the output after a restart: (node, stream, next seq). Those
+    /// records are written; the same numbers arriving again are not written twice.
+    pub fn resume_from(&mut self, positions: &[(String, u64, u64)]) {
+        for (node, stream, next) in positions {
+            if **node == *self.node {
+                continue;
+            }
+            let t = self.track(node);
+            t.next_seq.insert(*stream, *next);
+            t.written.insert(*stream, *next);
         }
     }
 
@@ -223,7 +290,74 @@ impl GroundCore {
         match input {
             GroundInput::OwnRecord(record) => self.own_record(record),
             GroundInput::Link(event) => self.link(event),
+            GroundInput::Written => self.written(),
+            GroundInput::WriteFailed { reason } => self.write_failed(reason),
         }
+    }
+
+    fn written(&mut self) {
+        if !self.output_ok {
+            self.output_ok = true;
+            self.out.push_back(GroundOutput::Event(GroundEvent::Output {
+                ok: true,
+                reason: None,
+            }));
+        }
+        for track in self.drones.values_mut() {
+            for (stream, next) in &track.next_seq {
+                let w = track.written.entry(*stream).or_insert(0);
+                if *next > *w {
+                    *w = *next;
+                    if let (Some(conn), Some(s)) = (track.conn, track.stream) {
+                        if s == *stream {
+                            self.out.push_back(GroundOutput::Confirm {
+                                conn,
+                                node: Arc::clone(&track.node),
+                                stream: s,
+                                upto: *next,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn write_failed(&mut self, reason: String) {
+        self.stats.write_failures += 1;
+        if self.output_ok {
+            self.output_ok = false;
+            self.out.push_back(GroundOutput::Event(GroundEvent::Output {
+                ok: false,
+                reason: Some(reason.clone()),
+            }));
+        }
+        for track in self.drones.values_mut() {
+            let mut lost = false;
+            for (stream, next) in track.next_seq.iter_mut() {
+                let w = track.written.get(stream).copied().unwrap_or(0);
+                if *next > w {
+                    *next = w;
+                    lost = true;
+                }
+            }
+            // The drone still holds what was not confirmed; closing makes it reconnect and
+            // resend from the last confirmed position.
+            if let (true, Some(conn)) = (lost, track.conn) {
+                self.out.push_back(GroundOutput::Close {
+                    conn,
+                    code: CloseCode::Overload,
+                    reason: format!(
+                        "the ground cannot write its output ({reason}); keep the records and resend"
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Whether the output works (no failed write since the last successful one).
+    pub fn output_ok(&self) -> bool {
+        self.output_ok
     }
 
     /// The next output, or `None` when there is nothing more until the next input.
@@ -240,6 +374,8 @@ impl GroundCore {
             node: Arc::clone(&self.node),
             stream: self.own_stream,
             seq,
+            // The ground's own receiver has no calibration.
+            units: RssiUnits::Dbfs,
             record,
         }));
         for role in [Role::Drone, Role::Observer] {
@@ -273,6 +409,8 @@ impl GroundCore {
                     let track = self.track(peer.node.as_str());
                     track.conn = Some(conn);
                     track.link = LinkState::Healthy;
+                    track.units = peer.rssi_units;
+                    track.stream = Some(peer.stream);
                     Arc::clone(&track.node)
                 } else {
                     Arc::from(peer.node.as_str())
@@ -289,18 +427,22 @@ impl GroundCore {
             } => {
                 let track = self.track(node.as_str());
                 let next = track.next_seq.entry(stream).or_insert(0);
-                track.duplicates += next.saturating_sub(seq).min(records.len() as u64);
+                // Written before (and resent because not yet confirmed): not again.
+                let skip = next.saturating_sub(seq).min(records.len() as u64);
                 *next = (*next).max(seq + records.len() as u64);
-                track.received += records.len() as u64;
+                track.duplicates += skip;
+                track.received += records.len() as u64 - skip;
                 track.gaps += gap;
                 track.latest = records.last().copied();
-                let node = Arc::clone(&track.node);
-                self.stats.records += records.len() as u64;
-                for (i, record) in records.into_iter().enumerate() {
+                let (node, units) = (Arc::clone(&track.node), track.units);
+                self.stats.records += records.len() as u64 - skip;
+                self.stats.duplicates += skip;
+                for (i, record) in records.into_iter().enumerate().skip(skip as usize) {
                     self.out.push_back(GroundOutput::Write(Entry::Record {
                         node: Arc::clone(&node),
                         stream,
                         seq: seq + i as u64,
+                        units,
                         record,
                     }));
                     self.out.push_back(GroundOutput::RelaySample {

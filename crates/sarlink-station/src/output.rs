@@ -1,14 +1,66 @@
 //! Record and decision output: JSON lines (default), CSV, or nothing; and, side by side
 //! with the writer, the reader that recovers stream positions from what was written.
+//!
+//! # Formats
+//!
+//! Both formats carry the same fields under the same names ([`COLUMNS`]); JSON lines omit
+//! the fields that do not apply to a row's `type`, CSV leaves those cells empty.
+//!
+//! - 64-bit identifiers: `stream` is written as a string in JSON (it is random and usually
+//!   above 2^53, which jq, JavaScript and pandas' float parsing would round); `seq` counts
+//!   from 0 and stays far below 2^53, so it is a number. `timestamp_ns` is a number (ns since
+//!   the Unix epoch), and `time` repeats it as ISO 8601 UTC with nanoseconds.
+//! - Power: `rssi` and `noise` are in the `units` the measuring node declared: `dbm` when
+//!   calibrated, `dbfs` when not. `smoothing` is the EWMA alpha when the node smoothed the
+//!   value, absent (empty) when it did not.
+//! - CSV follows RFC 4180: a cell with a comma, a double quote, CR or LF is quoted, quotes
+//!   doubled. A text cell (node, reason) that a spreadsheet would run as a formula (starting
+//!   with `=`, `+`, `-` or `@`) or that starts with `'` is written with one `'` in front;
+//!   readers remove one leading `'` from text cells. The header row is written only when the
+//!   file is empty.
+//!
+//! # Writing and failures
+//!
+//! [`Output::write`] formats into memory; [`Output::commit`] hands everything formatted so
+//! far to the operating system in one write and reports whether it all got there. After a
+//! failed commit the formatted lines are dropped (the caller has not acknowledged them; the
+//! sender still holds them) and the next successful commit starts with a line break, so a
+//! line cut short by the failure stays a line of its own that readers skip.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use sarlink_schema::{Decision, RssiRecord};
+use sarlink_schema::{Decision, RssiRecord, RssiUnits};
+
+/// Longest line (or CSV record) the recovery reader accepts: 64 KiB. Longer ones are
+/// skipped and counted.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The field names, in CSV column order.
+pub const COLUMNS: [&str; 18] = [
+    "type",
+    "node",
+    "stream",
+    "seq",
+    "timestamp_ns",
+    "time",
+    "rssi",
+    "noise",
+    "units",
+    "frequency_hz",
+    "source_id",
+    "quality_score",
+    "snr_db",
+    "smoothing",
+    "fallback",
+    "reason",
+    "score_drone",
+    "score_ground",
+];
 
 /// One line of output, as the drone and ground cores emit it.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +73,8 @@ pub enum Entry {
         stream: u64,
         /// Its number in the stream.
         seq: u64,
+        /// Units of its power values, as the node declared them.
+        units: RssiUnits,
         /// The record.
         record: RssiRecord,
     },
@@ -58,207 +112,18 @@ impl FromStr for Format {
     }
 }
 
-/// Where a record came from.
-#[derive(Debug, Clone, Copy)]
-pub struct Origin<'a> {
-    /// Node that measured it.
-    pub node: &'a str,
-    /// That node's stream id.
-    pub stream: u64,
-    /// Sequence number within the stream.
-    pub seq: u64,
-}
-
-const CSV_HEADER: &str = "type,node,stream,seq,timestamp_ns,rssi_dbm,frequency_hz,source_id,quality_score,snr_db,noise_dbm,fallback,reason,score_drone,score_ground\n";
-
-/// Writes records and decisions in the chosen format.
-pub struct Output {
-    format: Format,
-    out: Box<dyn Write + Send>,
-    header_written: bool,
-    line: Vec<u8>,
-}
-
-impl std::fmt::Debug for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Output")
-            .field("format", &self.format)
-            .finish_non_exhaustive()
-    }
-}
-
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
-}
-
-fn num(v: Option<f32>) -> String {
-    v.filter(|v| v.is_finite())
-        .map_or_else(|| "null".to_owned(), |v| v.to_string())
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-impl Output {
-    /// Output in `format`, appended to the file at `path`, or to stdout when `None`.
-    ///
-    /// # Errors
-    /// When the file cannot be opened for appending.
-    pub fn open(format: Format, path: Option<&Path>) -> Result<Output, OutputError> {
-        let out: Box<dyn Write + Send> = match path {
-            Some(path) => {
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| OutputError::Open {
-                        path: path.to_owned(),
-                        source,
-                    })?;
-                Box::new(BufWriter::with_capacity(64 * 1024, file))
-            }
-            None => Box::new(BufWriter::with_capacity(64 * 1024, io::stdout())),
-        };
-        Ok(Output::new(format, out))
-    }
-
-    /// Writes one entry.
-    ///
-    /// # Errors
-    /// When the writer fails.
-    pub fn write(&mut self, entry: &Entry) -> io::Result<()> {
-        match entry {
-            Entry::Record {
-                node,
-                stream,
-                seq,
-                record,
-            } => self.record(
-                Origin {
-                    node,
-                    stream: *stream,
-                    seq: *seq,
-                },
-                record,
-            ),
-            Entry::Decision { node, decision } => self.decision(node, decision),
+impl Format {
+    /// The name `FromStr` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+            Format::None => "none",
         }
     }
-
-    /// Output in `format` to `out`.
-    pub fn new(format: Format, out: Box<dyn Write + Send>) -> Self {
-        Output {
-            format,
-            out,
-            header_written: false,
-            line: Vec::with_capacity(256),
-        }
-    }
-
-    /// Writes one received record.
-    ///
-    /// # Errors
-    /// When the writer fails.
-    pub fn record(&mut self, origin: Origin<'_>, r: &RssiRecord) -> io::Result<()> {
-        self.line.clear();
-        let snr = r.snr_db.map(|s| s.get());
-        let noise = r.noise_dbm.map(|n| n.get());
-        match self.format {
-            Format::None => return Ok(()),
-            Format::Jsonl => writeln!(
-                self.line,
-                "{{\"type\":\"rssi\",\"node\":{},\"stream\":{},\"seq\":{},\"timestamp_ns\":{},\"rssi_dbm\":{},\"frequency_hz\":{},\"source_id\":{},\"quality_score\":{},\"snr_db\":{},\"noise_dbm\":{}}}",
-                json_str(origin.node),
-                origin.stream,
-                origin.seq,
-                r.timestamp_ns,
-                num(Some(r.rssi_dbm.get())),
-                r.frequency_hz.get(),
-                r.source_id.get(),
-                r.quality_score.get(),
-                num(snr),
-                num(noise)
-            )?,
-            Format::Csv => {
-                self.header();
-                writeln!(
-                    self.line,
-                    "rssi,{},{},{},{},{},{},{},{},{},{},,,,",
-                    csv_field(origin.node),
-                    origin.stream,
-                    origin.seq,
-                    r.timestamp_ns,
-                    r.rssi_dbm.get(),
-                    r.frequency_hz.get(),
-                    r.source_id.get(),
-                    r.quality_score.get(),
-                    snr.map_or(String::new(), |v| v.to_string()),
-                    noise.map_or(String::new(), |v| v.to_string())
-                )?;
-            }
-        }
-        self.out.write_all(&self.line)
-    }
-
-    /// Writes one coordinator decision (for the drone `node`).
-    ///
-    /// # Errors
-    /// When the writer fails.
-    pub fn decision(&mut self, node: &str, d: &Decision) -> io::Result<()> {
-        self.line.clear();
-        match self.format {
-            Format::None => return Ok(()),
-            Format::Jsonl => writeln!(
-                self.line,
-                "{{\"type\":\"decision\",\"node\":{},\"t_ns\":{},\"source_id\":{},\"fallback\":{},\"reason\":{},\"score_drone\":{},\"score_ground\":{}}}",
-                json_str(node),
-                d.t_ns,
-                d.source_id.get(),
-                d.fallback,
-                json_str(&d.reason),
-                num(d.score_drone),
-                num(d.score_ground)
-            )?,
-            Format::Csv => {
-                self.header();
-                writeln!(
-                    self.line,
-                    "decision,{},,,{},,,{},,,,{},{},{},{}",
-                    csv_field(node),
-                    d.t_ns,
-                    d.source_id.get(),
-                    d.fallback,
-                    csv_field(&d.reason),
-                    d.score_drone.map_or(String::new(), |v| v.to_string()),
-                    d.score_ground.map_or(String::new(), |v| v.to_string())
-                )?;
-            }
-        }
-        self.out.write_all(&self.line)
-    }
-
-    fn header(&mut self) {
-        if !self.header_written {
-            self.header_written = true;
-            self.line.extend_from_slice(CSV_HEADER.as_bytes());
-        }
-    }
-
-    /// Flushes buffered output.
-    ///
-    /// # Errors
-    /// When the writer fails.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
 }
 
-/// The output file could not be used.
+/// The output could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OutputError {
@@ -271,54 +136,532 @@ pub enum OutputError {
         #[source]
         source: io::Error,
     },
+    /// It exists and is not a regular file (a device, a FIFO, a directory).
+    #[error(
+        "{path} is not a regular file: the output must be one (it is read back after a restart)"
+    )]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Reading it back failed.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing or flushing failed (e.g. the disk is full); nothing of the commit is safe.
+    #[error("writing the output failed")]
+    Write(#[source] io::Error),
+    /// Syncing to storage failed.
+    #[error("syncing the output to storage failed")]
+    Sync(#[source] io::Error),
+}
+
+/// Writes records and decisions in the chosen format. See the module documentation.
+pub struct Output {
+    format: Format,
+    sink: Box<dyn Write + Send>,
+    file: Option<File>,
+    header_due: bool,
+    /// A commit failed: the file may end in a partial line.
+    broken: bool,
+    buf: Vec<u8>,
+    cell: String,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("format", &self.format)
+            .field("pending_bytes", &self.buf.len())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_regular(path: &Path) -> Result<Option<std::fs::Metadata>, OutputError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(Some(m)),
+        Ok(_) => Err(OutputError::NotRegular {
+            path: path.to_owned(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(OutputError::Open {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+impl Output {
+    /// Output in `format`, appended to the regular file at `path` (created if missing), or
+    /// to stdout when `None`.
+    ///
+    /// # Errors
+    /// [`OutputError::NotRegular`] for a device, FIFO or directory; [`OutputError::Open`]
+    /// when the file cannot be opened for appending.
+    pub fn open(format: Format, path: Option<&Path>) -> Result<Output, OutputError> {
+        match path {
+            Some(path) => {
+                let existing = check_regular(path)?;
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| OutputError::Open {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                // Recheck what was opened: the path may have been swapped meanwhile.
+                let meta = file.metadata().map_err(|source| OutputError::Open {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                if !meta.is_file() {
+                    return Err(OutputError::NotRegular {
+                        path: path.to_owned(),
+                    });
+                }
+                let empty = existing.is_none_or(|m| m.len() == 0) && meta.len() == 0;
+                let sink = file.try_clone().map_err(|source| OutputError::Open {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let mut out = Output::new(format, Box::new(sink), empty);
+                out.file = Some(file);
+                Ok(out)
+            }
+            None => Ok(Output::new(format, Box::new(io::stdout()), true)),
+        }
+    }
+
+    /// Output in `format` to `sink`; `header` says whether a CSV header row is due (the
+    /// sink is empty).
+    pub fn new(format: Format, sink: Box<dyn Write + Send>, header: bool) -> Self {
+        Output {
+            format,
+            sink,
+            file: None,
+            header_due: header && format == Format::Csv,
+            broken: false,
+            buf: Vec::with_capacity(4096),
+            cell: String::new(),
+        }
+    }
+
+    /// The format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Formats one entry (nothing reaches the sink before [`Output::commit`]).
+    pub fn write(&mut self, entry: &Entry) {
+        match self.format {
+            Format::None => {}
+            Format::Jsonl => self.jsonl(entry),
+            Format::Csv => {
+                if self.header_due {
+                    self.header_due = false;
+                    self.buf.extend_from_slice(COLUMNS.join(",").as_bytes());
+                    self.buf.push(b'\n');
+                }
+                self.csv(entry);
+            }
+        }
+    }
+
+    /// Hands everything formatted since the last commit to the operating system.
+    ///
+    /// # Errors
+    /// [`OutputError::Write`]: none of it can be counted as written; it is dropped.
+    pub fn commit(&mut self) -> Result<(), OutputError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.broken {
+            // A failed write may have left part of a line: end it, so it stays apart.
+            self.buf.insert(0, b'\n');
+        }
+        let result = self
+            .sink
+            .write_all(&self.buf)
+            .and_then(|()| self.sink.flush());
+        self.buf.clear();
+        match result {
+            Ok(()) => {
+                self.broken = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(OutputError::Write(e))
+            }
+        }
+    }
+
+    /// Asks the storage to make what was committed durable (`fdatasync`); nothing for
+    /// stdout.
+    ///
+    /// # Errors
+    /// [`OutputError::Sync`].
+    pub fn sync(&mut self) -> Result<(), OutputError> {
+        match &self.file {
+            Some(f) => f.sync_data().map_err(OutputError::Sync),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the last commit failed.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    fn jsonl(&mut self, entry: &Entry) {
+        let b = &mut self.buf;
+        match entry {
+            Entry::Record {
+                node,
+                stream,
+                seq,
+                units,
+                record: r,
+            } => {
+                b.extend_from_slice(b"{\"type\":\"rssi\",\"node\":");
+                json_str(b, node);
+                let _ = write!(
+                    b,
+                    ",\"stream\":\"{stream}\",\"seq\":{seq},\"timestamp_ns\":{},\"time\":\"{}\",\"rssi\":",
+                    r.timestamp_ns,
+                    iso_time(r.timestamp_ns)
+                );
+                json_num(b, Some(r.rssi_dbm.get()));
+                b.extend_from_slice(b",\"noise\":");
+                json_num(b, r.noise_dbm.map(|n| n.get()));
+                let _ = write!(
+                    b,
+                    ",\"units\":\"{}\",\"frequency_hz\":{},\"source_id\":{},\"quality_score\":{},\"snr_db\":",
+                    units.as_str(),
+                    r.frequency_hz.get(),
+                    r.source_id.get(),
+                    r.quality_score.get()
+                );
+                json_num(b, r.snr_db.map(|s| s.get()));
+                b.extend_from_slice(b"}\n");
+            }
+            Entry::Decision { node, decision: d } => {
+                b.extend_from_slice(b"{\"type\":\"decision\",\"node\":");
+                json_str(b, node);
+                let _ = write!(
+                    b,
+                    ",\"timestamp_ns\":{},\"time\":\"{}\",\"source_id\":{},\"fallback\":{},\"reason\":",
+                    d.t_ns,
+                    iso_time(d.t_ns),
+                    d.source_id.get(),
+                    d.fallback
+                );
+                json_str(b, &d.reason);
+                b.extend_from_slice(b",\"score_drone\":");
+                json_num(b, d.score_drone);
+                b.extend_from_slice(b",\"score_ground\":");
+                json_num(b, d.score_ground);
+                b.extend_from_slice(b"}\n");
+            }
+        }
+    }
+
+    fn csv(&mut self, entry: &Entry) {
+        let mut cells: [Option<String>; COLUMNS.len()] = Default::default();
+        let num = |v: Option<f32>| v.filter(|v| v.is_finite()).map(|v| v.to_string());
+        match entry {
+            Entry::Record {
+                node,
+                stream,
+                seq,
+                units,
+                record: r,
+            } => {
+                cells[0] = Some("rssi".into());
+                cells[1] = Some(neutralise(node));
+                cells[2] = Some(stream.to_string());
+                cells[3] = Some(seq.to_string());
+                cells[4] = Some(r.timestamp_ns.to_string());
+                cells[5] = Some(iso_time(r.timestamp_ns));
+                cells[6] = num(Some(r.rssi_dbm.get()));
+                cells[7] = num(r.noise_dbm.map(|n| n.get()));
+                cells[8] = Some(units.as_str().into());
+                cells[9] = Some(r.frequency_hz.get().to_string());
+                cells[10] = Some(r.source_id.get().to_string());
+                cells[11] = Some(r.quality_score.get().to_string());
+                cells[12] = num(r.snr_db.map(|s| s.get()));
+            }
+            Entry::Decision { node, decision: d } => {
+                cells[0] = Some("decision".into());
+                cells[1] = Some(neutralise(node));
+                cells[4] = Some(d.t_ns.to_string());
+                cells[5] = Some(iso_time(d.t_ns));
+                cells[10] = Some(d.source_id.get().to_string());
+                cells[14] = Some(d.fallback.to_string());
+                cells[15] = Some(neutralise(&d.reason));
+                cells[16] = num(d.score_drone);
+                cells[17] = num(d.score_ground);
+            }
+        }
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            if let Some(c) = cell {
+                self.cell.clear();
+                csv_cell(&mut self.cell, c);
+                self.buf.extend_from_slice(self.cell.as_bytes());
+            }
+        }
+        self.buf.push(b'\n');
+    }
+}
+
+fn json_str(b: &mut Vec<u8>, s: &str) {
+    // serde_json escapes every control character, quotes and backslashes.
+    let _ = serde_json::to_writer(&mut *b, s);
+}
+
+fn json_num(b: &mut Vec<u8>, v: Option<f32>) {
+    match v.filter(|v| v.is_finite()) {
+        Some(v) => {
+            let _ = write!(b, "{v}");
+        }
+        None => b.extend_from_slice(b"null"),
+    }
+}
+
+/// A text cell as written to CSV: a leading `'` is added when the text starts with `=`,
+/// `+`, `-`, `@` (a spreadsheet formula) or `'` itself. See [`unneutralise`].
+pub fn neutralise(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\'']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The text of a CSV text cell: one leading `'` removed. Inverse of [`neutralise`].
+pub fn unneutralise(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
+}
+
+/// RFC 4180: quoted when it holds a comma, a quote, CR or LF; quotes doubled.
+fn csv_cell(out: &mut String, cell: &str) {
+    if cell.contains([',', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&cell.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(cell);
+    }
+}
+
+/// `timestamp_ns` (ns since the Unix epoch) as ISO 8601 UTC, e.g.
+/// `2025-11-24T16:00:00.000000000Z`.
+pub fn iso_time(timestamp_ns: i64) -> String {
+    let secs = timestamp_ns.div_euclid(1_000_000_000);
+    let nanos = timestamp_ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// What [`recover`] found in an output file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Next expected sequence number per (node, stream): one past the highest written.
+    pub positions: Vec<(String, u64, u64)>,
+    /// Lines (or CSV records) longer than [`MAX_LINE`], skipped.
+    pub skipped_long: u64,
+    /// Lines that are not a record of either format (cut short, foreign, a header), skipped.
+    pub skipped_other: u64,
 }
 
 /// Recovers the next expected sequence number per (node, stream) from an existing JSON-lines
-/// or CSV output file, so a restarted ground resumes exactly where its output stops.
-/// Unreadable or partial lines are skipped; a missing file gives no positions.
-pub fn resume_from_output(path: &Path) -> Vec<(String, u64, u64)> {
-    let Ok(file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let mut next: BTreeMap<(String, u64), u64> = BTreeMap::new();
-    for line in BufReader::new(file).lines().map_while(Result::ok) {
-        let (node, stream, seq) = if line.starts_with('{') {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if v["type"] != "rssi" {
-                continue;
-            }
-            match (v["node"].as_str(), v["stream"].as_u64(), v["seq"].as_u64()) {
-                (Some(n), Some(s), Some(q)) => (n.to_owned(), s, q),
-                _ => continue,
-            }
-        } else {
-            let f: Vec<&str> = line.split(',').collect();
-            if f.len() < 4 || f[0] != "rssi" {
-                continue;
-            }
-            match (f[2].parse(), f[3].parse()) {
-                (Ok(s), Ok(q)) => (f[1].trim_matches('"').to_owned(), s, q),
-                _ => continue,
-            }
-        };
-        let e = next.entry((node, stream)).or_insert(0);
-        *e = (*e).max(seq + 1);
+/// or CSV output file (either, or both mixed), so a restarted ground resumes exactly where
+/// its output stops. Memory stays bounded whatever the file holds: a line or CSV record is
+/// at most [`MAX_LINE`] bytes (longer ones are skipped and counted), and only one position
+/// per (node, stream) is kept. A missing file recovers nothing.
+///
+/// # Errors
+/// [`OutputError::NotRegular`] for a device, FIFO or directory; [`OutputError::Read`] when
+/// reading fails.
+pub fn recover(path: &Path) -> Result<Recovery, OutputError> {
+    if check_regular(path)?.is_none() {
+        return Ok(Recovery::default());
     }
-    next.into_iter().map(|((n, s), q)| (n, s, q)).collect()
+    let file = File::open(path).map_err(|source| OutputError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    recover_from(BufReader::with_capacity(64 * 1024, file)).map_err(|source| OutputError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// [`recover`] from any reader.
+///
+/// # Errors
+/// When reading fails.
+pub fn recover_from(mut input: impl BufRead) -> io::Result<Recovery> {
+    let mut next: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    let mut rec = Recovery::default();
+    let mut record = Vec::with_capacity(1024);
+    loop {
+        match read_record(&mut input, &mut record)? {
+            Split::End => break,
+            Split::TooLong => rec.skipped_long += 1,
+            Split::Record => {
+                let key = if record.first() == Some(&b'{') {
+                    parse_json(&record)
+                } else {
+                    parse_csv(&record)
+                };
+                match key {
+                    Some((node, stream, seq)) => {
+                        let e = next.entry((node, stream)).or_insert(0);
+                        *e = (*e).max(seq.saturating_add(1));
+                    }
+                    None => {
+                        if !record.iter().all(u8::is_ascii_whitespace) {
+                            rec.skipped_other += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    rec.positions = next.into_iter().map(|((n, s), q)| (n, s, q)).collect();
+    Ok(rec)
+}
+
+enum Split {
+    Record,
+    TooLong,
+    End,
+}
+
+/// Reads one line (JSON) or one CSV record (which may span lines inside quotes) into `out`,
+/// without the final line break, holding at most [`MAX_LINE`] bytes.
+fn read_record(input: &mut impl BufRead, out: &mut Vec<u8>) -> io::Result<Split> {
+    out.clear();
+    let mut in_quotes = false;
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(if !any {
+                Split::End
+            } else if too_long {
+                Split::TooLong
+            } else {
+                Split::Record
+            });
+        }
+        any = true;
+        let json = out.first().map_or(buf[0] == b'{', |b| *b == b'{');
+        let mut end = None;
+        for (i, &c) in buf.iter().enumerate() {
+            if c == b'"' && !json {
+                in_quotes = !in_quotes;
+            } else if c == b'\n' && (json || !in_quotes) {
+                end = Some(i);
+                break;
+            }
+        }
+        let take = end.unwrap_or(buf.len());
+        if !too_long {
+            if out.len() + take > MAX_LINE {
+                too_long = true;
+                out.clear();
+            } else {
+                out.extend_from_slice(&buf[..take]);
+            }
+        }
+        let consumed = end.map_or(take, |e| e + 1);
+        input.consume(consumed);
+        if end.is_some() {
+            if out.last() == Some(&b'\r') {
+                out.pop();
+            }
+            return Ok(if too_long {
+                Split::TooLong
+            } else {
+                Split::Record
+            });
+        }
+    }
+}
+
+fn parse_json(line: &[u8]) -> Option<(String, u64, u64)> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    if v["type"] != "rssi" {
+        return None;
+    }
+    let stream = match &v["stream"] {
+        serde_json::Value::String(s) => s.parse().ok()?,
+        n => n.as_u64()?,
+    };
+    Some((v["node"].as_str()?.to_owned(), stream, v["seq"].as_u64()?))
+}
+
+fn parse_csv(record: &[u8]) -> Option<(String, u64, u64)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(record);
+    let row = reader.records().next()?.ok()?;
+    if row.get(0)? != "rssi" {
+        return None;
+    }
+    Some((
+        unneutralise(row.get(1)?).to_owned(),
+        row.get(2)?.parse().ok()?,
+        row.get(3)?.parse().ok()?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use sarlink_schema::{Db, Dbm, FrequencyHz, QualityScore, SourceId};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
+    struct Shared(Arc<Mutex<Vec<u8>>>, Arc<Mutex<bool>>);
     impl Write for Shared {
         fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if *self.1.lock().unwrap() {
+                // A full disk: part of the data gets in, then the error.
+                let half = b.len() / 2;
+                self.0.lock().unwrap().extend_from_slice(&b[..half]);
+                return Err(io::Error::from_raw_os_error(28));
+            }
             self.0.lock().unwrap().extend_from_slice(b);
             Ok(b.len())
         }
@@ -339,76 +682,170 @@ mod tests {
         }
     }
 
-    #[test]
-    fn jsonl_lines_parse_back_with_every_field() {
-        let buf = Shared::default();
-        let mut out = Output::new(Format::Jsonl, Box::new(buf.clone()));
-        out.record(
-            Origin {
-                node: "drone \"1\"",
-                stream: 7,
-                seq: 42,
-            },
-            &record(),
-        )
-        .unwrap();
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
-        assert_eq!(v["node"], "drone \"1\"");
-        assert_eq!(v["seq"], 42);
-        assert_eq!(v["rssi_dbm"], -71.5);
-        assert_eq!(v["frequency_hz"], 406_025_000);
-        assert_eq!(v["quality_score"], 87);
-        assert_eq!(v["snr_db"], 18.25);
-        assert!(v["noise_dbm"].is_null());
+    fn entry(node: &str, stream: u64, seq: u64) -> Entry {
+        Entry::Record {
+            node: node.into(),
+            stream,
+            seq,
+            units: RssiUnits::Dbfs,
+            record: record(),
+        }
+    }
+
+    fn text(buf: &Shared) -> String {
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
     }
 
     #[test]
-    fn csv_has_one_header_and_aligned_columns() {
+    fn iso_time_matches_known_instants() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            iso_time(1_764_000_000_000_000_000),
+            "2025-11-24T16:00:00.000000000Z"
+        );
+        assert_eq!(
+            iso_time(951_782_400_123_456_789),
+            "2000-02-29T00:00:00.123456789Z"
+        );
+        assert_eq!(iso_time(-1), "1969-12-31T23:59:59.999999999Z");
+    }
+
+    #[test]
+    fn jsonl_rows_share_names_and_keep_the_stream_exact() {
         let buf = Shared::default();
-        let mut out = Output::new(Format::Csv, Box::new(buf.clone()));
-        out.record(
-            Origin {
-                node: "a,b",
-                stream: 1,
-                seq: 0,
+        let mut out = Output::new(Format::Jsonl, Box::new(buf.clone()), true);
+        out.write(&entry("drone \"1\"", 15_963_693_527_167_783_522, 42));
+        out.write(&Entry::Decision {
+            node: "drone \"1\"".into(),
+            decision: Decision {
+                t_ns: 5,
+                source_id: SourceId::GROUND,
+                fallback: true,
+                reason: "link_lost".into(),
+                score_drone: Some(1.5),
+                score_ground: None,
             },
-            &record(),
-        )
-        .unwrap();
-        out.record(
-            Origin {
-                node: "a,b",
-                stream: 1,
-                seq: 1,
-            },
-            &record(),
-        )
-        .unwrap();
-        let d = Decision {
-            t_ns: 5,
-            source_id: SourceId::GROUND,
-            fallback: true,
-            reason: "link_lost".into(),
-            score_drone: Some(1.5),
-            score_ground: None,
-        };
-        out.decision("a,b", &d).unwrap();
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4);
-        assert_eq!(lines[0], CSV_HEADER.trim_end());
-        let columns = lines[0].split(',').count();
-        assert!(lines[1].starts_with("rssi,\"a,b\",1,0,"));
-        assert!(lines[3].starts_with("decision,\"a,b\","));
-        assert!(lines[3].contains(",true,link_lost,1.5,"));
-        // Quoted commas aside, every row has the header's column count.
-        for l in &lines[1..] {
-            assert_eq!(
-                l.replace("\"a,b\"", "ab").split(',').count(),
-                columns,
-                "{l}"
-            );
+        });
+        out.commit().unwrap();
+        let t = text(&buf);
+        let lines: Vec<serde_json::Value> = t
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["node"], "drone \"1\"");
+        assert_eq!(lines[0]["stream"], "15963693527167783522");
+        assert_eq!(lines[0]["seq"], 42);
+        assert_eq!(lines[0]["rssi"], -71.5);
+        assert_eq!(lines[0]["units"], "dbfs");
+        assert_eq!(lines[0]["time"], "2025-11-24T16:00:00.000000000Z");
+        assert!(lines[0]["noise"].is_null());
+        assert_eq!(lines[1]["timestamp_ns"], 5);
+        for l in &lines {
+            for key in l.as_object().unwrap().keys() {
+                assert!(COLUMNS.contains(&key.as_str()), "{key} is not a column");
+            }
         }
+    }
+
+    #[test]
+    fn csv_quotes_and_neutralises_and_reads_back_with_a_csv_reader() {
+        let names = [
+            "a,b", "q\"uote", "cr\rname", "lf\nname", "=cmd()", "+1", "-x", "@at", "'quoted",
+            "plain",
+        ];
+        let buf = Shared::default();
+        let mut out = Output::new(Format::Csv, Box::new(buf.clone()), true);
+        for (i, n) in names.iter().enumerate() {
+            out.write(&entry(n, 7, i as u64));
+        }
+        out.commit().unwrap();
+        let t = text(&buf);
+        let mut r = csv::Reader::from_reader(t.as_bytes());
+        assert_eq!(
+            r.headers().unwrap().iter().collect::<Vec<_>>(),
+            COLUMNS.to_vec()
+        );
+        let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), names.len());
+        for (row, name) in rows.iter().zip(names) {
+            assert_eq!(row.len(), COLUMNS.len());
+            assert_eq!(unneutralise(&row[1]), name);
+            assert!(!row[1].starts_with(['=', '+', '-', '@']), "{}", &row[1]);
+        }
+        let rec = recover_from(t.as_bytes()).unwrap();
+        let got: Vec<String> = rec.positions.iter().map(|p| p.0.clone()).collect();
+        let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(rec.skipped_other, 1, "the header");
+    }
+
+    #[test]
+    fn the_header_is_written_only_into_an_empty_output() {
+        let buf = Shared::default();
+        let mut out = Output::new(Format::Csv, Box::new(buf.clone()), false);
+        out.write(&entry("x", 1, 0));
+        out.commit().unwrap();
+        assert!(text(&buf).starts_with("rssi,"));
+    }
+
+    #[test]
+    fn a_failed_commit_is_dropped_and_the_next_one_starts_a_fresh_line() {
+        let buf = Shared::default();
+        let mut out = Output::new(Format::Jsonl, Box::new(buf.clone()), true);
+        out.write(&entry("d", 1, 0));
+        out.commit().unwrap();
+        *buf.1.lock().unwrap() = true;
+        out.write(&entry("d", 1, 1));
+        assert!(matches!(out.commit(), Err(OutputError::Write(_))));
+        assert!(out.is_broken());
+        *buf.1.lock().unwrap() = false;
+        out.write(&entry("d", 1, 2));
+        out.commit().unwrap();
+        let t = text(&buf);
+        // seq 0 and 2 are whole lines; the half of seq 1 is a line of its own, skipped.
+        let rec = recover_from(t.as_bytes()).unwrap();
+        assert_eq!(rec.positions, vec![("d".to_owned(), 1, 3)]);
+        assert_eq!(rec.skipped_other, 1);
+        let whole: Vec<u64> = t
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(whole, vec![0, 2]);
+    }
+
+    #[test]
+    fn recovery_is_bounded_on_hostile_files() {
+        // One endless line, then a good one: the long one is skipped, memory stays small.
+        let mut data = vec![b'x'; 10 * MAX_LINE];
+        data.push(b'\n');
+        data.extend_from_slice(br#"{"type":"rssi","node":"a","stream":"5","seq":9}"#);
+        data.push(b'\n');
+        // An unterminated CSV quote swallows the rest, bounded.
+        data.extend_from_slice(b"rssi,\"never closed,1,2\n");
+        data.extend(std::iter::repeat_n(b'y', 3 * MAX_LINE));
+        let rec = recover_from(&data[..]).unwrap();
+        assert_eq!(rec.positions, vec![("a".to_owned(), 5, 10)]);
+        assert_eq!(rec.skipped_long, 2);
+        // Old numeric streams still read.
+        let rec = recover_from(&br#"{"type":"rssi","node":"a","stream":5,"seq":1}"#[..]).unwrap();
+        assert_eq!(rec.positions, vec![("a".to_owned(), 5, 2)]);
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused() {
+        assert!(matches!(
+            Output::open(Format::Jsonl, Some(Path::new("/dev/null"))),
+            Err(OutputError::NotRegular { .. })
+        ));
+        assert!(matches!(
+            recover(Path::new("/dev/zero")),
+            Err(OutputError::NotRegular { .. })
+        ));
+        assert!(matches!(
+            Output::open(Format::Jsonl, Some(Path::new("/"))),
+            Err(OutputError::NotRegular { .. })
+        ));
     }
 }

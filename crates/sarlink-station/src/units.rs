@@ -82,6 +82,31 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses an interval: `250ms`, `1s`, `1.5s` or plain seconds (`0.2`), from 1 ms to 60 s.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(ms) = t.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = t.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (t, 1.0)
+    };
+    let secs = num
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| "not an interval: use e.g. 200ms or 1s".to_owned())?
+        * scale;
+    if secs.is_finite() && (0.001..=60.0).contains(&secs) {
+        Ok(std::time::Duration::from_secs_f64(secs))
+    } else {
+        Err("must be from 1ms to 60s".to_owned())
+    }
+}
+
 /// Reads a pre-shared key from the file named by `text`.
 ///
 /// # Errors

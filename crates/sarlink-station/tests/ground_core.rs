@@ -67,6 +67,7 @@ fn own_records_are_written_under_the_ground_and_relayed_to_drones_and_observers(
             node: "ground".into(),
             stream: 7,
             seq: 0,
+            units: RssiUnits::Dbfs,
             record: rec(SourceId::GROUND, 0)
         })
     );
@@ -132,8 +133,9 @@ fn drone_records_are_written_once_with_their_key_and_relayed_to_observers() {
     );
     let t = &g.drones()["drone-1"];
     assert_eq!((t.received, t.gaps, t.duplicates), (3, 2, 0));
-    // The same sequence numbers again are counted as duplicates (the link should never).
-    run(
+    // The same sequence numbers again (resent after a reconnection, written but not yet
+    // confirmed) are not written twice.
+    let out = run(
         &mut g,
         GroundInput::Link(ServerEvent::Samples {
             conn: 1,
@@ -145,6 +147,118 @@ fn drone_records_are_written_once_with_their_key_and_relayed_to_observers() {
         }),
     );
     assert_eq!(g.drones()["drone-1"].duplicates, 1);
+    assert!(!out.iter().any(|o| matches!(o, GroundOutput::Write(_))));
+}
+
+fn samples(conn: u64, seq: u64, n: u64) -> GroundInput {
+    GroundInput::Link(ServerEvent::Samples {
+        conn,
+        node: NodeName::new("drone-1").unwrap(),
+        stream: 99,
+        seq,
+        records: (seq..seq + n).map(|i| rec(SourceId::DRONE, i)).collect(),
+        gap: 0,
+    })
+}
+
+fn confirms(out: &[GroundOutput]) -> Vec<(u64, u64, u64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            GroundOutput::Confirm {
+                conn, stream, upto, ..
+            } => Some((*conn, *stream, *upto)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn records_are_confirmed_to_the_drone_only_once_written() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let out = run(&mut g, samples(1, 0, 5));
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(o, GroundOutput::Write(_)))
+            .count(),
+        5
+    );
+    assert!(
+        confirms(&out).is_empty(),
+        "nothing confirmed before it is written"
+    );
+    let out = run(&mut g, GroundInput::Written);
+    assert_eq!(confirms(&out), vec![(1, 99, 5)]);
+    // Nothing new written: nothing new confirmed.
+    assert!(confirms(&run(&mut g, GroundInput::Written)).is_empty());
+}
+
+#[test]
+fn a_failed_write_confirms_nothing_closes_the_drone_and_takes_the_resent_records() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    run(&mut g, samples(1, 0, 5));
+    run(&mut g, GroundInput::Written);
+    run(&mut g, samples(1, 5, 5));
+    let out = run(
+        &mut g,
+        GroundInput::WriteFailed {
+            reason: "No space left on device".into(),
+        },
+    );
+    assert!(confirms(&out).is_empty());
+    assert!(out.iter().any(|o| matches!(
+        o,
+        GroundOutput::Close {
+            conn: 1,
+            code: sarlink_schema::CloseCode::Overload,
+            ..
+        }
+    )));
+    assert!(out.contains(&GroundOutput::Event(GroundEvent::Output {
+        ok: false,
+        reason: Some("No space left on device".into())
+    })));
+    assert!(!g.output_ok());
+    // The drone reconnects and resends from the confirmed position (5): written again.
+    run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Disconnected {
+            conn: 1,
+            node: Some(NodeName::new("drone-1").unwrap()),
+            reason: "closed".into(),
+            code: None,
+        }),
+    );
+    run(&mut g, connected(2, "drone-1", Role::Drone));
+    let out = run(&mut g, samples(2, 5, 5));
+    let seqs: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            GroundOutput::Write(Entry::Record { seq, .. }) => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, vec![5, 6, 7, 8, 9]);
+    let out = run(&mut g, GroundInput::Written);
+    assert_eq!(confirms(&out), vec![(2, 99, 10)]);
+    assert!(g.output_ok());
+}
+
+#[test]
+fn positions_recovered_from_the_output_are_not_written_again() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    g.resume_from(&[("drone-1".to_owned(), 99, 3)]);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let out = run(&mut g, samples(1, 0, 5));
+    let seqs: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            GroundOutput::Write(Entry::Record { seq, .. }) => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, vec![3, 4]);
 }
 
 #[test]

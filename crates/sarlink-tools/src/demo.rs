@@ -157,6 +157,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         max_clients: 8,
         output: Format::None,
         output_file: None,
+        fsync: None,
         metrics: None,
         seconds: None,
         quiet: true,

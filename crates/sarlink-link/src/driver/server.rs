@@ -488,8 +488,7 @@ fn serve(
                                 // With confirmed delivery the position moves only when the
                                 // application confirms (Server::confirm).
                                 if !shared.config.session.confirm_delivery {
-                                    entry.expected =
-                                        entry.expected.max(seq + records.len() as u64);
+                                    entry.expected = entry.expected.max(seq + records.len() as u64);
                                 }
                                 true
                             }

@@ -51,6 +51,10 @@ pub struct GroundArgs {
     /// recovered from after a restart
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<String>,
+    /// Acknowledge records only after syncing the output to storage, at most this long after
+    /// they are written, e.g. 200ms or 1s [default: acknowledge once handed to the OS]
+    #[arg(long, value_name = "INTERVAL")]
+    pub fsync: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
@@ -77,6 +81,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "max_clients",
     "output",
     "output_file",
+    "fsync",
     "metrics",
     "seconds",
     "quiet",
@@ -105,6 +110,8 @@ pub struct GroundSettings {
     pub output: Format,
     /// Output file (stdout when `None`).
     pub output_file: Option<PathBuf>,
+    /// Sync the output this often and acknowledge only what was synced.
+    pub fsync: Option<std::time::Duration>,
     /// Metrics address.
     pub metrics: Option<String>,
     /// Run time limit.
@@ -178,6 +185,14 @@ impl GroundSettings {
                 .0,
             output: layers.get("output", args.output.clone(), Format::Jsonl)?,
             output_file: layers.get_opt::<PathBuf>("output_file", args.output_file.clone())?,
+            fsync: layers
+                .get_with(
+                    "fsync",
+                    args.fsync.clone(),
+                    || None,
+                    |s| units::parse_interval(s).map(Some),
+                )?
+                .0,
             metrics: layers
                 .get_with(
                     "metrics",

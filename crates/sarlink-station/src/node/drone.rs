@@ -241,7 +241,9 @@ impl DroneNode {
             ground_latency: self.ground_latency.snapshot(),
         };
         if let Some(out) = &mut self.output {
-            out.flush().context("flushing the flight recorder")?;
+            if let Err(e) = out.commit() {
+                tracing::error!(error = %e, "the flight recorder could not be written");
+            }
         }
         self.client.close();
         result.map(|()| summary)
@@ -334,7 +336,7 @@ impl DroneNode {
                 }
                 DroneOutput::Write(entry) => {
                     if let Some(o) = &mut self.output {
-                        o.write(&entry).context("writing the flight recorder")?;
+                        o.write(&entry);
                         wrote = true;
                     }
                 }
@@ -348,7 +350,16 @@ impl DroneNode {
         }
         if wrote {
             if let Some(o) = &mut self.output {
-                o.flush().context("writing the flight recorder")?;
+                // A full card must not stop a flying drone: it keeps measuring, streaming
+                // and deciding, and says so once until writing works again.
+                let was_broken = o.is_broken();
+                match o.commit() {
+                    Err(e) if !was_broken => {
+                        tracing::error!(error = %e, cause = %error_cause(&e), "the flight recorder cannot be written; lines are dropped until it can");
+                    }
+                    Ok(()) if was_broken => tracing::warn!("the flight recorder is written again"),
+                    _ => {}
+                }
             }
         }
         let counters = self.client.counters();
@@ -364,6 +375,10 @@ impl DroneNode {
         v.resent = counters.samples_resent.load(Ordering::Relaxed);
         Ok(())
     }
+}
+
+fn error_cause(e: &dyn std::error::Error) -> String {
+    e.source().map_or_else(String::new, ToString::to_string)
 }
 
 fn log_event(event: &DroneEvent) {

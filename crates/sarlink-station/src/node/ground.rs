@@ -17,13 +17,15 @@ use sarlink_schema::{Message, Role, SourceId};
 use crate::config::GroundSettings;
 use crate::ground::{GroundCore, GroundEvent, GroundInput, GroundOutput};
 use crate::metrics_http::MetricsServer;
-use crate::output::{Entry, Output, resume_from_output};
+use crate::output::{Entry, Output, recover};
 use crate::pipeline::{Measurement, PipelineConfig, PipelineEvent, ReceiverThread};
 use crate::record::{unix_now, unix_ns};
 
 struct Metrics {
     registry: Registry,
     records: Counter,
+    write_failures: Counter,
+    output_ok: Gauge,
     decisions: Counter,
     connections: Gauge,
     rtt: Histogram,
@@ -41,6 +43,16 @@ impl Metrics {
             records: registry.counter(
                 "sarlink_ground_records",
                 "RSSI records received from drones.",
+                &[],
+            )?,
+            write_failures: registry.counter(
+                "sarlink_ground_output_write_failures",
+                "Writes (or syncs) of the output that failed; records were not acknowledged.",
+                &[],
+            )?,
+            output_ok: registry.gauge(
+                "sarlink_ground_output_ok",
+                "1 while the output is written, 0 while writing fails.",
                 &[],
             )?,
             decisions: registry.counter(
@@ -75,6 +87,9 @@ pub struct GroundNode {
     server: Server,
     core: GroundCore,
     output: Output,
+    fsync: Option<Duration>,
+    /// Committed to the OS but not yet synced (with `fsync`), since this instant.
+    unsynced: Option<Instant>,
     own: Option<ReceiverThread>,
     metrics: Metrics,
     _http: Option<MetricsServer>,
@@ -125,13 +140,27 @@ impl GroundNode {
     ) -> anyhow::Result<GroundNode> {
         let mut session = SessionConfig::new(Role::Ground, settings.node.clone(), rand::random());
         session.key = settings.key.clone();
+        // A record is acknowledged to its drone only once the output has it.
+        session.confirm_delivery = true;
         let own_stream = session.stream;
         let mut server_config = ServerConfig::new(session);
         server_config.max_clients = settings.max_clients;
+        let mut core = GroundCore::new(settings.node.clone(), own_stream);
         if let Some(path) = &settings.output_file {
-            server_config.resume = resume_from_output(path);
+            let recovered = recover(path)
+                .with_context(|| format!("recovering stream positions from {}", path.display()))?;
+            if recovered.skipped_long + recovered.skipped_other > 0 {
+                tracing::warn!(
+                    long = recovered.skipped_long,
+                    other = recovered.skipped_other,
+                    "skipped lines of the output that are not whole records"
+                );
+            }
+            core.resume_from(&recovered.positions);
+            server_config.resume = recovered.positions;
         }
-        let output = Output::open(settings.output, settings.output_file.as_deref())?;
+        let output = Output::open(settings.output, settings.output_file.as_deref())
+            .context("opening the output")?;
         let server = Server::bind(settings.listen.as_str(), server_config)
             .with_context(|| format!("listening on {}", settings.listen))?;
         let metrics = Metrics::new()?;
@@ -142,10 +171,13 @@ impl GroundNode {
             ),
             None => None,
         };
+        metrics.output_ok.set(1.0);
         Ok(GroundNode {
-            core: GroundCore::new(settings.node.clone(), own_stream),
+            core,
             server,
             output,
+            fsync: settings.fsync,
+            unsynced: None,
             own,
             metrics,
             _http: http,
@@ -173,7 +205,11 @@ impl GroundNode {
     /// When the output cannot be written.
     pub fn step(&mut self, deadline: Instant) -> anyhow::Result<()> {
         loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
+            let mut until = deadline;
+            if let (Some(since), Some(every)) = (self.unsynced, self.fsync) {
+                until = until.min(since + every);
+            }
+            let wait = until.saturating_duration_since(Instant::now());
             let never = crossbeam_channel::never();
             let own = self.own.as_ref().map_or(&never, |o| o.events());
             select! {
@@ -194,9 +230,33 @@ impl GroundNode {
                 },
                 default(wait) => {},
             }
-            self.drain()?;
+            self.drain();
+            if let (Some(since), Some(every)) = (self.unsynced, self.fsync) {
+                if since.elapsed() >= every {
+                    self.unsynced = None;
+                    let result = self.output.sync();
+                    self.written(result);
+                    self.drain();
+                }
+            }
             if Instant::now() >= deadline {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Tells the core how the latest commit (or sync) went.
+    fn written(&mut self, result: Result<(), crate::output::OutputError>) {
+        match result {
+            Ok(()) => self.core.handle(unix_now(), GroundInput::Written),
+            Err(e) => {
+                self.metrics.write_failures.inc();
+                let reason = match std::error::Error::source(&e) {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                };
+                self.core
+                    .handle(unix_now(), GroundInput::WriteFailed { reason });
             }
         }
     }
@@ -208,7 +268,7 @@ impl GroundNode {
         self.core.handle(unix_now(), GroundInput::Link(ev));
     }
 
-    fn drain(&mut self) -> anyhow::Result<()> {
+    fn drain(&mut self) {
         let mut wrote = false;
         while let Some(out) = self.core.poll_output() {
             match out {
@@ -226,8 +286,30 @@ impl GroundNode {
                         }
                         Entry::Decision { .. } => self.metrics.decisions.inc(),
                     }
-                    self.output.write(&entry).context("writing the output")?;
+                    self.output.write(&entry);
                     wrote = true;
+                }
+                GroundOutput::Confirm {
+                    conn,
+                    node,
+                    stream,
+                    upto,
+                } => {
+                    self.server.confirm(conn, &node, stream, upto);
+                }
+                GroundOutput::Close { conn, code, reason } => {
+                    self.server.disconnect(conn, code, &reason);
+                }
+                GroundOutput::Event(GroundEvent::Output { ok, reason }) => {
+                    self.metrics.output_ok.set(if ok { 1.0 } else { 0.0 });
+                    if ok {
+                        tracing::warn!("the output is written again; acknowledging records again");
+                    } else {
+                        tracing::error!(
+                            reason = reason.as_deref().unwrap_or(""),
+                            "the output cannot be written: records are no longer acknowledged; drones keep them and resend"
+                        );
+                    }
                 }
                 GroundOutput::Send { conn, message } => {
                     let relayed = match &message {
@@ -255,15 +337,25 @@ impl GroundNode {
             }
         }
         if wrote {
-            self.output.flush().context("writing the output")?;
+            let result = self.output.commit();
+            match (result, self.fsync) {
+                (Ok(()), Some(_)) => {
+                    self.unsynced.get_or_insert_with(Instant::now);
+                }
+                (result, _) => {
+                    self.written(result);
+                    // What the core asks after hearing (confirmations, or closes).
+                    self.drain();
+                }
+            }
         }
         self.metrics.connections.set(self.core.connections() as f64);
-        Ok(())
     }
 
     /// Flushes the output and closes every connection with `bye shutdown`.
     pub fn shutdown(mut self) {
-        let _ = self.output.flush();
+        let _ = self.output.commit();
+        let _ = self.output.sync();
         self.own = None;
         self.server.shutdown();
     }
@@ -331,9 +423,14 @@ pub fn status_lines(ground: &GroundNode, elapsed: Duration) -> Vec<String> {
         .map(|(node, t)| {
             let d = t.decision.as_ref();
             format!(
-                "[{:>6.1}s] {node}: {} records, link {:?}{}{} | drone decides {} ({}){}",
+                "[{:>6.1}s] {node}: {} records{}, link {:?}{}{} | drone decides {} ({}){}",
                 elapsed.as_secs_f64(),
                 t.received,
+                if ground.core().output_ok() {
+                    ""
+                } else {
+                    " (OUTPUT FAILING: not acknowledged)"
+                },
                 t.link,
                 t.rtt.map_or(String::new(), |r| format!(
                     " rtt {:.2} ms",
