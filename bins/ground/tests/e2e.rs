@@ -538,3 +538,151 @@ fn the_drone_decides_falls_back_when_the_ground_dies_and_recovers_after_the_hold
         "back on the stronger ground receiver: {recovery:?}"
     );
 }
+
+/// Every (seq -> count) of node `node`'s records in a JSON-lines file, skipping lines that
+/// are not whole records (a line cut short by a full disk).
+fn seq_counts(path: &Path, node: &str) -> BTreeMap<u64, u32> {
+    let mut seen = BTreeMap::new();
+    for r in records(path, node) {
+        *seen.entry(r["seq"].as_u64().unwrap()).or_default() += 1;
+    }
+    seen
+}
+
+fn assert_exactly_once(seen: &BTreeMap<u64, u32>, at_least: u64) {
+    let n = seen.len() as u64;
+    assert!(n >= at_least, "only {n} records");
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (0..n).collect::<Vec<_>>(),
+        "no seq missing"
+    );
+    assert!(
+        seen.values().all(|c| *c == 1),
+        "no seq twice: {:?}",
+        seen.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn twenty_kill_9s_at_random_points_lose_and_duplicate_nothing() {
+    let dir = temp_dir("kills");
+    let out = dir.join("out.jsonl");
+    let out_arg = out.to_str().unwrap().to_owned();
+    let port = free_port();
+    let mut seed = u64::from(std::process::id()) ^ unix_ns() as u64;
+    println!("seed {seed}");
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        seed >> 33
+    };
+    let mut g = ground(port, &["--output-file", &out_arg]);
+    let mut d = drone(port, &["--node", "k1", "--rate", "50"]);
+    wait_for("first records", Duration::from_secs(10), || {
+        !records(&out, "k1").is_empty()
+    });
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100 + next() % 500));
+        g.signal("-KILL");
+        g.wait_exit(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(next() % 300));
+        g = ground(port, &["--output-file", &out_arg]);
+    }
+    let before = records(&out, "k1").len();
+    wait_for("the drone to catch up", Duration::from_secs(30), || {
+        records(&out, "k1").len() >= before + 100
+    });
+    d.signal("-TERM");
+    assert!(d.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(g);
+    assert_exactly_once(&seq_counts(&out, "k1"), 200);
+}
+
+#[test]
+fn an_output_that_is_a_device_or_a_fifo_is_refused_at_start() {
+    let dir = temp_dir("notfile");
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for target in [PathBuf::from("/dev/full"), fifo] {
+        let port = free_port();
+        let mut c = clean(Command::new(ground_bin()));
+        c.args(["--listen", &format!("127.0.0.1:{port}"), "--quiet", "--output-file"])
+            .arg(&target)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut p = Proc(c.spawn().unwrap());
+        let status = p
+            .wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{} was not refused at start", target.display()));
+        assert!(!status.success());
+        let mut err = String::new();
+        std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(err.contains("not a regular file"), "{}: {err}", target.display());
+    }
+}
+
+/// A tmpfs of `kib` KiB mounted at `dir` for the test's life (needs root: skipped without).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, kib: u32) -> Option<Tmpfs> {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_loses_no_acknowledged_record_and_the_held_ones_arrive_when_space_returns() {
+    let dir = temp_dir("full");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let Some(_fs) = Tmpfs::mount(&mnt, 256) else {
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let out = mnt.join("out.jsonl");
+    // Leave room for about 70 records, then the disk is full.
+    let filler = mnt.join("filler");
+    std::fs::write(&filler, vec![0u8; 256 * 1024 - 20 * 1024]).unwrap();
+    let port = free_port();
+    let mut g = ground(port, &["--output-file", out.to_str().unwrap()]);
+    // 250 kS/s keeps the simulator real-time in a debug build.
+    let mut d = drone(
+        port,
+        &["--node", "f1", "--rate", "20", "--sample-rate", "250k"],
+    );
+    // Records arrive until the disk is full; then the output stops growing.
+    wait_for("the disk to fill", Duration::from_secs(30), || {
+        let a = std::fs::metadata(&out).map_or(0, |m| m.len());
+        std::thread::sleep(Duration::from_millis(1500));
+        a > 0 && a == std::fs::metadata(&out).map_or(0, |m| m.len())
+    });
+    let written_while_full = seq_counts(&out, "f1").len() as u64;
+    // Meanwhile the drone measures on and holds what was not acknowledged.
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::remove_file(&filler).unwrap();
+    // Two seconds and more at 20 Hz were held on the drone: they arrive, then more.
+    wait_for("the held records to arrive", Duration::from_secs(40), || {
+        seq_counts(&out, "f1").len() as u64 >= written_while_full + 100
+    });
+    d.signal("-TERM");
+    assert!(d.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+    std::thread::sleep(Duration::from_millis(300));
+    g.signal("-TERM");
+    g.wait_exit(Duration::from_secs(5));
+    assert_exactly_once(&seq_counts(&out, "f1"), written_while_full + 100);
+}
