@@ -17,8 +17,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let settings = match Layers::load(args.config.as_deref())
-        .and_then(|layers| DroneSettings::resolve(&args, &layers))
+    let (settings, layers) = match Layers::load(args.config.as_deref())
+        .and_then(|layers| Ok((DroneSettings::resolve(&args, &layers)?, layers)))
     {
         Ok(s) => s,
         Err(e) => {
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         }
     };
     if args.print_config {
-        println!("{}", settings.describe());
+        print!("{}", DroneSettings::to_toml(&args, &layers));
         return ExitCode::SUCCESS;
     }
     match run(&settings) {

@@ -39,17 +39,20 @@ fn precedence_is_cli_then_environment_then_file_then_default() {
     );
     let defaults = resolved(&mut drone());
     assert!(
-        defaults.contains("rate_hz = 10\n") && defaults.contains("connect = \"127.0.0.1:7355\""),
+        defaults.contains("rate = \"10\"  # default\n")
+            && defaults.contains("connect = \"127.0.0.1:7355\"  # default"),
         "{defaults}"
     );
     let from_file = resolved(drone().arg("--config").arg(&file));
     assert!(
-        from_file.contains("rate_hz = 2\n") && from_file.contains("node = \"from-file\""),
+        from_file.contains("rate = \"2\"  # from config file")
+            && from_file.contains("node = \"from-file\"  # from config file"),
         "{from_file}"
     );
     let from_env = resolved(drone().arg("--config").arg(&file).env("SARLINK_RATE", "5"));
     assert!(
-        from_env.contains("rate_hz = 5\n") && from_env.contains("node = \"from-file\""),
+        from_env.contains("rate = \"5\"  # from environment variable SARLINK_RATE")
+            && from_env.contains("node = \"from-file\""),
         "{from_env}"
     );
     let from_cli = resolved(
@@ -59,7 +62,35 @@ fn precedence_is_cli_then_environment_then_file_then_default() {
             .env("SARLINK_RATE", "5")
             .args(["--rate", "7"]),
     );
-    assert!(from_cli.contains("rate_hz = 7\n"), "{from_cli}");
+    assert!(
+        from_cli.contains("rate = \"7\"  # from command line"),
+        "{from_cli}"
+    );
+}
+
+/// The value lines of a `--print-config` output, without the origin comments.
+fn values(toml: &str) -> Vec<String> {
+    toml.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split("  # ").next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn print_config_is_toml_that_config_accepts_unchanged() {
+    let printed = resolved(drone().args([
+        "--rate",
+        "7",
+        "--node",
+        "odd \"name\", with = signs",
+        "--frequency",
+        "121.5M",
+        "--quiet",
+    ]));
+    let file = temp_file("printed.toml", &printed);
+    let again = resolved(drone().arg("--config").arg(&file));
+    assert_eq!(values(&again), values(&printed), "{printed}\n---\n{again}");
+    assert!(again.contains("# from config file"), "{again}");
 }
 
 #[test]

@@ -90,8 +90,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         None => {
-            let settings = match Layers::load(cli.run.config.as_deref())
-                .and_then(|l| GroundSettings::resolve(&cli.run, &l))
+            let (settings, layers) = match Layers::load(cli.run.config.as_deref())
+                .and_then(|l| Ok((GroundSettings::resolve(&cli.run, &l)?, l)))
             {
                 Ok(s) => s,
                 Err(e) => {
@@ -99,6 +99,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            if cli.run.print_config {
+                print!("{}", GroundSettings::to_toml(&cli.run, &layers));
+                return Ok(ExitCode::SUCCESS);
+            }
             sarlink_station::node::ground::run(&settings, &stop)?;
             ExitCode::SUCCESS
         }

@@ -595,7 +595,10 @@ fn twenty_kill_9s_at_random_points_lose_and_duplicate_nothing() {
         records(&out, "k1").len() >= before + 100
     });
     d.signal("-TERM");
-    assert!(d.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+    assert!(
+        d.wait_exit(Duration::from_secs(5))
+            .is_some_and(|s| s.success())
+    );
     std::thread::sleep(Duration::from_millis(300));
     drop(g);
     assert_exactly_once(&seq_counts(&out, "k1"), 200);
@@ -605,14 +608,25 @@ fn twenty_kill_9s_at_random_points_lose_and_duplicate_nothing() {
 fn an_output_that_is_a_device_or_a_fifo_is_refused_at_start() {
     let dir = temp_dir("notfile");
     let fifo = dir.join("fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     for target in [PathBuf::from("/dev/full"), fifo] {
         let port = free_port();
         let mut c = clean(Command::new(ground_bin()));
-        c.args(["--listen", &format!("127.0.0.1:{port}"), "--quiet", "--output-file"])
-            .arg(&target)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        c.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--quiet",
+            "--output-file",
+        ])
+        .arg(&target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut p = Proc(c.spawn().unwrap());
         let status = p
             .wait_exit(Duration::from_secs(10))
@@ -620,7 +634,11 @@ fn an_output_that_is_a_device_or_a_fifo_is_refused_at_start() {
         assert!(!status.success());
         let mut err = String::new();
         std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-        assert!(err.contains("not a regular file"), "{}: {err}", target.display());
+        assert!(
+            err.contains("not a regular file"),
+            "{}: {err}",
+            target.display()
+        );
     }
 }
 
@@ -676,13 +694,51 @@ fn a_full_disk_loses_no_acknowledged_record_and_the_held_ones_arrive_when_space_
     std::thread::sleep(Duration::from_secs(2));
     std::fs::remove_file(&filler).unwrap();
     // Two seconds and more at 20 Hz were held on the drone: they arrive, then more.
-    wait_for("the held records to arrive", Duration::from_secs(40), || {
-        seq_counts(&out, "f1").len() as u64 >= written_while_full + 100
-    });
+    wait_for(
+        "the held records to arrive",
+        Duration::from_secs(40),
+        || seq_counts(&out, "f1").len() as u64 >= written_while_full + 100,
+    );
     d.signal("-TERM");
-    assert!(d.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+    assert!(
+        d.wait_exit(Duration::from_secs(5))
+            .is_some_and(|s| s.success())
+    );
     std::thread::sleep(Duration::from_millis(300));
     g.signal("-TERM");
     g.wait_exit(Duration::from_secs(5));
     assert_exactly_once(&seq_counts(&out, "f1"), written_while_full + 100);
+}
+
+#[test]
+fn the_ground_prints_its_config_as_toml_that_config_accepts() {
+    let run = |args: &[&str]| {
+        let out = clean(Command::new(ground_bin()))
+            .args(args)
+            .arg("--print-config")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let printed = run(&["--fsync", "200ms", "--max-clients", "9", "--output", "csv"]);
+    assert!(
+        printed.contains("fsync = \"200ms\"  # from command line"),
+        "{printed}"
+    );
+    let dir = temp_dir("printcfg");
+    let file = dir.join("ground.toml");
+    std::fs::write(&file, &printed).unwrap();
+    let again = run(&["--config", file.to_str().unwrap()]);
+    let values = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  # ").next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(values(&again), values(&printed));
 }

@@ -149,6 +149,28 @@ impl Layers {
         Ok(self)
     }
 
+    /// The resolved options as TOML that `--config` accepts unchanged: one `key = "value"`
+    /// line per option with where the value came from as a comment, and a commented-out
+    /// line for an option that is unset. `options` is (key, value given on the command
+    /// line, default text or `None` for unset).
+    pub fn to_toml(&self, options: &[(&str, Option<String>, Option<&str>)]) -> String {
+        let mut out = String::new();
+        for (key, cli, default) in options {
+            match (self.raw(key, cli.clone()), default) {
+                (Some((value, origin)), _) => {
+                    let v = toml::Value::String(value);
+                    out.push_str(&format!("{key} = {v}  # from {origin}\n"));
+                }
+                (None, Some(d)) => {
+                    let v = toml::Value::String((*d).to_owned());
+                    out.push_str(&format!("{key} = {v}  # default\n"));
+                }
+                (None, None) => out.push_str(&format!("# {key} is not set (default: none)\n")),
+            }
+        }
+        out
+    }
+
     /// Fails on file keys that are not in `known` (so a typo is not silently ignored).
     ///
     /// # Errors

@@ -129,25 +129,33 @@ pub struct DroneSettings {
 }
 
 impl DroneSettings {
-    /// The settings as `key = value` lines (the key file's contents are never shown).
-    pub fn describe(&self) -> String {
-        format!(
-            "connect = {:?}\nnode = {:?}\nsource = {:?}\nfrequency_hz = {:?}\nsample_rate_hz = {}\ngain = {:?}\nrate_hz = {}\nkey = {}\ncompression_threshold = {}\ncalibration_db = {:?}\nseconds = {:?}\noutput = {:?}\noutput_file = {:?}\nquiet = {}",
-            self.connect,
-            self.node.as_str(),
-            self.source.to_string(),
-            self.frequency_hz,
-            self.sample_rate_hz,
-            self.gain,
-            self.rate_hz,
-            if self.key.is_some() { "set" } else { "none" },
-            self.compression_threshold,
-            self.calibration_db,
-            self.seconds,
-            self.output,
-            self.output_file,
-            self.quiet
-        )
+    /// The resolved options as TOML that `--config` accepts unchanged, each with its origin
+    /// as a comment (the key file's path, never its contents).
+    pub fn to_toml(args: &DroneArgs, layers: &Layers) -> String {
+        layers.to_toml(&[
+            ("connect", args.connect.clone(), Some(DEFAULT_CONNECT)),
+            ("node", args.node.clone(), Some("drone")),
+            ("source", args.source.clone(), Some("sim")),
+            ("frequency", args.frequency.clone(), None),
+            ("sample_rate", args.sample_rate.clone(), Some("1.024M")),
+            ("gain", args.gain.clone(), Some("auto")),
+            ("rate", args.rate.clone(), Some("10")),
+            ("key_file", args.key_file.clone(), None),
+            (
+                "compression_threshold",
+                args.compression_threshold.clone(),
+                Some("1024"),
+            ),
+            ("calibration_db", args.calibration_db.clone(), None),
+            ("seconds", args.seconds.clone(), None),
+            ("output", args.output.clone(), Some("jsonl")),
+            ("output_file", args.output_file.clone(), None),
+            (
+                "quiet",
+                args.quiet.then(|| "true".to_owned()),
+                Some("false"),
+            ),
+        ])
     }
 
     /// Resolves every option from the command line, the environment and the file.

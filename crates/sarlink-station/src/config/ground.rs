@@ -64,6 +64,9 @@ pub struct GroundArgs {
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the resolved configuration as TOML (each value's origin as a comment) and exit
+    #[arg(long)]
+    pub print_config: bool,
     /// TOML file with any of the options above
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -121,6 +124,31 @@ pub struct GroundSettings {
 }
 
 impl GroundSettings {
+    /// The resolved options as TOML that `--config` accepts unchanged, each with its origin
+    /// as a comment (the key file's path, never its contents).
+    pub fn to_toml(args: &GroundArgs, layers: &Layers) -> String {
+        layers.to_toml(&[
+            ("listen", args.listen.clone(), Some(DEFAULT_LISTEN)),
+            ("node", args.node.clone(), Some("ground")),
+            ("source", args.source.clone(), None),
+            ("frequency", args.frequency.clone(), Some("406.028M")),
+            ("sample_rate", args.sample_rate.clone(), Some("1.024M")),
+            ("gain", args.gain.clone(), Some("auto")),
+            ("key_file", args.key_file.clone(), None),
+            ("max_clients", args.max_clients.clone(), Some("64")),
+            ("output", args.output.clone(), Some("jsonl")),
+            ("output_file", args.output_file.clone(), None),
+            ("fsync", args.fsync.clone(), None),
+            ("metrics", args.metrics.clone(), None),
+            ("seconds", args.seconds.clone(), None),
+            (
+                "quiet",
+                args.quiet.then(|| "true".to_owned()),
+                Some("false"),
+            ),
+        ])
+    }
+
     /// Resolves every option from the command line, the environment and the file.
     ///
     /// # Errors
