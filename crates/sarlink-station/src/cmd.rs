@@ -81,7 +81,7 @@ pub fn run(args: &CmdArgs) -> anyhow::Result<Ack> {
     let target =
         NodeName::new(args.target.as_str()).map_err(|e| anyhow::anyhow!("--target: {e}"))?;
     let name = NodeName::new(format!("operator-{}", std::process::id())).expect("short valid name");
-    let mut session = SessionConfig::new(Role::Observer, name, rand::random());
+    let mut session = SessionConfig::new(Role::Observer, name, crate::record::new_stream_id());
     if let Some(path) = &args.key_file {
         session.key = Some(PreSharedKey::from_file(path)?);
     }

@@ -34,3 +34,10 @@ pub fn to_record(report: &Report, timestamp_ns: i64, source: SourceId) -> Option
         noise_dbm: Dbm::new(report.noise).ok(),
     })
 }
+
+/// A fresh random stream id below 2^53: the outputs' unique key (node, stream, seq) then
+/// survives every JSON tool, including those that read numbers (or numeric strings) as
+/// 64-bit floats (JavaScript, jq, pandas), exactly.
+pub fn new_stream_id() -> u64 {
+    rand::random::<u64>() >> 11
+}

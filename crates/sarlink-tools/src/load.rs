@@ -221,7 +221,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
             let mut s = SessionConfig::new(
                 Role::Drone,
                 NodeName::new(format!("load-{i}")).expect("short"),
-                rand::random(),
+                sarlink_station::record::new_stream_id(),
             );
             s.rssi_units = Some(sarlink_schema::RssiUnits::Dbfs);
             let mut c = ClientConfig::new(s, connect_to.to_string());

@@ -143,7 +143,7 @@ impl DroneNode {
         } else {
             RssiUnits::Dbfs
         };
-        let mut session = SessionConfig::new(Role::Drone, settings.node.clone(), rand::random());
+        let mut session = SessionConfig::new(Role::Drone, settings.node.clone(), crate::record::new_stream_id());
         session.key = settings.key.clone();
         session.compression_threshold = settings.compression_threshold;
         session.rssi_units = Some(units);

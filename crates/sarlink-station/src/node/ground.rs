@@ -138,7 +138,7 @@ impl GroundNode {
         settings: &GroundSettings,
         own: Option<ReceiverThread>,
     ) -> anyhow::Result<GroundNode> {
-        let mut session = SessionConfig::new(Role::Ground, settings.node.clone(), rand::random());
+        let mut session = SessionConfig::new(Role::Ground, settings.node.clone(), crate::record::new_stream_id());
         session.key = settings.key.clone();
         // A record is acknowledged to its drone only once the output has it.
         session.confirm_delivery = true;
