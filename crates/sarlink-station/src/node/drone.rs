@@ -143,7 +143,11 @@ impl DroneNode {
         } else {
             RssiUnits::Dbfs
         };
-        let mut session = SessionConfig::new(Role::Drone, settings.node.clone(), crate::record::new_stream_id());
+        let mut session = SessionConfig::new(
+            Role::Drone,
+            settings.node.clone(),
+            crate::record::new_stream_id(),
+        );
         session.key = settings.key.clone();
         session.compression_threshold = settings.compression_threshold;
         session.rssi_units = Some(units);

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use crossbeam_channel::select;
 use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Server, ServerConfig, ServerEvent};
+use sarlink_monitor::ScopeTimer;
 use sarlink_monitor::metrics::{
     Counter, Gauge, Histogram, HistogramSnapshot, LocalHistogram, Registry,
 };
@@ -30,6 +31,8 @@ struct Metrics {
     connections: Gauge,
     rtt: Histogram,
     latency: Histogram,
+    /// Time to process one batch of events and write what it produced.
+    step: Histogram,
     /// Latency recorded on the ground's thread since the last flush into `latency`.
     latency_local: LocalHistogram,
     /// Latency since the last [`GroundNode::take_window_latency`].
@@ -73,6 +76,11 @@ impl Metrics {
             latency: registry.histogram(
                 "sarlink_ground_record_latency",
                 "Time from a record's timestamp to its output line.",
+                &[],
+            )?,
+            step: registry.histogram(
+                "sarlink_ground_step",
+                "Time to process one batch of link events and write their output.",
                 &[],
             )?,
             latency_local: LocalHistogram::new(),
@@ -138,7 +146,11 @@ impl GroundNode {
         settings: &GroundSettings,
         own: Option<ReceiverThread>,
     ) -> anyhow::Result<GroundNode> {
-        let mut session = SessionConfig::new(Role::Ground, settings.node.clone(), crate::record::new_stream_id());
+        let mut session = SessionConfig::new(
+            Role::Ground,
+            settings.node.clone(),
+            crate::record::new_stream_id(),
+        );
         session.key = settings.key.clone();
         // A record is acknowledged to its drone only once the output has it.
         session.confirm_delivery = true;
@@ -269,6 +281,8 @@ impl GroundNode {
     }
 
     fn drain(&mut self) {
+        let step = self.metrics.step.clone();
+        let _timer = ScopeTimer::new(&step);
         let mut wrote = false;
         while let Some(out) = self.core.poll_output() {
             match out {
