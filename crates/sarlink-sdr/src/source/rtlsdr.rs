@@ -8,6 +8,12 @@
 //! them into a fixed pool of buffers that [`RtlSdrSource::read_block`](crate::IqSource::read_block)
 //! drains, so no buffer is allocated after opening. When the consumer falls behind, whole
 //! transfers are dropped and counted ([`RtlSdrSource::dropped_transfers`]).
+//!
+//! `rtlsdr_mt` does not report the tuner type, so the centre frequency is checked against the
+//! R820T/R828D range ([`TunerRange::R820T`], 24-1766 MHz) that nearly every dongle has, at
+//! open and on every retune. `rtlsdr_mt` has no bias-tee call either: asking for the bias tee
+//! is [`OpenError::BiasTeeUnsupported`] at open and [`ControlError::Unsupported`] later; use an
+//! `rtl_tcp -T` server (or `rtl_biast`) for an active antenna.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use std::time::Duration;
 use rtlsdr_mt::Controller;
 
 use crate::block::{Gain, IqBlock, samples_to_duration};
-use crate::source::{ControlError, IqSource, ReadStatus, SourceError};
+use crate::source::{ControlError, IqSource, ReadStatus, SourceError, TunerRange};
 
 /// Settings applied when opening; fields document their defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,8 +38,11 @@ pub struct RtlSdrConfig {
     pub center_frequency_hz: u32,
     /// Tuner gain; default [`Gain::Auto`].
     pub gain: Gain,
-    /// Frequency correction, ppm; default 0.
-    pub ppm: i32,
+    /// Frequency correction, ppm; default `None` (not set, the dongle's default of 0 stays).
+    pub ppm: Option<i32>,
+    /// Bias tee; default `None`. `Some(true)` fails with [`OpenError::BiasTeeUnsupported`]
+    /// (`rtlsdr_mt` offers no bias-tee call); `Some(false)` is accepted (it is off already).
+    pub bias_tee: Option<bool>,
     /// Bytes per USB transfer (a multiple of 512); default 32 768.
     pub transfer_len: u32,
     /// Transfers buffered between the USB thread and the reader; default 16.
@@ -49,7 +58,8 @@ impl Default for RtlSdrConfig {
             sample_rate_hz: 1_024_000,
             center_frequency_hz: 433_920_000,
             gain: Gain::Auto,
-            ppm: 0,
+            ppm: None,
+            bias_tee: None,
             transfer_len: 32_768,
             buffers: 16,
             read_timeout: Duration::from_secs(2),
@@ -75,6 +85,19 @@ pub enum OpenError {
         /// The setting.
         what: &'static str,
     },
+    /// The centre frequency is outside the R820T's range (checked before touching USB).
+    #[error("{frequency_hz} Hz is outside the tuner's range {min_hz}-{max_hz} Hz")]
+    FrequencyOutOfRange {
+        /// The frequency asked for, Hz.
+        frequency_hz: u64,
+        /// Lowest tunable frequency, Hz.
+        min_hz: u64,
+        /// Highest tunable frequency, Hz.
+        max_hz: u64,
+    },
+    /// The bias tee was asked for; `rtlsdr_mt` cannot switch it.
+    #[error("the usb source cannot switch the bias tee (rtlsdr_mt has no bias-tee call)")]
+    BiasTeeUnsupported,
     /// The transfer size is not a positive multiple of 512 bytes.
     #[error("transfer length {len} is not a positive multiple of 512")]
     BadTransferLen {
@@ -113,12 +136,24 @@ impl RtlSdrSource {
     ///
     /// [`OpenError::NoDevice`] when no dongle is attached at that index (a clear error, never a
     /// panic), [`OpenError::Rejected`] when it refuses a setting,
-    /// [`OpenError::BadTransferLen`].
+    /// [`OpenError::BadTransferLen`], [`OpenError::FrequencyOutOfRange`] and
+    /// [`OpenError::BiasTeeUnsupported`] (the last three before touching USB).
     pub fn open(config: RtlSdrConfig) -> Result<Self, OpenError> {
         if config.transfer_len == 0 || config.transfer_len % 512 != 0 {
             return Err(OpenError::BadTransferLen {
                 len: config.transfer_len,
             });
+        }
+        let range = TunerRange::R820T;
+        if !range.contains(u64::from(config.center_frequency_hz)) {
+            return Err(OpenError::FrequencyOutOfRange {
+                frequency_hz: u64::from(config.center_frequency_hz),
+                min_hz: range.min_hz,
+                max_hz: range.max_hz,
+            });
+        }
+        if config.bias_tee == Some(true) {
+            return Err(OpenError::BiasTeeUnsupported);
         }
         let (mut controller, mut reader) =
             rtlsdr_mt::open(config.device_index).map_err(|()| OpenError::NoDevice {
@@ -135,12 +170,10 @@ impl RtlSdrSource {
             .map_err(|()| OpenError::Rejected {
                 what: "centre frequency",
             })?;
-        if config.ppm != 0 {
-            controller
-                .set_ppm(config.ppm)
-                .map_err(|()| OpenError::Rejected {
-                    what: "frequency correction",
-                })?;
+        if let Some(ppm) = config.ppm {
+            controller.set_ppm(ppm).map_err(|()| OpenError::Rejected {
+                what: "frequency correction",
+            })?;
         }
         apply_gain(&mut controller, config.gain)
             .map_err(|()| OpenError::Rejected { what: "gain" })?;
@@ -260,6 +293,7 @@ impl IqSource for RtlSdrSource {
             what: "centre frequency (Hz)",
             value: frequency_hz as f64,
         })?;
+        TunerRange::R820T.check(frequency_hz)?;
         self.controller
             .set_center_freq(hz)
             .map_err(|()| ControlError::Rejected {
@@ -285,6 +319,16 @@ impl IqSource for RtlSdrSource {
         let t = samples_to_duration(self.delivered, self.config.sample_rate_hz);
         self.delivered = (t.as_secs_f64() * f64::from(sample_rate_hz)).round() as u64;
         self.config.sample_rate_hz = sample_rate_hz;
+        Ok(())
+    }
+
+    fn set_ppm(&mut self, ppm: i32) -> Result<(), ControlError> {
+        self.controller
+            .set_ppm(ppm)
+            .map_err(|()| ControlError::Rejected {
+                what: "frequency correction",
+            })?;
+        self.config.ppm = Some(ppm);
         Ok(())
     }
 }
