@@ -195,9 +195,9 @@ fn sigmf_recordings_in_every_supported_datatype_read_the_same_samples() {
 
 #[test]
 fn bad_sigmf_metadata_is_an_error() {
-    let base = write_sigmf("bad_type", "ci8", &[]);
+    let base = write_sigmf("bad_type", "ri16_le", &[]);
     assert!(
-        matches!(FileSource::open_sigmf(&base), Err(OpenError::UnsupportedDatatype { datatype }) if datatype == "ci8")
+        matches!(FileSource::open_sigmf(&base), Err(OpenError::UnsupportedDatatype { datatype }) if datatype == "ri16_le")
     );
     for (name, meta) in [
         ("bad_json", "{not json"),

@@ -25,6 +25,7 @@ pub mod rtl_tcp;
 #[cfg(feature = "rtlsdr")]
 pub mod rtlsdr;
 pub mod sim;
+mod tar;
 
 /// What [`IqSource::read_block`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
