@@ -1220,4 +1220,225 @@ mod tests {
         );
         assert_eq!(SampleFormat::from_sigmf("ci16_be"), None);
     }
+
+    #[test]
+    fn extensions_pick_the_format() {
+        for (ext, format) in [
+            ("cu8", SampleFormat::Cu8),
+            ("cs8", SampleFormat::Cs8),
+            ("cs16", SampleFormat::Ci16Le),
+            ("cu16", SampleFormat::Cu16Le),
+            ("cf32", SampleFormat::Cf32Le),
+            ("CF32", SampleFormat::Cf32Le),
+        ] {
+            assert_eq!(SampleFormat::from_extension(ext), Some(format), "{ext}");
+        }
+        for ext in ["", "wav", "cu", "cs32", "sigmf", "data", "raw"] {
+            assert_eq!(SampleFormat::from_extension(ext), None, "{ext}");
+        }
+        assert_eq!(SampleFormat::from_sigmf("ci8"), Some(SampleFormat::Cs8));
+        assert_eq!(
+            SampleFormat::from_sigmf("cu16_le"),
+            Some(SampleFormat::Cu16Le)
+        );
+    }
+
+    fn meta(captures: &str) -> String {
+        format!(
+            r#"{{"global": {{"core:datatype": "cu8", "core:sample_rate": 250000}}, "captures": {captures}}}"#
+        )
+    }
+
+    fn parse(text: &str) -> Result<SigmfMeta, OpenError> {
+        // 1000 cu8 samples of data.
+        parse_sigmf(text, 2000, &FileOptions::default())
+    }
+
+    fn meta_error(text: &str) -> MetaError {
+        match parse(text) {
+            Err(OpenError::InvalidMeta { source, .. }) => source,
+            other => panic!("expected InvalidMeta for {text}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_capture_becomes_a_segment() {
+        let m = parse(&meta(
+            r#"[{"core:sample_start": 0, "core:frequency": 433920000},
+                {"core:sample_start": 400, "core:frequency": 434.5e6},
+                {"core:sample_start": 900}]"#,
+        ))
+        .unwrap();
+        let starts: Vec<(u64, u64)> = m
+            .segments
+            .iter()
+            .map(|s| (s.sample_start, s.center_frequency_hz))
+            .collect();
+        assert_eq!(
+            starts,
+            [(0, 433_920_000), (400, 434_500_000), (900, 434_500_000)]
+        );
+        assert_eq!((m.format, m.sample_rate_hz), (SampleFormat::Cu8, 250_000));
+        assert!(m.warnings.is_empty());
+    }
+
+    #[test]
+    fn hostile_metadata_gets_typed_errors() {
+        assert!(matches!(meta_error("{not json"), MetaError::Json(_)));
+        assert!(matches!(meta_error("[]"), MetaError::Missing { .. }));
+        assert!(matches!(
+            meta_error(r#"{"global": {"core:datatype": 5}}"#),
+            MetaError::WrongType { .. }
+        ));
+        for (rate, expected_range) in [("\"fast\"", false), ("-5", true), ("1e300", true)] {
+            let text = format!(
+                r#"{{"global": {{"core:datatype": "cu8", "core:sample_rate": {rate}}}, "captures": []}}"#
+            );
+            let e = meta_error(&text);
+            assert_eq!(
+                matches!(e, MetaError::OutOfRange { .. }),
+                expected_range,
+                "{rate}: {e:?}"
+            );
+        }
+        assert!(matches!(
+            meta_error(&meta("\"x\"")),
+            MetaError::WrongType { .. }
+        ));
+        assert!(matches!(
+            meta_error(&meta("[5]")),
+            MetaError::WrongType { .. }
+        ));
+        for start in ["-1", "1.5", "1e20", "18446744073709551616"] {
+            let e = meta_error(&meta(&format!(
+                r#"[{{"core:sample_start": {start}, "core:frequency": 1e8}}]"#
+            )));
+            assert!(matches!(e, MetaError::OutOfRange { .. }), "{start}: {e:?}");
+        }
+        assert!(matches!(
+            meta_error(&meta(
+                r#"[{"core:sample_start": "0", "core:frequency": 1e8}]"#
+            )),
+            MetaError::WrongType { .. }
+        ));
+        assert!(matches!(
+            meta_error(&meta(
+                r#"[{"core:sample_start": 1001, "core:frequency": 1e8}]"#
+            )),
+            MetaError::BeyondData {
+                index: 0,
+                sample_start: 1001,
+                samples: 1000
+            }
+        ));
+        assert!(matches!(
+            meta_error(&meta(
+                r#"[{"core:sample_start": 500, "core:frequency": 1e8}, {"core:sample_start": 100}]"#
+            )),
+            MetaError::OutOfOrder { index: 1 }
+        ));
+        assert!(matches!(
+            meta_error(&meta(
+                r#"[{"core:sample_start": 0, "core:frequency": 1e8}, {"core:sample_start": 0}]"#
+            )),
+            MetaError::OutOfOrder { index: 1 }
+        ));
+        for freq in ["1e300", "-1", "\"433M\"", "null"] {
+            let e = meta_error(&meta(&format!(
+                r#"[{{"core:sample_start": 0, "core:frequency": {freq}}}]"#
+            )));
+            assert!(
+                matches!(
+                    e,
+                    MetaError::OutOfRange { .. } | MetaError::WrongType { .. }
+                ),
+                "{freq}: {e:?}"
+            );
+        }
+        assert!(matches!(
+            meta_error(&meta(r#"[{"core:sample_start": 0}]"#)),
+            MetaError::Missing { .. }
+        ));
+        assert!(matches!(meta_error(&meta("[]")), MetaError::Missing { .. }));
+        assert!(matches!(
+            meta_error(
+                r#"{"global": {"core:datatype": "cu8", "core:sample_rate": 1e6, "core:num_channels": 2}, "captures": []}"#
+            ),
+            MetaError::Unsupported { .. }
+        ));
+        assert!(matches!(
+            meta_error(&meta(
+                r#"[{"core:sample_start": 0, "core:frequency": 1e8, "core:header_bytes": 64}]"#
+            )),
+            MetaError::Unsupported { .. }
+        ));
+        assert!(matches!(
+            parse(r#"{"global": {"core:datatype": "ri16_le"}}"#),
+            Err(OpenError::UnsupportedDatatype { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_metadata_parses_or_errors_without_panicking(
+            text in "[\\[\\]{}\":,0-9a-z_. e+-]{0,120}",
+            bytes in 0u64..u64::MAX,
+        ) {
+            let _ = parse_sigmf(&text, bytes, &FileOptions::default());
+            let _ = parse_sigmf(&meta(&text), bytes, &FileOptions::default());
+        }
+    }
+
+    #[test]
+    fn explicit_values_win_with_a_warning_unless_the_recording_retunes() {
+        let one = meta(r#"[{"core:sample_start": 0, "core:frequency": 433920000}]"#);
+        let options = FileOptions {
+            sample_rate_hz: Some(1_000_000),
+            center_frequency_hz: Some(868_300_000),
+        };
+        let m = parse_sigmf(&one, 2000, &options).unwrap();
+        assert_eq!(m.sample_rate_hz, 1_000_000);
+        assert_eq!(m.segments[0].center_frequency_hz, 868_300_000);
+        assert_eq!(
+            m.warnings,
+            [
+                OpenWarning::Conflict {
+                    setting: "sample rate",
+                    in_file: 250_000,
+                    explicit: 1_000_000
+                },
+                OpenWarning::Conflict {
+                    setting: "centre frequency",
+                    in_file: 433_920_000,
+                    explicit: 868_300_000
+                },
+            ]
+        );
+        // The same values: no warning.
+        let same = FileOptions {
+            sample_rate_hz: Some(250_000),
+            center_frequency_hz: Some(433_920_000),
+        };
+        assert!(parse_sigmf(&one, 2000, &same).unwrap().warnings.is_empty());
+        // A retuning recording keeps its frequencies.
+        let two = meta(
+            r#"[{"core:sample_start": 0, "core:frequency": 433920000},
+                {"core:sample_start": 10, "core:frequency": 434000000}]"#,
+        );
+        let m = parse_sigmf(&two, 2000, &options).unwrap();
+        assert_eq!(m.segments[1].center_frequency_hz, 434_000_000);
+        assert!(m.warnings.contains(&OpenWarning::FrequencyIgnored {
+            explicit_hz: 868_300_000,
+            captures: 2
+        }));
+        // Missing values come from the caller without a warning.
+        let bare =
+            r#"{"global": {"core:datatype": "cu8"}, "captures": [{"core:sample_start": 0}]}"#;
+        let m = parse_sigmf(bare, 2000, &options).unwrap();
+        assert_eq!(
+            (m.sample_rate_hz, m.segments[0].center_frequency_hz),
+            (1_000_000, 868_300_000)
+        );
+        assert!(m.warnings.is_empty());
+    }
 }
