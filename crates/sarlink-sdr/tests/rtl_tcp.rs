@@ -368,6 +368,7 @@ fn server_closes_and_returns_source_reconnects_and_resends_settings() {
     let (took, _) = poll_until(&mut src, &mut block, Duration::from_secs(8), |s, _| {
         s == BlockStatus::Data
     });
+    eprintln!("data again {took:?} after the server returned");
     assert!(took < Duration::from_secs(5), "back after {took:?}");
     assert_eq!(block.center_frequency_hz(), 433_000_000);
     assert_eq!(src.reconnects(), 1);
@@ -434,6 +435,7 @@ fn a_six_second_stall_is_reported_promptly_and_recovered_from() {
     let (took, _) = poll_until(&mut src, &mut block, Duration::from_secs(5), |s, _| {
         matches!(s, BlockStatus::Stalled(_))
     });
+    eprintln!("stall reported {took:?} after it began");
     assert!(took < Duration::from_secs(2), "stall seen after {took:?}");
     let (_, seen) = poll_until(&mut src, &mut block, Duration::from_secs(5), |_, src| {
         src.health().unwrap().state == LinkState::Stalled
@@ -451,6 +453,7 @@ fn a_six_second_stall_is_reported_promptly_and_recovered_from() {
     let (took, _) = poll_until(&mut src, &mut block, Duration::from_secs(8), |s, _| {
         s == BlockStatus::Data
     });
+    eprintln!("data again {took:?} after the stall ended");
     assert!(took < Duration::from_secs(5), "recovered after {took:?}");
     // The client dropped the silent connection after 3 s and made a new one.
     assert!(src.reconnects() >= 1);
@@ -478,6 +481,10 @@ fn a_server_at_five_percent_of_real_time_shows_in_the_delivered_rate() {
     }
     let h = src.health().unwrap();
     let ratio = h.rate_ratio();
+    eprintln!(
+        "at 5 %: delivered {:.0} S/s of {} nominal (ratio {ratio:.3}), {data_blocks} data blocks in 5 s",
+        h.delivered_rate_hz, h.nominal_rate_hz
+    );
     // 12.5 kS/s of 250 kS/s nominal.
     assert!((0.01..0.2).contains(&ratio), "ratio {ratio}");
     assert!(h.is_stale(Instant::now(), Duration::from_secs(1), 0.5));

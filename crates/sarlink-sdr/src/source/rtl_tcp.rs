@@ -295,6 +295,13 @@ impl RateMeter {
 
     fn record(&mut self, now: Instant, samples: u64) {
         self.first.get_or_insert(now);
+        while self
+            .entries
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.window)
+        {
+            self.entries.pop_front();
+        }
         if self.entries.len() == Self::MAX_ENTRIES {
             // Merge the two oldest entries: the sum over the window stays right to within
             // one entry's age.
@@ -309,20 +316,18 @@ impl RateMeter {
 
     /// Samples per second at `now` over the window (over the time since the first record
     /// when that is shorter, but at least 100 ms so a single block is not a huge rate).
-    fn rate(&mut self, now: Instant) -> f64 {
-        while self
-            .entries
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.window)
-        {
-            self.entries.pop_front();
-        }
+    fn rate(&self, now: Instant) -> f64 {
         let Some(first) = self.first else { return 0.0 };
         let span = now
             .saturating_duration_since(first)
             .min(self.window)
             .max(Duration::from_millis(100));
-        let total: u64 = self.entries.iter().map(|(_, n)| n).sum();
+        let total: u64 = self
+            .entries
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) <= self.window)
+            .map(|(_, n)| n)
+            .sum();
         total as f64 / span.as_secs_f64()
     }
 }
@@ -824,7 +829,6 @@ impl IqSource for RtlTcpSource {
     }
 
     fn health(&self) -> Option<SourceHealth> {
-        let mut meter = self.meter.clone();
         let (reconnects, dropped_bytes) = {
             let shared = lock(&self.shared);
             (shared.reconnects, shared.dropped_bytes)
@@ -832,7 +836,7 @@ impl IqSource for RtlTcpSource {
         Some(SourceHealth {
             state: self.state(),
             last_samples_at: self.last_samples_at,
-            delivered_rate_hz: meter.rate(Instant::now()),
+            delivered_rate_hz: self.meter.rate(Instant::now()),
             nominal_rate_hz: self.config.sample_rate_hz,
             reconnects,
             dropped_samples: dropped_bytes / 2,
