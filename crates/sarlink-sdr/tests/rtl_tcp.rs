@@ -212,12 +212,24 @@ fn serve_client(
                 pending.extend_from_slice(&[i, 255 - i]);
                 sample += 1;
             }
-            match stream.write(&pending) {
-                Ok(w) => {
-                    pending.drain(..w);
+            // Odd-sized writes, so I/Q pairs arrive split across the client's reads.
+            let mut broken = false;
+            while !pending.is_empty() {
+                match stream.write(&pending[..pending.len().min(999)]) {
+                    Ok(w) => {
+                        pending.drain(..w);
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        break;
+                    }
+                    Err(_) => {
+                        broken = true;
+                        break;
+                    }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => break,
+            }
+            if broken {
+                break;
             }
             // A client that does not read: do not grow without bound.
             pending.truncate(1 << 20);
