@@ -37,7 +37,6 @@
 //! number of reconnects. Sample timestamps keep counting the samples delivered, so a gap in
 //! wall-clock time shows only in `health` (and in the reconnect count).
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
@@ -47,8 +46,8 @@ use std::time::{Duration, Instant};
 
 use crate::block::{Gain, IqBlock, samples_to_duration};
 use crate::source::{
-    BlockStatus, ControlError, IqSource, LinkState, ReadStatus, SourceError, SourceHealth,
-    TunerRange,
+    BlockStatus, ControlError, IqSource, LinkState, RateMeter, ReadStatus, SourceError,
+    SourceHealth, TunerRange,
 };
 
 /// Command byte: set centre frequency (Hz).
@@ -270,65 +269,6 @@ impl Backoff {
 
     fn reset(&mut self) {
         self.next = self.initial;
-    }
-}
-
-/// Samples delivered over a sliding window. Pure: time is passed in.
-#[derive(Debug, Clone)]
-struct RateMeter {
-    window: Duration,
-    /// (when, samples), oldest first, at most `MAX_ENTRIES`.
-    entries: VecDeque<(Instant, u64)>,
-    first: Option<Instant>,
-}
-
-impl RateMeter {
-    const MAX_ENTRIES: usize = 1024;
-
-    fn new(window: Duration) -> Self {
-        RateMeter {
-            window,
-            entries: VecDeque::with_capacity(Self::MAX_ENTRIES),
-            first: None,
-        }
-    }
-
-    fn record(&mut self, now: Instant, samples: u64) {
-        self.first.get_or_insert(now);
-        while self
-            .entries
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.window)
-        {
-            self.entries.pop_front();
-        }
-        if self.entries.len() == Self::MAX_ENTRIES {
-            // Merge the two oldest entries: the sum over the window stays right to within
-            // one entry's age.
-            if let Some((_, n)) = self.entries.pop_front() {
-                if let Some(e) = self.entries.front_mut() {
-                    e.1 += n;
-                }
-            }
-        }
-        self.entries.push_back((now, samples));
-    }
-
-    /// Samples per second at `now` over the window (over the time since the first record
-    /// when that is shorter, but at least 100 ms so a single block is not a huge rate).
-    fn rate(&self, now: Instant) -> f64 {
-        let Some(first) = self.first else { return 0.0 };
-        let span = now
-            .saturating_duration_since(first)
-            .min(self.window)
-            .max(Duration::from_millis(100));
-        let total: u64 = self
-            .entries
-            .iter()
-            .filter(|(t, _)| now.saturating_duration_since(*t) <= self.window)
-            .map(|(_, n)| n)
-            .sum();
-        total as f64 / span.as_secs_f64()
     }
 }
 
@@ -954,20 +894,5 @@ mod tests {
         assert_eq!(b.delay(1.0), Duration::from_millis(2400));
         b.reset();
         assert_eq!(b.delay(0.5), Duration::from_millis(100));
-    }
-
-    #[test]
-    fn rate_meter_measures_over_its_window() {
-        let t0 = Instant::now();
-        let mut m = RateMeter::new(Duration::from_secs(2));
-        assert_eq!(m.rate(t0), 0.0);
-        for i in 0..40u32 {
-            m.record(t0 + Duration::from_millis(100) * i, 1_000);
-        }
-        // 1000 samples every 100 ms: 10 kS/s, measured over the last 2 s.
-        let r = m.rate(t0 + Duration::from_millis(3_950));
-        assert!((r - 10_000.0).abs() < 600.0, "{r}");
-        // Nothing for 5 s: the rate falls to zero.
-        assert_eq!(m.rate(t0 + Duration::from_secs(10)), 0.0);
     }
 }

@@ -20,12 +20,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtlsdr_mt::Controller;
 
 use crate::block::{Gain, IqBlock, samples_to_duration};
-use crate::source::{ControlError, IqSource, ReadStatus, SourceError, TunerRange};
+use crate::source::{
+    BlockStatus, ControlError, IqSource, LinkState, RateMeter, ReadStatus, SourceError,
+    SourceHealth, TunerRange,
+};
 
 /// Settings applied when opening; fields document their defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +52,12 @@ pub struct RtlSdrConfig {
     pub buffers: usize,
     /// Longest wait for samples in `read_block`; default 2 s.
     pub read_timeout: Duration,
+    /// Longest wait for samples in `poll_block`; default 100 ms, at most 200 ms (larger values
+    /// are capped).
+    pub max_wait: Duration,
+    /// Time without samples after which [`IqSource::health`] reports
+    /// [`LinkState::Stalled`]; default 500 ms.
+    pub stall_after: Duration,
 }
 
 impl Default for RtlSdrConfig {
@@ -63,6 +72,8 @@ impl Default for RtlSdrConfig {
             transfer_len: 32_768,
             buffers: 16,
             read_timeout: Duration::from_secs(2),
+            max_wait: Duration::from_millis(100),
+            stall_after: Duration::from_millis(500),
         }
     }
 }
@@ -117,6 +128,9 @@ pub struct RtlSdrSource {
     dropped: Arc<AtomicU64>,
     reader: Option<JoinHandle<()>>,
     delivered: u64,
+    meter: RateMeter,
+    last_samples_at: Option<Instant>,
+    opened_at: Instant,
 }
 
 impl fmt::Debug for RtlSdrSource {
@@ -216,6 +230,9 @@ impl RtlSdrSource {
             dropped,
             reader: Some(handle),
             delivered: 0,
+            meter: RateMeter::new(SourceHealth::RATE_WINDOW),
+            last_samples_at: None,
+            opened_at: Instant::now(),
         })
     }
 
@@ -231,6 +248,68 @@ impl RtlSdrSource {
     #[must_use]
     pub fn dropped_transfers(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Streaming while samples arrived within `stall_after`, else stalled.
+    fn state(&self) -> LinkState {
+        let last = self.last_samples_at.unwrap_or(self.opened_at);
+        if last.elapsed() > self.config.stall_after {
+            LinkState::Stalled
+        } else {
+            LinkState::Streaming
+        }
+    }
+
+    /// Fills `block`. With a `deadline`, returns what arrived by then (`Ok(false)` for
+    /// nothing); without, waits `read_timeout` per transfer and returns `Ok(false)` (block
+    /// emptied) when one does not come.
+    fn fill(
+        &mut self,
+        block: &mut IqBlock,
+        deadline: Option<Instant>,
+    ) -> Result<bool, SourceError> {
+        let rate = self.config.sample_rate_hz;
+        block.start(
+            rate,
+            u64::from(self.config.center_frequency_hz),
+            samples_to_duration(self.delivered, rate),
+        );
+        while block.remaining() > 0 {
+            if self.position + 1 >= self.current.len() {
+                let wait = match deadline {
+                    Some(d) => d.saturating_duration_since(Instant::now()),
+                    None => self.config.read_timeout,
+                };
+                let next = match self.full.recv_timeout(wait) {
+                    Ok(buf) => buf,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if deadline.is_none() {
+                            block.start(
+                                rate,
+                                u64::from(self.config.center_frequency_hz),
+                                block.timestamp(),
+                            );
+                        }
+                        break;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Err(SourceError::DeviceStopped),
+                };
+                let done = std::mem::replace(&mut self.current, next);
+                // Recycle the drained buffer; the pool has room for every buffer.
+                let _ = self.empty.try_send(done);
+                self.position = 0;
+            }
+            let n = block.extend_from_cu8(&self.current[self.position..]);
+            self.position += 2 * n;
+        }
+        if block.is_empty() {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        self.delivered += block.len() as u64;
+        self.meter.record(now, block.len() as u64);
+        self.last_samples_at = Some(now);
+        Ok(true)
     }
 }
 
@@ -250,34 +329,46 @@ fn apply_gain(controller: &mut Controller, gain: Gain) -> Result<(), ()> {
 }
 
 impl IqSource for RtlSdrSource {
+    /// Fills the whole block, waiting up to [`RtlSdrConfig::read_timeout`] for each USB
+    /// transfer.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Timeout`] (the partial block is dropped), [`SourceError::DeviceStopped`].
     fn read_block(&mut self, block: &mut IqBlock) -> Result<ReadStatus, SourceError> {
-        let rate = self.config.sample_rate_hz;
-        block.start(
-            rate,
-            u64::from(self.config.center_frequency_hz),
-            samples_to_duration(self.delivered, rate),
-        );
-        while block.remaining() > 0 {
-            if self.position + 1 >= self.current.len() {
-                let next = match self.full.recv_timeout(self.config.read_timeout) {
-                    Ok(buf) => buf,
-                    Err(RecvTimeoutError::Timeout) => {
-                        return Err(SourceError::Timeout {
-                            timeout: self.config.read_timeout,
-                        });
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return Err(SourceError::DeviceStopped),
-                };
-                let done = std::mem::replace(&mut self.current, next);
-                // Recycle the drained buffer; the pool has room for every buffer.
-                let _ = self.empty.try_send(done);
-                self.position = 0;
-            }
-            let n = block.extend_from_cu8(&self.current[self.position..]);
-            self.position += 2 * n;
+        match self.fill(block, None)? {
+            true => Ok(ReadStatus::Data),
+            false => Err(SourceError::Timeout {
+                timeout: self.config.read_timeout,
+            }),
         }
-        self.delivered += block.len() as u64;
-        Ok(ReadStatus::Data)
+    }
+
+    /// Waits at most [`RtlSdrConfig::max_wait`] (capped at 200 ms); returns what arrived
+    /// (possibly a partial block) or [`BlockStatus::Stalled`].
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::DeviceStopped`] when the dongle stopped streaming (unplugged).
+    fn poll_block(&mut self, block: &mut IqBlock) -> Result<BlockStatus, SourceError> {
+        let deadline = Instant::now() + self.config.max_wait.min(Duration::from_millis(200));
+        match self.fill(block, Some(deadline))? {
+            true => Ok(BlockStatus::Data),
+            false => Ok(BlockStatus::Stalled(self.state())),
+        }
+    }
+
+    fn health(&self) -> Option<SourceHealth> {
+        Some(SourceHealth {
+            state: self.state(),
+            last_samples_at: self.last_samples_at,
+            delivered_rate_hz: self.meter.rate(Instant::now()),
+            nominal_rate_hz: self.config.sample_rate_hz,
+            reconnects: 0,
+            dropped_samples: self
+                .dropped_transfers()
+                .saturating_mul(u64::from(self.config.transfer_len / 2)),
+        })
     }
 
     fn sample_rate_hz(&self) -> u32 {
