@@ -152,7 +152,7 @@ pub trait IqSource {
     fn read_block(&mut self, block: &mut IqBlock) -> Result<ReadStatus, SourceError>;
 
     /// Fills `block` like [`read_block`](IqSource::read_block), but a live source waits only
-    /// a bounded time (at most 200 ms for this crate's sources) and reports a stall or a
+    /// a bounded time (at most 200 ms for this crate's rtl_tcp and USB sources) and reports a stall or a
     /// reconnect as [`BlockStatus::Stalled`] instead of an error, so the caller can keep
     /// running and mark its data stale. The block may then hold fewer samples than its
     /// capacity.
@@ -360,7 +360,8 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
-    /// The server closed the connection.
+    /// The server closed the connection (kept for other implementations; this crate's rtl_tcp
+    /// client reconnects instead of returning it).
     #[error("connection closed by the server")]
     Disconnected,
     /// No samples arrived within the read timeout (the rtl_tcp client's `read_block` while its
