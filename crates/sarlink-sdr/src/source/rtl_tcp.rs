@@ -634,7 +634,11 @@ impl Worker {
                             continue;
                         }
                     }
-                    Err(ref e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(ref e) if e.kind() == io::ErrorKind::Interrupted => {
+                        if start == 1 {
+                            carry = Some(buf[0]);
+                        }
+                    }
                     Err(ref e)
                         if matches!(
                             e.kind(),
