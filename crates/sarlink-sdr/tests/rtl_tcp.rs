@@ -321,8 +321,13 @@ fn sends_exact_commands_and_streams_aligned_samples() {
     let mut block = IqBlock::with_capacity(4096);
     let mut samples = 0;
     let mut expected_ts = Duration::ZERO;
+    let deadline = Instant::now() + Duration::from_secs(10);
     while samples < 100_000 {
-        assert_eq!(src.read_block(&mut block).unwrap(), ReadStatus::Data);
+        assert!(Instant::now() < deadline, "only {samples} samples in 10 s");
+        // A loaded machine may starve the server for a moment: wait, do not fail.
+        if src.poll_block(&mut block).unwrap() != BlockStatus::Data {
+            continue;
+        }
         assert_pairs_aligned(&block);
         assert_eq!(block.sample_rate_hz(), 250_000);
         assert_eq!(block.center_frequency_hz(), 433_920_000);
