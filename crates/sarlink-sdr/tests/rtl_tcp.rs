@@ -37,6 +37,9 @@ struct Control {
     kick: bool,
     /// Not listening (connections refused) while set.
     down: bool,
+    /// Sent instead of the real header on the next connections while set (a hostile or
+    /// confused server).
+    header: Option<Vec<u8>>,
 }
 
 struct RtlTcpServer {
@@ -54,6 +57,7 @@ impl RtlTcpServer {
             received: Vec::new(),
             kick: false,
             down: false,
+            header: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (Arc::clone(&control), Arc::clone(&stop));
@@ -183,6 +187,13 @@ fn serve_client(
         stream
             .set_write_timeout(Some(Duration::from_millis(200)))
             .unwrap();
+        let hostile = control.lock().unwrap().header.clone();
+        if let Some(bytes) = hostile {
+            // Garbage instead of a header, then hang up as a confused server would.
+            let _ = stream.write_all(&bytes);
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
         if stream.write_all(&header).is_err() {
             return;
         }
@@ -589,4 +600,41 @@ fn read_block_reports_a_stall_as_a_typed_error_not_a_hang() {
             other => panic!("expected Timeout, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn hostile_bytes_on_reconnect_keep_the_source_reconnecting_without_errors() {
+    let server = RtlTcpServer::r820t();
+    let mut src = RtlTcpSource::connect(server.addr, config()).unwrap();
+    let mut block = IqBlock::with_capacity(4096);
+    poll_until(&mut src, &mut block, Duration::from_secs(5), |s, _| {
+        s == BlockStatus::Data
+    });
+    // Wrong magic, a short header, then random-looking bytes.
+    let mut noise: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    noise[..4].copy_from_slice(b"RTL1");
+    for garbage in [b"HTTP/1.1 200 OK\r\n".to_vec(), b"RTL0\0\0".to_vec(), noise] {
+        server.set(|c| {
+            c.header = Some(garbage.clone());
+            c.kick = true;
+        });
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) {
+            // Never an error, never data from the garbage.
+            let status = src.poll_block(&mut block).unwrap();
+            assert_ne!(status, BlockStatus::End);
+        }
+    }
+    assert_eq!(
+        src.reconnects(),
+        0,
+        "no garbage connection counts as a reconnect"
+    );
+    server.set(|c| c.header = None);
+    let (took, _) = poll_until(&mut src, &mut block, Duration::from_secs(8), |s, src| {
+        s == BlockStatus::Data && src.reconnects() == 1
+    });
+    assert!(took < Duration::from_secs(5), "back after {took:?}");
 }
