@@ -390,6 +390,12 @@ fn server_closes_and_returns_source_reconnects_and_resends_settings() {
     thread::sleep(Duration::from_millis(1500));
     let health = src.health().unwrap();
     assert_eq!(health.state, LinkState::Reconnecting);
+    match src.last_connect_error().as_deref() {
+        Some(ConnectError::Io { source, .. }) => {
+            assert_eq!(source.kind(), ErrorKind::ConnectionRefused)
+        }
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
     assert!(health.is_stale(Instant::now(), Duration::from_secs(1), 0.5));
     assert!(health.age(Instant::now()).unwrap() >= Duration::from_millis(1500));
     server.set(|c| c.down = false);
@@ -400,6 +406,7 @@ fn server_closes_and_returns_source_reconnects_and_resends_settings() {
     assert!(took < Duration::from_secs(5), "back after {took:?}");
     assert_eq!(block.center_frequency_hz(), 433_000_000);
     assert_eq!(src.reconnects(), 1);
+    assert!(src.last_connect_error().is_none());
     assert_eq!(src.health().unwrap().state, LinkState::Streaming);
     // Exactly the settings again, with the new frequency: rate, frequency, ppm, gain.
     let mut expected = SETTINGS_WITH_PPM.to_vec();

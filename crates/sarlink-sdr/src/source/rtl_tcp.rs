@@ -285,6 +285,8 @@ struct Shared {
     reconnects: u64,
     dropped_bytes: u64,
     tuner: TunerInfo,
+    /// Why the latest reconnect attempt failed; cleared by a successful one.
+    last_error: Option<Arc<ConnectError>>,
     shutdown: bool,
 }
 
@@ -438,6 +440,7 @@ impl RtlTcpSource {
             reconnects: 0,
             dropped_bytes: 0,
             tuner,
+            last_error: None,
             shutdown: false,
         }));
         let buffers = config.buffers.max(2);
@@ -502,6 +505,13 @@ impl RtlTcpSource {
     #[must_use]
     pub fn reconnects(&self) -> u64 {
         lock(&self.shared).reconnects
+    }
+
+    /// Why the latest reconnect attempt failed (for logs while
+    /// [`LinkState::Reconnecting`]); `None` once a reconnect succeeded, and before any failed.
+    #[must_use]
+    pub fn last_connect_error(&self) -> Option<Arc<ConnectError>> {
+        lock(&self.shared).last_error.clone()
     }
 
     /// The tuner the server reported on the latest connection.
@@ -668,11 +678,19 @@ impl Worker {
         }
     }
 
-    /// One connection attempt: header, then every setting. `None` on any failure.
+    /// One connection attempt: header, then every setting. `None` on any failure (kept in
+    /// `Shared::last_error`).
     fn reconnect(&self) -> Option<TcpStream> {
-        let (mut stream, tuner) = open_stream(self.addr, &self.config).ok()?;
+        let (mut stream, tuner) = match open_stream(self.addr, &self.config) {
+            Ok(s) => s,
+            Err(e) => {
+                lock(&self.shared).last_error = Some(Arc::new(e));
+                return None;
+            }
+        };
         let settings = {
             let mut shared = lock(&self.shared);
+            shared.last_error = None;
             // Taken together with `connected = true` so no change is lost or sent twice.
             shared.pending.clear();
             shared.connected = true;
@@ -681,8 +699,10 @@ impl Worker {
             shared.reconnects += 1;
             shared.settings.clone()
         };
-        if write_all(&mut stream, &settings).is_err() {
-            lock(&self.shared).connected = false;
+        if let Err(e) = write_all(&mut stream, &settings) {
+            let mut shared = lock(&self.shared);
+            shared.connected = false;
+            shared.last_error = Some(Arc::new(e));
             return None;
         }
         Some(stream)
