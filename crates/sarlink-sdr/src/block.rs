@@ -25,7 +25,8 @@ const fn build_lut() -> [f32; 256] {
 pub enum Gain {
     /// Automatic gain control by the tuner.
     Auto,
-    /// A fixed tuner gain in dB.
+    /// A fixed tuner gain in dB. `Db(0.0)` is a manual gain of 0 dB, not automatic gain
+    /// (`rtl_tcp -g 0` and rtl_433 use 0 to mean automatic; here that is [`Gain::Auto`]).
     Db(f32),
 }
 

@@ -12,4 +12,7 @@ pub use block::{CU8_LUT, Gain, IqBlock};
 pub use detect::{DetectionConfig, Detector};
 pub use estimator::{ConfigError, Estimator, EstimatorConfig, Report, RssiUnits};
 pub use quality::QualityScore;
-pub use source::{ControlError, IqSource, ReadStatus, SourceError};
+pub use source::{
+    BlockStatus, ControlError, IqSource, LinkState, ReadStatus, SourceError, SourceHealth,
+    TunerRange,
+};

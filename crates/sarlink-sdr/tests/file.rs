@@ -1,10 +1,13 @@
-//! Recordings: cu8 with rtl_433 names, SigMF in each datatype, looping, errors.
+//! Recordings: raw formats with rtl_433 names, explicit values, SigMF in each datatype and
+//! with retunes, looping, errors.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use num_complex::Complex;
-use sarlink_sdr::source::file::{FileSource, OpenError, SampleFormat};
+use sarlink_sdr::source::file::{
+    ArchiveError, FileOptions, FileSource, OpenError, OpenWarning, SampleFormat,
+};
 use sarlink_sdr::{CU8_LUT, ControlError, Gain, IqBlock, IqSource, ReadStatus};
 
 fn tmp(name: &str) -> PathBuf {
@@ -195,9 +198,9 @@ fn sigmf_recordings_in_every_supported_datatype_read_the_same_samples() {
 
 #[test]
 fn bad_sigmf_metadata_is_an_error() {
-    let base = write_sigmf("bad_type", "ci8", &[]);
+    let base = write_sigmf("bad_type", "ri16_le", &[]);
     assert!(
-        matches!(FileSource::open_sigmf(&base), Err(OpenError::UnsupportedDatatype { datatype }) if datatype == "ci8")
+        matches!(FileSource::open_sigmf(&base), Err(OpenError::UnsupportedDatatype { datatype }) if datatype == "ri16_le")
     );
     for (name, meta) in [
         ("bad_json", "{not json"),
@@ -225,4 +228,214 @@ fn bad_sigmf_metadata_is_an_error() {
             "{name}"
         );
     }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[test]
+fn a_missing_file_keeps_the_operating_system_reason() {
+    for name in [
+        "missing_433.92M_250k.cu8",
+        "missing.sigmf-meta",
+        "missing.sigmf",
+    ] {
+        let path = tmp(name);
+        let os_reason = std::fs::File::open(&path).unwrap_err().to_string();
+        let err = FileSource::open(&path, &FileOptions::default()).unwrap_err();
+        match &err {
+            OpenError::Io { source, .. } => {
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
+            }
+            other => panic!("{name}: expected Io, got {other:?}"),
+        }
+        let text = error_chain(&err);
+        assert!(text.contains(&os_reason), "{text:?} lacks {os_reason:?}");
+        assert!(text.contains(name), "{text:?}");
+    }
+}
+
+#[test]
+fn an_unknown_format_is_refused_not_read_as_cu8() {
+    for name in ["capture_433.92M_250k.wav", "capture_433.92M_250k", "rec"] {
+        let path = tmp(name);
+        std::fs::write(&path, ramp()).unwrap();
+        let err = FileSource::open(&path, &FileOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, OpenError::UnknownFormat { .. }),
+            "{name}: {err:?}"
+        );
+        assert!(err.to_string().contains(".cf32"), "{err}");
+    }
+    // open_sigmf refuses a raw file instead of misreading it.
+    let raw = tmp("x_433.92M_250k.cu8");
+    std::fs::write(&raw, ramp()).unwrap();
+    assert!(matches!(
+        FileSource::open_sigmf(&raw),
+        Err(OpenError::UnknownFormat { .. })
+    ));
+}
+
+#[test]
+fn each_raw_extension_is_read_in_its_own_format() {
+    let truth = [(0.5f32, -0.25f32), (-1.0, 0.0), (0.125, 0.75)];
+    let cf32: Vec<u8> = truth
+        .iter()
+        .flat_map(|&(i, q)| [i.to_le_bytes(), q.to_le_bytes()])
+        .flatten()
+        .collect();
+    let cs8: Vec<u8> = truth
+        .iter()
+        .flat_map(|&(i, q)| [(i * 128.0) as i8 as u8, (q * 128.0) as i8 as u8])
+        .collect();
+    let cu16: Vec<u8> = truth
+        .iter()
+        .flat_map(|&(i, q)| {
+            [
+                ((i * 32767.5 + 32767.5).round() as u16).to_le_bytes(),
+                ((q * 32767.5 + 32767.5).round() as u16).to_le_bytes(),
+            ]
+        })
+        .flatten()
+        .collect();
+    for (ext, bytes, tolerance) in [("cf32", cf32, 0.0), ("cs8", cs8, 0.0), ("cu16", cu16, 2e-5)] {
+        let path = tmp(&format!("three_433.92M_250k.{ext}"));
+        std::fs::write(&path, &bytes).unwrap();
+        let mut src = FileSource::open(&path, &FileOptions::default()).unwrap();
+        let got = read_all(&mut src, 8);
+        assert_eq!(got.len(), 3, "{ext}");
+        for (g, t) in got.iter().zip(truth) {
+            assert!(
+                (g.re - t.0).abs() <= tolerance && (g.im - t.1).abs() <= tolerance,
+                "{ext}: {g} vs {t:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn explicit_values_apply_to_bare_names_and_win_over_the_name_with_a_warning() {
+    let bare = tmp("capture.cu8");
+    std::fs::write(&bare, ramp()).unwrap();
+    let options = FileOptions {
+        sample_rate_hz: Some(2_048_000),
+        center_frequency_hz: Some(1_090_000_000),
+    };
+    let src = FileSource::open(&bare, &options).unwrap();
+    assert_eq!(
+        (src.sample_rate_hz(), src.center_frequency_hz()),
+        (2_048_000, 1_090_000_000)
+    );
+    assert!(src.warnings().is_empty());
+    let only_rate = FileOptions {
+        sample_rate_hz: Some(2_048_000),
+        center_frequency_hz: None,
+    };
+    assert!(matches!(
+        FileSource::open(&bare, &only_rate),
+        Err(OpenError::NameWithoutParameters {
+            missing: "centre frequency",
+            ..
+        })
+    ));
+    let named = tmp("named_433.92M_250k.cs16");
+    std::fs::write(&named, [0u8; 40]).unwrap();
+    let src = FileSource::open(&named, &options).unwrap();
+    assert_eq!(
+        (src.sample_rate_hz(), src.center_frequency_hz()),
+        (2_048_000, 1_090_000_000)
+    );
+    assert_eq!(
+        src.warnings(),
+        [
+            OpenWarning::Conflict {
+                setting: "sample rate",
+                in_file: 250_000,
+                explicit: 2_048_000
+            },
+            OpenWarning::Conflict {
+                setting: "centre frequency",
+                in_file: 433_920_000,
+                explicit: 1_090_000_000
+            }
+        ]
+    );
+    assert_eq!(
+        src.warnings()[0].to_string(),
+        "the sample rate given (2048000) overrides the recording's (250000)"
+    );
+}
+
+#[test]
+fn blocks_follow_sigmf_captures_and_never_straddle_a_retune() {
+    let base = tmp("retune");
+    let meta = r#"{"global": {"core:datatype": "cu8", "core:sample_rate": 1000},
+        "captures": [{"core:sample_start": 0, "core:frequency": 433920000},
+                     {"core:sample_start": 700, "core:frequency": 434500000}]}"#;
+    std::fs::write(base.with_extension("sigmf-meta"), meta).unwrap();
+    std::fs::write(base.with_extension("sigmf-data"), ramp()).unwrap();
+    let mut src = FileSource::open(&base, &FileOptions::default())
+        .unwrap()
+        .looping(true);
+    assert_eq!(src.segments().len(), 2);
+    let mut block = IqBlock::with_capacity(300);
+    let mut seen = Vec::new();
+    for _ in 0..9 {
+        assert_eq!(src.read_block(&mut block).unwrap(), ReadStatus::Data);
+        seen.push((block.len(), block.center_frequency_hz()));
+    }
+    let (a, b) = (433_920_000, 434_500_000);
+    assert_eq!(
+        seen,
+        [
+            (300, a),
+            (300, a),
+            (100, a),
+            (300, b),
+            // The loop goes back to the first capture.
+            (300, a),
+            (300, a),
+            (100, a),
+            (300, b),
+            (300, a)
+        ]
+    );
+}
+
+#[test]
+fn hostile_archives_and_oversized_metadata_are_typed_errors() {
+    let junk = tmp("junk.sigmf");
+    std::fs::write(&junk, vec![0x41u8; 4096]).unwrap();
+    assert!(matches!(
+        FileSource::open(&junk, &FileOptions::default()),
+        Err(OpenError::Archive { .. })
+    ));
+    let empty = tmp("empty.sigmf");
+    std::fs::write(&empty, vec![0u8; 1024]).unwrap();
+    assert!(matches!(
+        FileSource::open(&empty, &FileOptions::default()),
+        Err(OpenError::Archive {
+            source: ArchiveError::NoMeta,
+            ..
+        })
+    ));
+    let big = tmp("big");
+    let mut text = String::from(r#"{"global": {"core:datatype": "cu8"}, "captures": ["#);
+    while text.len() < 2 << 20 {
+        text.push_str(r#"{"core:sample_start": 0},"#);
+    }
+    std::fs::write(big.with_extension("sigmf-meta"), text).unwrap();
+    std::fs::write(big.with_extension("sigmf-data"), b"").unwrap();
+    assert!(matches!(
+        FileSource::open(&big, &FileOptions::default()),
+        Err(OpenError::MetaTooLarge { .. })
+    ));
 }

@@ -33,3 +33,31 @@ fn a_bad_transfer_length_is_rejected_before_touching_usb() {
         Err(OpenError::BadTransferLen { len: 1000 })
     ));
 }
+
+#[test]
+fn settings_it_cannot_honour_are_refused_before_touching_usb() {
+    let cfg = RtlSdrConfig {
+        center_frequency_hz: 3_000_000_000,
+        ..RtlSdrConfig::default()
+    };
+    let err = RtlSdrSource::open(cfg).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::FrequencyOutOfRange {
+                frequency_hz: 3_000_000_000,
+                min_hz: 24_000_000,
+                max_hz: 1_766_000_000
+            }
+        ),
+        "{err:?}"
+    );
+    let cfg = RtlSdrConfig {
+        bias_tee: Some(true),
+        ..RtlSdrConfig::default()
+    };
+    assert!(matches!(
+        RtlSdrSource::open(cfg),
+        Err(OpenError::BiasTeeUnsupported)
+    ));
+}

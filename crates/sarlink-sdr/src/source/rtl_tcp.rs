@@ -1,4 +1,5 @@
-//! Client for an `rtl_tcp` server (the network front end of librtlsdr).
+//! Client for an `rtl_tcp` server (the network front end of librtlsdr) that holds up when the
+//! server closes, stalls or slows down.
 //!
 //! # Protocol
 //!
@@ -15,17 +16,39 @@
 //! | `0x04` | tuner gain | tenths of dB (two's complement) |
 //! | `0x05` | frequency correction | ppm (two's complement) |
 //! | `0x08` | RTL2832 digital AGC | 0 off, 1 on |
+//! | `0x0e` | bias tee | 0 off, 1 on |
 //!
-//! After connecting (and after every [`RtlTcpSource::reconnect`]) the client sends, in this
-//! order: sample rate, centre frequency, frequency correction, digital AGC, gain mode and, for
-//! a manual gain, the gain.
+//! # Settings
+//!
+//! After every connection the client sends, in this order: sample rate, centre frequency,
+//! frequency correction **only if one was given** ([`RtlTcpConfig::ppm`] or
+//! [`IqSource::set_ppm`]; otherwise the server's `-P` stays in force), digital AGC only if
+//! given, gain mode and, for a manual gain, the gain, and the bias tee only if given. A setting
+//! changed later is sent at once and is part of what every reconnect re-sends.
+//!
+//! # Reconnecting and staleness
+//!
+//! A background thread owns the connection. When the server closes it, the connection fails,
+//! or no byte arrives for [`RtlTcpConfig::reconnect_after`], the thread reconnects with
+//! exponential backoff (100 ms doubling to 2 s, ±20 % jitter), so the source is back within
+//! about 2.5 s of the server accepting again. Meanwhile [`IqSource::poll_block`] returns
+//! within [`RtlTcpConfig::max_wait`] with [`BlockStatus::Stalled`] and
+//! [`IqSource::health`] gives the age of the last samples, the rate really delivered and the
+//! number of reconnects. Sample timestamps keep counting the samples delivered, so a gap in
+//! wall-clock time shows only in `health` (and in the reconnect count).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::block::{Gain, IqBlock, samples_to_duration};
-use crate::source::{ControlError, IqSource, ReadStatus, SourceError};
+use crate::source::{
+    BlockStatus, ControlError, IqSource, LinkState, RateMeter, ReadStatus, SourceError,
+    SourceHealth, TunerRange,
+};
 
 /// Command byte: set centre frequency (Hz).
 pub const CMD_SET_FREQUENCY: u8 = 0x01;
@@ -39,6 +62,17 @@ pub const CMD_SET_GAIN: u8 = 0x04;
 pub const CMD_SET_FREQ_CORRECTION: u8 = 0x05;
 /// Command byte: RTL2832 digital AGC (0 off, 1 on).
 pub const CMD_SET_AGC_MODE: u8 = 0x08;
+/// Command byte: bias tee (0 off, 1 on).
+pub const CMD_SET_BIAS_TEE: u8 = 0x0e;
+
+/// Bytes per chunk the connection thread reads (an even number: whole I/Q pairs).
+const CHUNK: usize = 16 * 1024;
+/// How often the connection thread looks for commands and shutdown while the socket is quiet.
+const POLL: Duration = Duration::from_millis(25);
+/// Longest [`RtlTcpConfig::max_wait`] honoured.
+const MAX_WAIT_CAP: Duration = Duration::from_millis(200);
+/// Commands queued while connected before the queue is replaced by a full resend.
+const MAX_PENDING: usize = 64;
 
 /// Encodes one command as the 5 bytes sent on the wire.
 ///
@@ -63,23 +97,43 @@ pub struct TunerInfo {
     pub gain_count: u32,
 }
 
-/// Settings the client applies on every connect; fields document their defaults.
+/// Settings the client applies on every connect, and its timing; fields document their
+/// defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RtlTcpConfig {
-    /// Sample rate, Hz; default 250 000.
+    /// Sample rate, Hz; default 250 000. Always sent.
     pub sample_rate_hz: u32,
-    /// Centre frequency, Hz; default 433 920 000.
+    /// Centre frequency, Hz; default 433 920 000. Always sent; checked against the tuner's
+    /// range (from the header) when connecting.
     pub center_frequency_hz: u64,
-    /// Tuner gain; default [`Gain::Auto`].
+    /// Tuner gain; default [`Gain::Auto`]. Always sent (gain mode, and the gain if manual).
     pub gain: Gain,
-    /// Frequency correction, ppm; default 0.
-    pub ppm: i32,
-    /// RTL2832 digital AGC; default off.
-    pub rtl_agc: bool,
+    /// Frequency correction, ppm; default `None`: command `0x05` is never sent, so the
+    /// server's own correction (`rtl_tcp -P`) stays in force.
+    pub ppm: Option<i32>,
+    /// RTL2832 digital AGC; default `None` (not sent).
+    pub rtl_agc: Option<bool>,
+    /// Bias tee; default `None` (not sent, the server's `-T` stays in force).
+    pub bias_tee: Option<bool>,
     /// Longest wait for the TCP connection; default 5 s.
     pub connect_timeout: Duration,
-    /// Longest wait for data on a read or header; default 2 s.
+    /// Longest wait for the 12-byte header after connecting; default 2 s.
     pub read_timeout: Duration,
+    /// Longest time [`IqSource::poll_block`] waits for samples; default 100 ms, at most 200 ms
+    /// (larger values are capped).
+    pub max_wait: Duration,
+    /// Silence after which the connection counts as [`LinkState::Stalled`]; default 500 ms.
+    pub stall_after: Duration,
+    /// Silence after which the connection is dropped and made again; default 3 s.
+    pub reconnect_after: Duration,
+    /// First reconnect delay; doubles after each failed attempt; default 100 ms.
+    pub backoff_initial: Duration,
+    /// Longest reconnect delay; default 2 s.
+    pub backoff_max: Duration,
+    /// Chunks of 16 KiB buffered between the connection and the reader; default 64 (1 MiB,
+    /// 2 s at 250 kS/s). When the reader falls further behind, new chunks are dropped and
+    /// counted in [`SourceHealth::dropped_samples`].
+    pub buffers: usize,
 }
 
 impl Default for RtlTcpConfig {
@@ -88,10 +142,17 @@ impl Default for RtlTcpConfig {
             sample_rate_hz: 250_000,
             center_frequency_hz: 433_920_000,
             gain: Gain::Auto,
-            ppm: 0,
-            rtl_agc: false,
+            ppm: None,
+            rtl_agc: None,
+            bias_tee: None,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(2),
+            max_wait: Duration::from_millis(100),
+            stall_after: Duration::from_millis(500),
+            reconnect_after: Duration::from_secs(3),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            buffers: 64,
         }
     }
 }
@@ -148,6 +209,20 @@ pub enum ConnectError {
         /// Its value.
         value: f64,
     },
+    /// The centre frequency is outside the range of the tuner the server reported.
+    #[error(
+        "{frequency_hz} Hz is outside the range of tuner type {tuner_type} ({min_hz}-{max_hz} Hz)"
+    )]
+    FrequencyOutOfRange {
+        /// The frequency asked for, Hz.
+        frequency_hz: u64,
+        /// The tuner type from the header.
+        tuner_type: u32,
+        /// Lowest tunable frequency, Hz.
+        min_hz: u64,
+        /// Highest tunable frequency, Hz.
+        max_hz: u64,
+    },
     /// Sending the initial settings failed.
     #[error("failed to send command {command:#04x}")]
     Send {
@@ -157,32 +232,172 @@ pub enum ConnectError {
         #[source]
         source: io::Error,
     },
+    /// The connection thread could not be started.
+    #[error("cannot start the rtl_tcp connection thread")]
+    Thread {
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
 }
 
-/// An [`IqSource`] reading from an rtl_tcp server.
+/// Reconnect delays: `initial` doubling up to `max`, each scaled by a jitter factor in
+/// 0.8..=1.2 so a fleet does not reconnect in lockstep. Pure: the caller supplies the random
+/// number.
+#[derive(Debug, Clone)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(initial: Duration, max: Duration) -> Self {
+        Backoff {
+            initial,
+            max,
+            next: initial,
+        }
+    }
+
+    /// The delay before the next attempt; `unit` in `0.0..=1.0` picks the jitter.
+    fn delay(&mut self, unit: f64) -> Duration {
+        let base = self.next.min(self.max);
+        self.next = (base * 2).min(self.max);
+        base.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+/// State shared between the caller's [`RtlTcpSource`] and its connection thread.
+#[derive(Debug)]
+struct Shared {
+    /// Every setting as commands, sent after each connect.
+    settings: Vec<[u8; 5]>,
+    /// Commands for changes made while connected, not yet written.
+    pending: Vec<[u8; 5]>,
+    connected: bool,
+    /// Last time bytes arrived (or the connection was made).
+    last_bytes_at: Instant,
+    reconnects: u64,
+    dropped_bytes: u64,
+    tuner: TunerInfo,
+    /// Why the latest reconnect attempt failed; cleared by a successful one.
+    last_error: Option<Arc<ConnectError>>,
+    shutdown: bool,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic in the other thread cannot leave Shared inconsistent (plain fields).
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An [`IqSource`] reading from an rtl_tcp server, reconnecting by itself.
 ///
-/// Errors from reading drop the connection (except [`SourceError::Timeout`], which keeps
-/// the partial block for the next call); [`reconnect`](Self::reconnect) connects again and
-/// re-applies the current settings. Settings changed while disconnected are kept and applied on
-/// reconnect (the call returns [`ControlError::NotConnected`]).
+/// Call order: [`connect`](Self::connect) once, then `poll_block` (or `read_block`) and the
+/// `set_*` calls in any order. A setting changed while disconnected is kept and sent on
+/// reconnect (the call returns `Ok`). Dropping the source tells its connection thread to
+/// close; the thread ends within [`RtlTcpConfig::connect_timeout`] at worst.
 #[derive(Debug)]
 pub struct RtlTcpSource {
     addr: SocketAddr,
     config: RtlTcpConfig,
-    stream: Option<TcpStream>,
-    tuner: TunerInfo,
-    scratch: Vec<u8>,
-    filled: usize,
+    shared: Arc<Mutex<Shared>>,
+    full: Receiver<Vec<u8>>,
+    empty: SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    position: usize,
     delivered: u64,
+    meter: RateMeter,
+    last_samples_at: Option<Instant>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Every setting in `config` as the commands sent after connecting.
+fn settings_commands(config: &RtlTcpConfig) -> Result<Vec<[u8; 5]>, (&'static str, f64)> {
+    let mut commands = Vec::with_capacity(7);
+    commands.push(command(CMD_SET_SAMPLE_RATE, config.sample_rate_hz));
+    let freq = u32::try_from(config.center_frequency_hz)
+        .map_err(|_| ("centre frequency (Hz)", config.center_frequency_hz as f64))?;
+    commands.push(command(CMD_SET_FREQUENCY, freq));
+    if let Some(ppm) = config.ppm {
+        // Two's complement on the wire, as librtlsdr reads it back into an int.
+        commands.push(command(CMD_SET_FREQ_CORRECTION, ppm as u32));
+    }
+    if let Some(agc) = config.rtl_agc {
+        commands.push(command(CMD_SET_AGC_MODE, u32::from(agc)));
+    }
+    commands.extend(gain_commands(config.gain).map_err(|v| ("gain (dB)", v))?);
+    if let Some(on) = config.bias_tee {
+        commands.push(command(CMD_SET_BIAS_TEE, u32::from(on)));
+    }
+    Ok(commands)
+}
+
+/// Connects and reads the header (blocking, bounded by the config's timeouts).
+fn open_stream(
+    addr: SocketAddr,
+    config: &RtlTcpConfig,
+) -> Result<(TcpStream, TunerInfo), ConnectError> {
+    let io_err = |source| ConnectError::Io { addr, source };
+    let mut stream = TcpStream::connect_timeout(&addr, config.connect_timeout).map_err(io_err)?;
+    stream
+        .set_read_timeout(Some(config.read_timeout.max(Duration::from_millis(1))))
+        .map_err(io_err)?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .map_err(io_err)?;
+    // Commands are tiny and latency matters more than batching.
+    stream.set_nodelay(true).map_err(io_err)?;
+    let mut header = [0u8; 12];
+    stream.read_exact(&mut header).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ConnectError::Timeout {
+            addr,
+            timeout: config.read_timeout,
+        },
+        io::ErrorKind::UnexpectedEof => ConnectError::Closed { addr },
+        _ => io_err(e),
+    })?;
+    if &header[..4] != b"RTL0" {
+        return Err(ConnectError::BadMagic {
+            addr,
+            found: [header[0], header[1], header[2], header[3]],
+        });
+    }
+    let tuner = TunerInfo {
+        tuner_type: u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
+        gain_count: u32::from_be_bytes([header[8], header[9], header[10], header[11]]),
+    };
+    // From here on the connection thread polls.
+    stream.set_read_timeout(Some(POLL)).map_err(io_err)?;
+    Ok((stream, tuner))
+}
+
+fn write_all(stream: &mut TcpStream, commands: &[[u8; 5]]) -> Result<(), ConnectError> {
+    for c in commands {
+        stream.write_all(c).map_err(|source| ConnectError::Send {
+            command: c[0],
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 impl RtlTcpSource {
-    /// Connects, reads the header and sends the settings in `config`.
+    /// Connects, reads the header, checks the centre frequency against the tuner's range,
+    /// sends the settings in `config` and starts the connection thread. Later failures are
+    /// handled by reconnecting; only this first connection reports errors.
     ///
     /// # Errors
     ///
     /// [`ConnectError`] if the address does not resolve, the connection or header fails or
-    /// times out, the header is not rtl_tcp's, or a setting does not fit the protocol.
+    /// times out, the header is not rtl_tcp's, the frequency is outside the tuner's range
+    /// ([`ConnectError::FrequencyOutOfRange`]) or a setting does not fit the protocol.
     pub fn connect(
         addr: impl ToSocketAddrs + ToString,
         config: RtlTcpConfig,
@@ -197,100 +412,112 @@ impl RtlTcpSource {
                 addr: addr.to_string(),
                 source,
             })?;
-        let mut src = RtlTcpSource {
-            addr: resolved,
-            config,
-            stream: None,
-            tuner: TunerInfo {
-                tuner_type: 0,
-                gain_count: 0,
-            },
-            scratch: Vec::new(),
-            filled: 0,
-            delivered: 0,
-        };
-        src.reconnect()?;
-        Ok(src)
-    }
-
-    /// Drops any connection, connects again and re-sends the current settings. Sample
-    /// timestamps continue from the samples delivered so far.
-    ///
-    /// # Errors
-    ///
-    /// As [`RtlTcpSource::connect`]; the source stays disconnected.
-    pub fn reconnect(&mut self) -> Result<(), ConnectError> {
-        self.stream = None;
-        self.filled = 0;
-        let addr = self.addr;
-        let io_err = |source| ConnectError::Io { addr, source };
-        let mut stream =
-            TcpStream::connect_timeout(&addr, self.config.connect_timeout).map_err(io_err)?;
-        stream
-            .set_read_timeout(Some(self.config.read_timeout))
-            .map_err(io_err)?;
-        stream
-            .set_write_timeout(Some(self.config.read_timeout))
-            .map_err(io_err)?;
-        // Commands are tiny and latency matters more than batching.
-        stream.set_nodelay(true).map_err(io_err)?;
-        let mut header = [0u8; 12];
-        stream.read_exact(&mut header).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ConnectError::Timeout {
-                addr,
-                timeout: self.config.read_timeout,
-            },
-            io::ErrorKind::UnexpectedEof => ConnectError::Closed { addr },
-            _ => io_err(e),
-        })?;
-        if &header[..4] != b"RTL0" {
-            return Err(ConnectError::BadMagic {
-                addr,
-                found: [header[0], header[1], header[2], header[3]],
+        let settings = settings_commands(&config)
+            .map_err(|(what, value)| ConnectError::OutOfRange { what, value })?;
+        if config.sample_rate_hz == 0 {
+            return Err(ConnectError::OutOfRange {
+                what: "sample rate (Hz)",
+                value: 0.0,
             });
         }
-        self.tuner = TunerInfo {
-            tuner_type: u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
-            gain_count: u32::from_be_bytes([header[8], header[9], header[10], header[11]]),
-        };
-        let mut commands = Vec::with_capacity(6);
-        commands.push(command(CMD_SET_SAMPLE_RATE, self.config.sample_rate_hz));
-        let freq = u32::try_from(self.config.center_frequency_hz).map_err(|_| {
-            ConnectError::OutOfRange {
-                what: "centre frequency (Hz)",
-                value: self.config.center_frequency_hz as f64,
+        let (mut stream, tuner) = open_stream(resolved, &config)?;
+        if let Some(range) = TunerRange::for_tuner_type(tuner.tuner_type) {
+            if !range.contains(config.center_frequency_hz) {
+                return Err(ConnectError::FrequencyOutOfRange {
+                    frequency_hz: config.center_frequency_hz,
+                    tuner_type: tuner.tuner_type,
+                    min_hz: range.min_hz,
+                    max_hz: range.max_hz,
+                });
             }
-        })?;
-        commands.push(command(CMD_SET_FREQUENCY, freq));
-        // Two's complement on the wire, as librtlsdr reads it back into an int.
-        commands.push(command(CMD_SET_FREQ_CORRECTION, self.config.ppm as u32));
-        commands.push(command(CMD_SET_AGC_MODE, u32::from(self.config.rtl_agc)));
-        commands.extend(gain_commands(self.config.gain).map_err(|value| {
-            ConnectError::OutOfRange {
-                what: "gain (dB)",
-                value,
-            }
-        })?);
-        for c in &commands {
-            stream.write_all(c).map_err(|source| ConnectError::Send {
-                command: c[0],
-                source,
-            })?;
         }
-        self.stream = Some(stream);
-        Ok(())
+        write_all(&mut stream, &settings)?;
+        let shared = Arc::new(Mutex::new(Shared {
+            settings,
+            pending: Vec::new(),
+            connected: true,
+            last_bytes_at: Instant::now(),
+            reconnects: 0,
+            dropped_bytes: 0,
+            tuner,
+            last_error: None,
+            shutdown: false,
+        }));
+        let buffers = config.buffers.max(2);
+        let (full_tx, full) = mpsc::sync_channel::<Vec<u8>>(buffers);
+        let (empty, empty_rx) = mpsc::sync_channel::<Vec<u8>>(buffers + 1);
+        for _ in 0..buffers {
+            // Capacity buffers + 1 > buffers: cannot fail.
+            let _ = empty.try_send(Vec::with_capacity(CHUNK));
+        }
+        let worker = Worker {
+            addr: resolved,
+            config: config.clone(),
+            shared: Arc::clone(&shared),
+            full: full_tx,
+            empty: empty_rx,
+        };
+        let thread = std::thread::Builder::new()
+            .name("rtl_tcp".into())
+            .spawn(move || worker.run(stream))
+            .map_err(|source| ConnectError::Thread { source })?;
+        Ok(RtlTcpSource {
+            addr: resolved,
+            config,
+            shared,
+            full,
+            empty,
+            current: Vec::new(),
+            position: 0,
+            delivered: 0,
+            meter: RateMeter::new(SourceHealth::RATE_WINDOW),
+            last_samples_at: None,
+            thread: Some(thread),
+        })
     }
 
-    /// Whether a connection is up.
+    /// The server's address.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether a connection is up now.
     #[must_use]
     pub fn is_connected(&self) -> bool {
-        self.stream.is_some()
+        lock(&self.shared).connected
     }
 
-    /// The tuner the server reported.
+    /// Connection state now (see [`LinkState`]).
+    #[must_use]
+    pub fn state(&self) -> LinkState {
+        let shared = lock(&self.shared);
+        if !shared.connected {
+            LinkState::Reconnecting
+        } else if shared.last_bytes_at.elapsed() > self.config.stall_after {
+            LinkState::Stalled
+        } else {
+            LinkState::Streaming
+        }
+    }
+
+    /// Connections re-established since [`connect`](Self::connect).
+    #[must_use]
+    pub fn reconnects(&self) -> u64 {
+        lock(&self.shared).reconnects
+    }
+
+    /// Why the latest reconnect attempt failed (for logs while
+    /// [`LinkState::Reconnecting`]); `None` once a reconnect succeeded, and before any failed.
+    #[must_use]
+    pub fn last_connect_error(&self) -> Option<Arc<ConnectError>> {
+        lock(&self.shared).last_error.clone()
+    }
+
+    /// The tuner the server reported on the latest connection.
     #[must_use]
     pub fn tuner(&self) -> TunerInfo {
-        self.tuner
+        lock(&self.shared).tuner
     }
 
     /// The current settings.
@@ -299,27 +526,19 @@ impl RtlTcpSource {
         &self.config
     }
 
-    /// Sets the frequency correction in ppm.
-    ///
-    /// # Errors
-    ///
-    /// As [`IqSource::set_frequency`].
-    pub fn set_ppm(&mut self, ppm: i32) -> Result<(), ControlError> {
-        self.config.ppm = ppm;
-        self.send(&[command(CMD_SET_FREQ_CORRECTION, ppm as u32)])
-    }
-
-    fn send(&mut self, commands: &[[u8; 5]]) -> Result<(), ControlError> {
-        let Some(stream) = &mut self.stream else {
-            return Err(ControlError::NotConnected);
-        };
-        for c in commands {
-            if let Err(source) = stream.write_all(c) {
-                self.stream = None;
-                return Err(ControlError::Send {
-                    command: c[0],
-                    source,
-                });
+    /// Makes `config` the settings re-sent on every connect and queues `changed` for the
+    /// current connection.
+    fn apply(&mut self, changed: &[[u8; 5]]) -> Result<(), ControlError> {
+        let settings = settings_commands(&self.config)
+            .map_err(|(what, value)| ControlError::OutOfRange { what, value })?;
+        let mut shared = lock(&self.shared);
+        shared.settings = settings;
+        if shared.connected {
+            if shared.pending.len() + changed.len() > MAX_PENDING {
+                // Too many unsent changes: send every setting once instead.
+                shared.pending = shared.settings.clone();
+            } else {
+                shared.pending.extend_from_slice(changed);
             }
         }
         Ok(())
@@ -344,55 +563,248 @@ fn gain_commands(gain: Gain) -> Result<Vec<[u8; 5]>, f64> {
     })
 }
 
-impl IqSource for RtlTcpSource {
-    fn read_block(&mut self, block: &mut IqBlock) -> Result<ReadStatus, SourceError> {
-        let Some(stream) = &mut self.stream else {
-            return Err(SourceError::NotConnected);
-        };
-        let want = 2 * block.capacity();
-        if self.scratch.len() < want {
-            self.scratch.resize(want, 0);
-        }
-        while self.filled < want {
-            match stream.read(&mut self.scratch[self.filled..want]) {
-                Ok(0) => {
-                    self.stream = None;
-                    self.filled = 0;
-                    return Err(SourceError::Disconnected);
+/// The connection thread: reads the stream into pooled buffers, writes queued commands,
+/// reconnects with backoff.
+struct Worker {
+    addr: SocketAddr,
+    config: RtlTcpConfig,
+    shared: Arc<Mutex<Shared>>,
+    full: SyncSender<Vec<u8>>,
+    empty: Receiver<Vec<u8>>,
+}
+
+impl Worker {
+    fn run(self, stream: TcpStream) {
+        let mut stream = Some(stream);
+        let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
+        let mut next_attempt = Instant::now();
+        // A byte of an I/Q pair split across reads.
+        let mut carry: Option<u8> = None;
+        let mut held: Option<Vec<u8>> = None;
+        let mut spare = vec![0u8; CHUNK];
+        loop {
+            let pending = {
+                let mut shared = lock(&self.shared);
+                if shared.shutdown {
+                    return;
                 }
-                Ok(n) => self.filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(SourceError::Timeout {
-                        timeout: self.config.read_timeout,
-                    });
+                std::mem::take(&mut shared.pending)
+            };
+            let Some(s) = stream.as_mut() else {
+                let now = Instant::now();
+                if now < next_attempt {
+                    std::thread::sleep((next_attempt - now).min(POLL));
+                    continue;
                 }
-                Err(source) => {
-                    self.stream = None;
-                    self.filled = 0;
-                    return Err(SourceError::Io {
-                        what: "rtl_tcp stream",
-                        source,
-                    });
+                match self.reconnect() {
+                    Some(s) => {
+                        stream = Some(s);
+                        backoff.reset();
+                        carry = None;
+                    }
+                    None => next_attempt = Instant::now() + backoff.delay(rand::random()),
+                }
+                continue;
+            };
+            let mut alive = pending.iter().all(|c| s.write_all(c).is_ok());
+            if alive {
+                let (mut buf, pooled) = match held.take().or_else(|| self.empty.try_recv().ok()) {
+                    Some(b) => (b, true),
+                    // The pool is empty: the reader is behind; read into `spare` and drop.
+                    None => (std::mem::take(&mut spare), false),
+                };
+                buf.resize(CHUNK, 0);
+                let start = usize::from(carry.is_some());
+                if let Some(b) = carry.take() {
+                    buf[0] = b;
+                }
+                let result = s.read(&mut buf[start..]);
+                match result {
+                    Ok(0) => alive = false,
+                    Ok(n) => {
+                        let mut total = start + n;
+                        if total % 2 == 1 {
+                            total -= 1;
+                            carry = Some(buf[total]);
+                        }
+                        buf.truncate(total);
+                        let mut shared = lock(&self.shared);
+                        shared.last_bytes_at = Instant::now();
+                        if !pooled {
+                            shared.dropped_bytes += total as u64;
+                        } else if total > 0 {
+                            match self.full.try_send(buf) {
+                                Ok(()) => {}
+                                // Full cannot happen (the channel holds the whole pool);
+                                // Disconnected means the reader is gone and shutdown follows.
+                                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
+                                    held = Some(b);
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                    Err(ref e) if e.kind() == io::ErrorKind::Interrupted => {
+                        if start == 1 {
+                            carry = Some(buf[0]);
+                        }
+                    }
+                    Err(ref e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        if start == 1 {
+                            carry = Some(buf[0]);
+                        }
+                        let silent = lock(&self.shared).last_bytes_at.elapsed();
+                        alive = silent <= self.config.reconnect_after;
+                    }
+                    Err(_) => alive = false,
+                }
+                // The buffer was not handed over: keep it for the next read.
+                if pooled {
+                    held = Some(buf);
+                } else {
+                    spare = buf;
                 }
             }
+            if !alive {
+                stream = None;
+                lock(&self.shared).connected = false;
+                next_attempt = Instant::now() + backoff.delay(rand::random());
+            }
         }
+    }
+
+    /// One connection attempt: header, then every setting. `None` on any failure (kept in
+    /// `Shared::last_error`).
+    fn reconnect(&self) -> Option<TcpStream> {
+        let (mut stream, tuner) = match open_stream(self.addr, &self.config) {
+            Ok(s) => s,
+            Err(e) => {
+                lock(&self.shared).last_error = Some(Arc::new(e));
+                return None;
+            }
+        };
+        let settings = {
+            let mut shared = lock(&self.shared);
+            shared.last_error = None;
+            // Taken together with `connected = true` so no change is lost or sent twice.
+            shared.pending.clear();
+            shared.connected = true;
+            shared.last_bytes_at = Instant::now();
+            shared.tuner = tuner;
+            shared.reconnects += 1;
+            shared.settings.clone()
+        };
+        if let Err(e) = write_all(&mut stream, &settings) {
+            let mut shared = lock(&self.shared);
+            shared.connected = false;
+            shared.last_error = Some(Arc::new(e));
+            return None;
+        }
+        Some(stream)
+    }
+}
+
+impl Drop for RtlTcpSource {
+    fn drop(&mut self) {
+        lock(&self.shared).shutdown = true;
+        // Not joined: the thread may be inside a connect attempt; it ends on its own.
+        drop(self.thread.take());
+    }
+}
+
+impl IqSource for RtlTcpSource {
+    /// As [`poll_block`](IqSource::poll_block), with a stall reported as an error.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Timeout`] when no samples arrived within [`RtlTcpConfig::max_wait`]
+    /// while connected, [`SourceError::NotConnected`] while reconnecting,
+    /// [`SourceError::DeviceStopped`] if the connection thread is gone.
+    fn read_block(&mut self, block: &mut IqBlock) -> Result<ReadStatus, SourceError> {
+        match self.poll_block(block)? {
+            BlockStatus::Stalled(LinkState::Reconnecting) => Err(SourceError::NotConnected),
+            BlockStatus::Stalled(_) => Err(SourceError::Timeout {
+                timeout: self.config.max_wait.min(MAX_WAIT_CAP),
+            }),
+            BlockStatus::End => Ok(ReadStatus::End),
+            _ => Ok(ReadStatus::Data),
+        }
+    }
+
+    /// Waits at most [`RtlTcpConfig::max_wait`] (capped at 200 ms) to fill `block`; returns
+    /// [`BlockStatus::Data`] with whatever arrived (possibly a partial block), or
+    /// [`BlockStatus::Stalled`] with the connection state when nothing did. Never
+    /// [`BlockStatus::End`]: a live source does not end.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::DeviceStopped`] if the connection thread is gone (it panicked).
+    fn poll_block(&mut self, block: &mut IqBlock) -> Result<BlockStatus, SourceError> {
         let rate = self.config.sample_rate_hz;
         block.start(
             rate,
             self.config.center_frequency_hz,
             samples_to_duration(self.delivered, rate),
         );
-        let n = block.extend_from_cu8(&self.scratch[..want]);
-        self.scratch.copy_within(want..self.filled, 0);
-        self.filled -= want;
-        self.delivered += n as u64;
-        Ok(ReadStatus::Data)
+        let deadline = Instant::now() + self.config.max_wait.min(MAX_WAIT_CAP);
+        while block.remaining() > 0 {
+            if self.position >= self.current.len() {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let next = if wait.is_zero() {
+                    self.full.try_recv().map_err(|e| match e {
+                        TryRecvError::Empty => RecvTimeoutError::Timeout,
+                        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                    })
+                } else {
+                    self.full.recv_timeout(wait)
+                };
+                match next {
+                    Ok(buf) => {
+                        let done = std::mem::replace(&mut self.current, buf);
+                        // The pool has room for every buffer.
+                        let _ = self.empty.try_send(done);
+                        self.position = 0;
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        if block.is_empty() {
+                            return Err(SourceError::DeviceStopped);
+                        }
+                        break;
+                    }
+                }
+            }
+            let n = block.extend_from_cu8(&self.current[self.position..]);
+            self.position += 2 * n;
+        }
+        if block.is_empty() {
+            return Ok(BlockStatus::Stalled(self.state()));
+        }
+        let now = Instant::now();
+        self.delivered += block.len() as u64;
+        self.meter.record(now, block.len() as u64);
+        self.last_samples_at = Some(now);
+        Ok(BlockStatus::Data)
+    }
+
+    fn health(&self) -> Option<SourceHealth> {
+        let (reconnects, dropped_bytes) = {
+            let shared = lock(&self.shared);
+            (shared.reconnects, shared.dropped_bytes)
+        };
+        Some(SourceHealth {
+            state: self.state(),
+            last_samples_at: self.last_samples_at,
+            delivered_rate_hz: self.meter.rate(Instant::now()),
+            nominal_rate_hz: self.config.sample_rate_hz,
+            reconnects,
+            dropped_samples: dropped_bytes / 2,
+        })
     }
 
     fn sample_rate_hz(&self) -> u32 {
@@ -403,13 +815,17 @@ impl IqSource for RtlTcpSource {
         self.config.center_frequency_hz
     }
 
+    /// Retunes; the frequency must be within the range of the tuner the server reported.
     fn set_frequency(&mut self, frequency_hz: u64) -> Result<(), ControlError> {
         let hz = u32::try_from(frequency_hz).map_err(|_| ControlError::OutOfRange {
             what: "centre frequency (Hz)",
             value: frequency_hz as f64,
         })?;
+        if let Some(range) = TunerRange::for_tuner_type(self.tuner().tuner_type) {
+            range.check(frequency_hz)?;
+        }
         self.config.center_frequency_hz = frequency_hz;
-        self.send(&[command(CMD_SET_FREQUENCY, hz)])
+        self.apply(&[command(CMD_SET_FREQUENCY, hz)])
     }
 
     fn set_gain(&mut self, gain: Gain) -> Result<(), ControlError> {
@@ -418,7 +834,7 @@ impl IqSource for RtlTcpSource {
             value,
         })?;
         self.config.gain = gain;
-        self.send(&cmds)
+        self.apply(&cmds)
     }
 
     fn set_sample_rate(&mut self, sample_rate_hz: u32) -> Result<(), ControlError> {
@@ -432,7 +848,19 @@ impl IqSource for RtlTcpSource {
         let t = samples_to_duration(self.delivered, self.config.sample_rate_hz);
         self.delivered = (t.as_secs_f64() * f64::from(sample_rate_hz)).round() as u64;
         self.config.sample_rate_hz = sample_rate_hz;
-        self.send(&[command(CMD_SET_SAMPLE_RATE, sample_rate_hz)])
+        self.apply(&[command(CMD_SET_SAMPLE_RATE, sample_rate_hz)])
+    }
+
+    /// Sends `0x05` now and on every reconnect from now on.
+    fn set_ppm(&mut self, ppm: i32) -> Result<(), ControlError> {
+        self.config.ppm = Some(ppm);
+        self.apply(&[command(CMD_SET_FREQ_CORRECTION, ppm as u32)])
+    }
+
+    /// Sends `0x0e` now and on every reconnect from now on.
+    fn set_bias_tee(&mut self, on: bool) -> Result<(), ControlError> {
+        self.config.bias_tee = Some(on);
+        self.apply(&[command(CMD_SET_BIAS_TEE, u32::from(on))])
     }
 }
 
@@ -453,5 +881,42 @@ mod tests {
         );
         assert!(gain_commands(Gain::Db(f32::NAN)).is_err());
         assert_eq!(gain_commands(Gain::Db(150.0)), Err(150.0));
+    }
+
+    #[test]
+    fn settings_send_ppm_agc_and_bias_tee_only_when_given() {
+        let plain = settings_commands(&RtlTcpConfig::default()).unwrap();
+        assert!(
+            plain.iter().all(|c| ![0x05, 0x08, 0x0e].contains(&c[0])),
+            "{plain:?}"
+        );
+        let all = settings_commands(&RtlTcpConfig {
+            ppm: Some(-3),
+            rtl_agc: Some(false),
+            bias_tee: Some(true),
+            ..RtlTcpConfig::default()
+        })
+        .unwrap();
+        let bytes: Vec<u8> = all.iter().flatten().copied().collect();
+        #[rustfmt::skip]
+        assert_eq!(bytes, [
+            0x02, 0x00, 0x03, 0xD0, 0x90,
+            0x01, 0x19, 0xDD, 0x18, 0x00,
+            0x05, 0xFF, 0xFF, 0xFF, 0xFD,
+            0x08, 0, 0, 0, 0,
+            0x03, 0, 0, 0, 0,
+            0x0e, 0, 0, 0, 1,
+        ]);
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_bounded_jitter_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mid: Vec<u128> = (0..7).map(|_| b.delay(0.5).as_millis()).collect();
+        assert_eq!(mid, [100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(b.delay(0.0), Duration::from_millis(1600));
+        assert_eq!(b.delay(1.0), Duration::from_millis(2400));
+        b.reset();
+        assert_eq!(b.delay(0.5), Duration::from_millis(100));
     }
 }

@@ -8,18 +8,27 @@
 //! them into a fixed pool of buffers that [`RtlSdrSource::read_block`](crate::IqSource::read_block)
 //! drains, so no buffer is allocated after opening. When the consumer falls behind, whole
 //! transfers are dropped and counted ([`RtlSdrSource::dropped_transfers`]).
+//!
+//! `rtlsdr_mt` does not report the tuner type, so the centre frequency is checked against the
+//! R820T/R828D range ([`TunerRange::R820T`], 24-1766 MHz) that nearly every dongle has, at
+//! open and on every retune. `rtlsdr_mt` has no bias-tee call either: asking for the bias tee
+//! is [`OpenError::BiasTeeUnsupported`] at open and [`ControlError::Unsupported`] later; use an
+//! `rtl_tcp -T` server (or `rtl_biast`) for an active antenna.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtlsdr_mt::Controller;
 
 use crate::block::{Gain, IqBlock, samples_to_duration};
-use crate::source::{ControlError, IqSource, ReadStatus, SourceError};
+use crate::source::{
+    BlockStatus, ControlError, IqSource, LinkState, RateMeter, ReadStatus, SourceError,
+    SourceHealth, TunerRange,
+};
 
 /// Settings applied when opening; fields document their defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,14 +41,23 @@ pub struct RtlSdrConfig {
     pub center_frequency_hz: u32,
     /// Tuner gain; default [`Gain::Auto`].
     pub gain: Gain,
-    /// Frequency correction, ppm; default 0.
-    pub ppm: i32,
+    /// Frequency correction, ppm; default `None` (not set, the dongle's default of 0 stays).
+    pub ppm: Option<i32>,
+    /// Bias tee; default `None`. `Some(true)` fails with [`OpenError::BiasTeeUnsupported`]
+    /// (`rtlsdr_mt` offers no bias-tee call); `Some(false)` is accepted (it is off already).
+    pub bias_tee: Option<bool>,
     /// Bytes per USB transfer (a multiple of 512); default 32 768.
     pub transfer_len: u32,
     /// Transfers buffered between the USB thread and the reader; default 16.
     pub buffers: usize,
     /// Longest wait for samples in `read_block`; default 2 s.
     pub read_timeout: Duration,
+    /// Longest wait for samples in `poll_block`; default 100 ms, at most 200 ms (larger values
+    /// are capped).
+    pub max_wait: Duration,
+    /// Time without samples after which [`IqSource::health`] reports
+    /// [`LinkState::Stalled`]; default 500 ms.
+    pub stall_after: Duration,
 }
 
 impl Default for RtlSdrConfig {
@@ -49,10 +67,13 @@ impl Default for RtlSdrConfig {
             sample_rate_hz: 1_024_000,
             center_frequency_hz: 433_920_000,
             gain: Gain::Auto,
-            ppm: 0,
+            ppm: None,
+            bias_tee: None,
             transfer_len: 32_768,
             buffers: 16,
             read_timeout: Duration::from_secs(2),
+            max_wait: Duration::from_millis(100),
+            stall_after: Duration::from_millis(500),
         }
     }
 }
@@ -75,6 +96,19 @@ pub enum OpenError {
         /// The setting.
         what: &'static str,
     },
+    /// The centre frequency is outside the R820T's range (checked before touching USB).
+    #[error("{frequency_hz} Hz is outside the tuner's range {min_hz}-{max_hz} Hz")]
+    FrequencyOutOfRange {
+        /// The frequency asked for, Hz.
+        frequency_hz: u64,
+        /// Lowest tunable frequency, Hz.
+        min_hz: u64,
+        /// Highest tunable frequency, Hz.
+        max_hz: u64,
+    },
+    /// The bias tee was asked for; `rtlsdr_mt` cannot switch it.
+    #[error("the usb source cannot switch the bias tee (rtlsdr_mt has no bias-tee call)")]
+    BiasTeeUnsupported,
     /// The transfer size is not a positive multiple of 512 bytes.
     #[error("transfer length {len} is not a positive multiple of 512")]
     BadTransferLen {
@@ -94,6 +128,9 @@ pub struct RtlSdrSource {
     dropped: Arc<AtomicU64>,
     reader: Option<JoinHandle<()>>,
     delivered: u64,
+    meter: RateMeter,
+    last_samples_at: Option<Instant>,
+    opened_at: Instant,
 }
 
 impl fmt::Debug for RtlSdrSource {
@@ -113,12 +150,24 @@ impl RtlSdrSource {
     ///
     /// [`OpenError::NoDevice`] when no dongle is attached at that index (a clear error, never a
     /// panic), [`OpenError::Rejected`] when it refuses a setting,
-    /// [`OpenError::BadTransferLen`].
+    /// [`OpenError::BadTransferLen`], [`OpenError::FrequencyOutOfRange`] and
+    /// [`OpenError::BiasTeeUnsupported`] (the last three before touching USB).
     pub fn open(config: RtlSdrConfig) -> Result<Self, OpenError> {
         if config.transfer_len == 0 || config.transfer_len % 512 != 0 {
             return Err(OpenError::BadTransferLen {
                 len: config.transfer_len,
             });
+        }
+        let range = TunerRange::R820T;
+        if !range.contains(u64::from(config.center_frequency_hz)) {
+            return Err(OpenError::FrequencyOutOfRange {
+                frequency_hz: u64::from(config.center_frequency_hz),
+                min_hz: range.min_hz,
+                max_hz: range.max_hz,
+            });
+        }
+        if config.bias_tee == Some(true) {
+            return Err(OpenError::BiasTeeUnsupported);
         }
         let (mut controller, mut reader) =
             rtlsdr_mt::open(config.device_index).map_err(|()| OpenError::NoDevice {
@@ -135,12 +184,10 @@ impl RtlSdrSource {
             .map_err(|()| OpenError::Rejected {
                 what: "centre frequency",
             })?;
-        if config.ppm != 0 {
-            controller
-                .set_ppm(config.ppm)
-                .map_err(|()| OpenError::Rejected {
-                    what: "frequency correction",
-                })?;
+        if let Some(ppm) = config.ppm {
+            controller.set_ppm(ppm).map_err(|()| OpenError::Rejected {
+                what: "frequency correction",
+            })?;
         }
         apply_gain(&mut controller, config.gain)
             .map_err(|()| OpenError::Rejected { what: "gain" })?;
@@ -183,6 +230,9 @@ impl RtlSdrSource {
             dropped,
             reader: Some(handle),
             delivered: 0,
+            meter: RateMeter::new(SourceHealth::RATE_WINDOW),
+            last_samples_at: None,
+            opened_at: Instant::now(),
         })
     }
 
@@ -198,6 +248,68 @@ impl RtlSdrSource {
     #[must_use]
     pub fn dropped_transfers(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Streaming while samples arrived within `stall_after`, else stalled.
+    fn state(&self) -> LinkState {
+        let last = self.last_samples_at.unwrap_or(self.opened_at);
+        if last.elapsed() > self.config.stall_after {
+            LinkState::Stalled
+        } else {
+            LinkState::Streaming
+        }
+    }
+
+    /// Fills `block`. With a `deadline`, returns what arrived by then (`Ok(false)` for
+    /// nothing); without, waits `read_timeout` per transfer and returns `Ok(false)` (block
+    /// emptied) when one does not come.
+    fn fill(
+        &mut self,
+        block: &mut IqBlock,
+        deadline: Option<Instant>,
+    ) -> Result<bool, SourceError> {
+        let rate = self.config.sample_rate_hz;
+        block.start(
+            rate,
+            u64::from(self.config.center_frequency_hz),
+            samples_to_duration(self.delivered, rate),
+        );
+        while block.remaining() > 0 {
+            if self.position + 1 >= self.current.len() {
+                let wait = match deadline {
+                    Some(d) => d.saturating_duration_since(Instant::now()),
+                    None => self.config.read_timeout,
+                };
+                let next = match self.full.recv_timeout(wait) {
+                    Ok(buf) => buf,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if deadline.is_none() {
+                            block.start(
+                                rate,
+                                u64::from(self.config.center_frequency_hz),
+                                block.timestamp(),
+                            );
+                        }
+                        break;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Err(SourceError::DeviceStopped),
+                };
+                let done = std::mem::replace(&mut self.current, next);
+                // Recycle the drained buffer; the pool has room for every buffer.
+                let _ = self.empty.try_send(done);
+                self.position = 0;
+            }
+            let n = block.extend_from_cu8(&self.current[self.position..]);
+            self.position += 2 * n;
+        }
+        if block.is_empty() {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        self.delivered += block.len() as u64;
+        self.meter.record(now, block.len() as u64);
+        self.last_samples_at = Some(now);
+        Ok(true)
     }
 }
 
@@ -217,34 +329,46 @@ fn apply_gain(controller: &mut Controller, gain: Gain) -> Result<(), ()> {
 }
 
 impl IqSource for RtlSdrSource {
+    /// Fills the whole block, waiting up to [`RtlSdrConfig::read_timeout`] for each USB
+    /// transfer.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::Timeout`] (the partial block is dropped), [`SourceError::DeviceStopped`].
     fn read_block(&mut self, block: &mut IqBlock) -> Result<ReadStatus, SourceError> {
-        let rate = self.config.sample_rate_hz;
-        block.start(
-            rate,
-            u64::from(self.config.center_frequency_hz),
-            samples_to_duration(self.delivered, rate),
-        );
-        while block.remaining() > 0 {
-            if self.position + 1 >= self.current.len() {
-                let next = match self.full.recv_timeout(self.config.read_timeout) {
-                    Ok(buf) => buf,
-                    Err(RecvTimeoutError::Timeout) => {
-                        return Err(SourceError::Timeout {
-                            timeout: self.config.read_timeout,
-                        });
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return Err(SourceError::DeviceStopped),
-                };
-                let done = std::mem::replace(&mut self.current, next);
-                // Recycle the drained buffer; the pool has room for every buffer.
-                let _ = self.empty.try_send(done);
-                self.position = 0;
-            }
-            let n = block.extend_from_cu8(&self.current[self.position..]);
-            self.position += 2 * n;
+        match self.fill(block, None)? {
+            true => Ok(ReadStatus::Data),
+            false => Err(SourceError::Timeout {
+                timeout: self.config.read_timeout,
+            }),
         }
-        self.delivered += block.len() as u64;
-        Ok(ReadStatus::Data)
+    }
+
+    /// Waits at most [`RtlSdrConfig::max_wait`] (capped at 200 ms); returns what arrived
+    /// (possibly a partial block) or [`BlockStatus::Stalled`].
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::DeviceStopped`] when the dongle stopped streaming (unplugged).
+    fn poll_block(&mut self, block: &mut IqBlock) -> Result<BlockStatus, SourceError> {
+        let deadline = Instant::now() + self.config.max_wait.min(Duration::from_millis(200));
+        match self.fill(block, Some(deadline))? {
+            true => Ok(BlockStatus::Data),
+            false => Ok(BlockStatus::Stalled(self.state())),
+        }
+    }
+
+    fn health(&self) -> Option<SourceHealth> {
+        Some(SourceHealth {
+            state: self.state(),
+            last_samples_at: self.last_samples_at,
+            delivered_rate_hz: self.meter.rate(Instant::now()),
+            nominal_rate_hz: self.config.sample_rate_hz,
+            reconnects: 0,
+            dropped_samples: self
+                .dropped_transfers()
+                .saturating_mul(u64::from(self.config.transfer_len / 2)),
+        })
     }
 
     fn sample_rate_hz(&self) -> u32 {
@@ -260,6 +384,7 @@ impl IqSource for RtlSdrSource {
             what: "centre frequency (Hz)",
             value: frequency_hz as f64,
         })?;
+        TunerRange::R820T.check(frequency_hz)?;
         self.controller
             .set_center_freq(hz)
             .map_err(|()| ControlError::Rejected {
@@ -285,6 +410,16 @@ impl IqSource for RtlSdrSource {
         let t = samples_to_duration(self.delivered, self.config.sample_rate_hz);
         self.delivered = (t.as_secs_f64() * f64::from(sample_rate_hz)).round() as u64;
         self.config.sample_rate_hz = sample_rate_hz;
+        Ok(())
+    }
+
+    fn set_ppm(&mut self, ppm: i32) -> Result<(), ControlError> {
+        self.controller
+            .set_ppm(ppm)
+            .map_err(|()| ControlError::Rejected {
+                what: "frequency correction",
+            })?;
+        self.config.ppm = Some(ppm);
         Ok(())
     }
 }
