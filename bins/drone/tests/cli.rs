@@ -155,3 +155,33 @@ fn bad_values_are_errors_naming_the_key_and_where_it_came_from() {
         }
     }
 }
+
+#[test]
+fn rtl_433_habits_short_flags_gain_auto_and_a_refused_bare_zero() {
+    let printed = resolved(drone().args(["-f", "433.92M", "-s", "250k", "-g", "auto", "-p", "-3"]));
+    for line in [
+        "frequency = \"433.92M\"  # from command line",
+        "sample_rate = \"250k\"  # from command line",
+        "gain = \"auto\"  # from command line",
+        "ppm = \"-3\"  # from command line",
+    ] {
+        assert!(printed.contains(line), "{line} in\n{printed}");
+    }
+    let manual_zero = resolved(drone().args(["--gain", "0dB"]));
+    assert!(manual_zero.contains("gain = \"0dB\""), "{manual_zero}");
+    for (args, says) in [
+        (vec!["--gain", "0"], "ambiguous"),
+        (vec!["--frequency", "3G"], "outside what an RTL-SDR tunes"),
+        (vec!["--ppm", "5000"], "-1000 to 1000"),
+    ] {
+        let out = drone().args(&args).arg("--print-config").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A recording is not tuned: any frequency in it may be measured.
+    assert!(
+        resolved(drone().args(["--source", "file:x_433.92M_250k.cu8", "-f", "3G"]))
+            .contains("frequency = \"3G\"")
+    );
+}

@@ -103,9 +103,7 @@ fn drone(port: u16, extra: &[&str]) -> Proc {
     if simulated && !extra.contains(&"--sample-rate") {
         c.args(["--sample-rate", "250k"]);
     }
-    c
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     Proc(c.spawn().unwrap())
 }
 
@@ -748,4 +746,119 @@ fn the_ground_prints_its_config_as_toml_that_config_accepts() {
             .collect()
     };
     assert_eq!(values(&again), values(&printed));
+}
+
+/// A minimal rtl_tcp server written from osmocom's `rtl_tcp.c`: a 12-byte header ("RTL0",
+/// tuner type and gain count, big-endian), then 5-byte commands in (1 byte, u32 BE) and
+/// unsigned 8-bit I/Q out. Each connection streams noise for `serve_for`, then closes.
+struct RtlTcpServer {
+    port: u16,
+    /// Commands received, per connection.
+    commands: std::sync::Arc<std::sync::Mutex<Vec<Vec<(u8, u32)>>>>,
+}
+
+impl RtlTcpServer {
+    fn start(serve_for: Duration, rate: u32) -> RtlTcpServer {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let commands = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&commands);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let index = {
+                    let mut l = log.lock().unwrap();
+                    l.push(Vec::new());
+                    l.len() - 1
+                };
+                let mut header = b"RTL0".to_vec();
+                header.extend_from_slice(&5u32.to_be_bytes()); // R820T
+                header.extend_from_slice(&29u32.to_be_bytes());
+                if stream.write_all(&header).is_err() {
+                    continue;
+                }
+                let mut reader = stream.try_clone().unwrap();
+                let log2 = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut cmd = [0u8; 5];
+                    while reader.read_exact(&mut cmd).is_ok() {
+                        let value = u32::from_be_bytes([cmd[1], cmd[2], cmd[3], cmd[4]]);
+                        log2.lock().unwrap()[index].push((cmd[0], value));
+                    }
+                });
+                let started = Instant::now();
+                let chunk = (rate as usize / 50) * 2; // 20 ms of I/Q
+                let mut noise = vec![0u8; chunk];
+                let mut x = 12_345u32;
+                while started.elapsed() < serve_for {
+                    for b in &mut noise {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        *b = 127 + ((x >> 16) % 7) as u8;
+                    }
+                    if stream.write_all(&noise).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        RtlTcpServer { port, commands }
+    }
+
+    fn connections(&self) -> Vec<Vec<(u8, u32)>> {
+        self.commands.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_drone_on_rtl_tcp_reconnects_resends_its_settings_and_keeps_streaming() {
+    let dir = temp_dir("rtltcp");
+    let out = dir.join("out.jsonl");
+    let server = RtlTcpServer::start(Duration::from_secs(2), 250_000);
+    let port = free_port();
+    let _g = ground(port, &["--output-file", out.to_str().unwrap()]);
+    let source = format!("rtl_tcp:127.0.0.1:{}", server.port);
+    let _d = drone(
+        port,
+        &[
+            "--node", "t1", "--source", &source, "-f", "406.028M", "-g", "20",
+        ],
+    );
+    wait_for(
+        "a reconnection and records after it",
+        Duration::from_secs(20),
+        || server.connections().len() >= 2 && records(&out, "t1").len() >= 40,
+    );
+    let before = records(&out, "t1").len();
+    wait_for(
+        "records from the second connection",
+        Duration::from_secs(10),
+        || records(&out, "t1").len() >= before + 5,
+    );
+    let conns = server.connections();
+    let center = 406_028_000 - 62_500; // the beacon sits a quarter of 250 kS/s above
+    for (i, cmds) in conns.iter().take(2).enumerate() {
+        assert!(
+            cmds.contains(&(0x01, center)),
+            "frequency on connection {i}: {cmds:?}"
+        );
+        assert!(
+            cmds.contains(&(0x02, 250_000)),
+            "sample rate on connection {i}: {cmds:?}"
+        );
+        assert!(
+            cmds.contains(&(0x03, 1)),
+            "manual gain mode on connection {i}: {cmds:?}"
+        );
+        assert!(
+            cmds.contains(&(0x04, 200)),
+            "20 dB in tenths on connection {i}: {cmds:?}"
+        );
+        assert!(
+            !cmds.iter().any(|c| c.0 == 0x05),
+            "no frequency correction without --ppm: {cmds:?}"
+        );
+    }
 }

@@ -26,7 +26,12 @@ pub struct CmdArgs {
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,
     /// tune FREQ | gain DB | gain auto | rate HZ | stream on|off
-    #[arg(required = true, num_args = 1..=2, value_names = ["OP", "VALUE"])]
+    #[arg(
+        required = true,
+        num_args = 1..=2,
+        value_names = ["OP", "VALUE"],
+        allow_negative_numbers = true
+    )]
     pub op: Vec<String>,
 }
 

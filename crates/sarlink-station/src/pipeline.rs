@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use sarlink_schema::{RssiRecord, SourceId};
-use sarlink_sdr::{Estimator, EstimatorConfig, Gain, IqBlock, IqSource, ReadStatus};
+use sarlink_sdr::{
+    BlockStatus, Estimator, EstimatorConfig, Gain, IqBlock, IqSource, LinkState, ReadStatus,
+    SourceHealth,
+};
 
 use crate::drone::{Control, ControlOutcome};
 use crate::record::{to_record, unix_ns};
@@ -28,6 +31,18 @@ impl std::fmt::Debug for DynSource {
 impl IqSource for DynSource {
     fn read_block(&mut self, block: &mut IqBlock) -> Result<ReadStatus, sarlink_sdr::SourceError> {
         self.0.read_block(block)
+    }
+    fn poll_block(&mut self, block: &mut IqBlock) -> Result<BlockStatus, sarlink_sdr::SourceError> {
+        self.0.poll_block(block)
+    }
+    fn health(&self) -> Option<SourceHealth> {
+        self.0.health()
+    }
+    fn set_ppm(&mut self, ppm: i32) -> Result<(), sarlink_sdr::ControlError> {
+        self.0.set_ppm(ppm)
+    }
+    fn set_bias_tee(&mut self, on: bool) -> Result<(), sarlink_sdr::ControlError> {
+        self.0.set_bias_tee(on)
     }
     fn sample_rate_hz(&self) -> u32 {
         self.0.sample_rate_hz()
@@ -84,6 +99,24 @@ pub struct Measured {
     pub record: RssiRecord,
     /// The estimator's detection state after it.
     pub detected: bool,
+    /// The samples behind it were stale: a live source that delivered its last samples
+    /// more than [`STALE_AFTER`] ago, or at under half its nominal rate.
+    pub stale: bool,
+}
+
+/// Samples older than this (from a live source) make a record stale.
+pub const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// What one [`Measurement::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A block was measured.
+    Data,
+    /// Nothing arrived within the source's bounded wait (a live source reconnecting or
+    /// stalled); it keeps trying by itself.
+    Stalled(LinkState),
+    /// A finite stream ended.
+    End,
 }
 
 /// Why a pipeline step failed.
@@ -127,27 +160,17 @@ pub fn tuning_offset_hz(sample_rate_hz: u32) -> f64 {
 }
 
 impl Measurement<DynSource> {
-    /// Opens `spec` tuned to `beacon_hz` (`None`: a recording's own centre, the
-    /// simulator's default) at `sample_rate_hz`.
+    /// Opens `spec` with `tuning` (see [`Tuning`]; its gain should be `config`'s).
     ///
     /// # Errors
     /// [`OpenError`] when the source cannot be opened or the estimator refuses its
     /// parameters.
     pub fn open(
         spec: &SourceSpec,
-        beacon_hz: Option<u64>,
-        sample_rate_hz: u32,
+        tuning: &Tuning,
         config: &PipelineConfig,
-        seed: u64,
     ) -> Result<Self, OpenError> {
-        let tuning = Tuning {
-            beacon_hz,
-            sample_rate_hz,
-            gain: config.gain,
-            tuning_offset_hz: tuning_offset_hz(sample_rate_hz),
-            seed,
-        };
-        let opened = source::open(spec, &tuning)?;
+        let opened = source::open(spec, tuning)?;
         Measurement::with_source(
             DynSource(opened.source),
             opened.channel_offset_hz,
@@ -208,24 +231,36 @@ impl<S: IqSource> Measurement<S> {
         self.last_cycle
     }
 
-    /// Reads one block (pacing a simulator in real time) and calls `on_report` for each
-    /// report it completes. `Ok(false)` at the end of a finite stream.
+    /// The source's delivery health (`None` for recordings and the simulator).
+    pub fn health(&self) -> Option<SourceHealth> {
+        self.source.health()
+    }
+
+    /// Reads one block, waiting a bounded time (pacing a simulator in real time), and calls
+    /// `on_report` for each report it completes.
     ///
     /// # Errors
     /// [`StepError`] when the source or the estimator fails.
-    pub fn step(&mut self, mut on_report: impl FnMut(Measured)) -> Result<bool, StepError> {
+    pub fn step(&mut self, mut on_report: impl FnMut(Measured)) -> Result<Step, StepError> {
         match self
             .source
-            .read_block(&mut self.block)
+            .poll_block(&mut self.block)
             .map_err(StepError::Source)?
         {
-            ReadStatus::End => return Ok(false),
-            ReadStatus::Data => {}
+            BlockStatus::End => return Ok(Step::End),
+            BlockStatus::Stalled(state) => return Ok(Step::Stalled(state)),
+            BlockStatus::Data => {}
+            // A status this crate does not know carries no samples to measure.
+            _ => return Ok(Step::Stalled(LinkState::Stalled)),
         }
         if let Some(p) = &mut self.pacer {
             p.wait(self.block.len());
         }
         let started = Instant::now();
+        let stale = self
+            .source
+            .health()
+            .is_some_and(|h| h.is_stale(started, STALE_AFTER, 0.5));
         let id = self.source_id;
         self.estimator
             .process_block(&self.block, |r| {
@@ -233,12 +268,13 @@ impl<S: IqSource> Measurement<S> {
                     on_report(Measured {
                         record,
                         detected: r.detected,
+                        stale,
                     });
                 }
             })
             .map_err(|e| StepError::Estimator(Box::new(e)))?;
         self.last_cycle = started.elapsed();
-        Ok(true)
+        Ok(Step::Data)
     }
 
     fn reconfigure(&mut self, config: EstimatorConfig) -> Result<(), String> {
@@ -312,6 +348,10 @@ pub enum PipelineEvent {
     },
     /// The source keeps failing (logged; the thread keeps trying).
     Failing(String),
+    /// How the source delivers (about once a second, for live sources).
+    Health(SourceHealth),
+    /// The source is stalled or reconnecting (sent when that starts).
+    Stalled(LinkState),
     /// A finite source (a recording without looping) ended; the thread stops.
     End,
 }
@@ -343,7 +383,15 @@ impl ReceiverThread {
             .name("sarlink-rx".into())
             .spawn(move || {
                 let mut failures = 0u32;
+                let mut stalled = false;
+                let mut next_health = Instant::now();
                 while !flag.load(Ordering::Relaxed) {
+                    if Instant::now() >= next_health {
+                        next_health += Duration::from_secs(1);
+                        if let Some(h) = measurement.health() {
+                            let _ = tx.try_send(PipelineEvent::Health(h));
+                        }
+                    }
                     for control in control_rx.try_iter() {
                         let outcome = measurement.apply(control);
                         let _ = tx.try_send(PipelineEvent::ControlDone { control, outcome });
@@ -353,13 +401,20 @@ impl ReceiverThread {
                         reported = true;
                         let _ = tx.try_send(PipelineEvent::Measured(m));
                     }) {
-                        Ok(true) => {
+                        Ok(Step::Data) => {
                             failures = 0;
+                            stalled = false;
                             if reported {
                                 let _ = tx.try_send(PipelineEvent::Cycle(measurement.last_cycle()));
                             }
                         }
-                        Ok(false) => {
+                        Ok(Step::Stalled(state)) => {
+                            if !stalled {
+                                stalled = true;
+                                let _ = tx.try_send(PipelineEvent::Stalled(state));
+                            }
+                        }
+                        Ok(Step::End) => {
                             let _ = tx.send(PipelineEvent::End);
                             break;
                         }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use sarlink_sdr::source::file::FileSource;
+use sarlink_sdr::source::file::{FileOptions, FileSource, OpenError as FileOpenError};
 use sarlink_sdr::source::rtl_tcp::{RtlTcpConfig, RtlTcpSource};
 use sarlink_sdr::source::sim::{SimConfig, Simulator};
 use sarlink_sdr::{Gain, IqSource};
@@ -86,8 +86,15 @@ pub struct Tuning {
     pub beacon_hz: Option<u64>,
     /// Sample rate for sources that can set it.
     pub sample_rate_hz: u32,
+    /// Whether the sample rate was given explicitly: a recording then takes it instead of
+    /// the one in its name or metadata (with a warning when they differ).
+    pub sample_rate_given: bool,
     /// Tuner gain.
     pub gain: Gain,
+    /// Frequency correction in ppm, sent only when given.
+    pub ppm: Option<i32>,
+    /// Power an active antenna through the bias tee.
+    pub bias_tee: bool,
     /// How far below the beacon a tunable receiver is tuned, so the beacon is clear of the
     /// DC spike at the centre.
     pub tuning_offset_hz: f64,
@@ -103,6 +110,9 @@ pub struct Opened {
     pub channel_offset_hz: f64,
     /// The simulator, when the source is one, so a caller can move the beacon.
     pub is_sim: bool,
+    /// What the caller should hear about the source (a recording's conflicting
+    /// parameters); also logged.
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Debug for Opened {
@@ -180,30 +190,38 @@ pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, OpenError> {
                 source: Box::new(Simulator::new(config)),
                 channel_offset_hz: tuning.tuning_offset_hz,
                 is_sim: true,
+                warnings: Vec::new(),
             })
         }
         SourceSpec::File(path) => {
-            let is_sigmf = path
-                .extension()
-                .is_some_and(|e| e == "sigmf-meta" || e == "sigmf-data");
-            let file = if is_sigmf {
-                FileSource::open_sigmf(path)
-            } else {
-                FileSource::open_cu8(path)
+            let mut options = FileOptions {
+                sample_rate_hz: tuning.sample_rate_given.then_some(tuning.sample_rate_hz),
+                center_frequency_hz: None,
             };
-            let file = file
-                .map_err(|e| OpenError::File {
-                    path: path.clone(),
-                    source: Box::new(e),
-                })?
-                .paced(true)
-                .looping(true);
+            let file = match FileSource::open(path, &options) {
+                // A name without a centre (`capture.cu8`): the beacon's frequency is it.
+                Err(FileOpenError::NameWithoutParameters { .. }) if tuning.beacon_hz.is_some() => {
+                    options.center_frequency_hz = tuning.beacon_hz;
+                    FileSource::open(path, &options)
+                }
+                other => other,
+            };
+            let file = file.map_err(|e| OpenError::File {
+                path: path.clone(),
+                source: Box::new(e),
+            })?;
+            let warnings: Vec<String> = file.warnings().iter().map(ToString::to_string).collect();
+            for w in &warnings {
+                tracing::warn!(recording = %path.display(), "{w}");
+            }
+            let file = file.paced(true).looping(true);
             let center = file.center_frequency_hz();
             let offset = tuning.beacon_hz.map_or(0.0, |b| b as f64 - center as f64);
             Ok(Opened {
                 source: Box::new(file),
                 channel_offset_hz: offset,
                 is_sim: false,
+                warnings,
             })
         }
         SourceSpec::RtlTcp(addr) => {
@@ -213,6 +231,8 @@ pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, OpenError> {
                 center_frequency_hz: center,
                 sample_rate_hz: tuning.sample_rate_hz,
                 gain: tuning.gain,
+                ppm: tuning.ppm,
+                bias_tee: tuning.bias_tee.then_some(true),
                 ..RtlTcpConfig::default()
             };
             let src =
@@ -224,6 +244,7 @@ pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, OpenError> {
                 source: Box::new(src),
                 channel_offset_hz: tuning.tuning_offset_hz,
                 is_sim: false,
+                warnings: Vec::new(),
             })
         }
         #[cfg(feature = "rtlsdr")]
@@ -237,6 +258,8 @@ pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, OpenError> {
                 center_frequency_hz: center,
                 sample_rate_hz: tuning.sample_rate_hz,
                 gain: tuning.gain,
+                ppm: tuning.ppm,
+                bias_tee: tuning.bias_tee.then_some(true),
                 ..RtlSdrConfig::default()
             };
             let src = RtlSdrSource::open(config).map_err(|e| OpenError::RtlSdr {
@@ -247,6 +270,7 @@ pub fn open(spec: &SourceSpec, tuning: &Tuning) -> Result<Opened, OpenError> {
                 source: Box::new(src),
                 channel_offset_hz: tuning.tuning_offset_hz,
                 is_sim: false,
+                warnings: Vec::new(),
             })
         }
         #[cfg(not(feature = "rtlsdr"))]

@@ -107,6 +107,18 @@ pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// Parses a frequency correction in parts per million: a whole number from -1000 to 1000.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_ppm(text: &str) -> Result<i32, String> {
+    match text.trim().parse::<i32>() {
+        Ok(p) if (-1000..=1000).contains(&p) => Ok(p),
+        Ok(_) => Err("must be from -1000 to 1000 ppm".to_owned()),
+        Err(_) => Err("not a whole number of ppm".to_owned()),
+    }
+}
+
 /// Reads a pre-shared key from the file named by `text`.
 ///
 /// # Errors
@@ -123,6 +135,12 @@ pub fn parse_gain(text: &str) -> Result<sarlink_sdr::Gain, String> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("auto") {
         return Ok(sarlink_sdr::Gain::Auto);
+    }
+    // rtl_tcp (`-g 0`) and rtl_433 users mean automatic gain by 0: make them say which.
+    if t == "0" {
+        return Err(
+            "0 is ambiguous: use `auto` for automatic gain (what rtl_tcp and rtl_433 mean by 0), or `0dB` for a manual gain of 0 dB".to_owned(),
+        );
     }
     let db: f32 = t
         .trim_end_matches("dB")

@@ -37,14 +37,21 @@ pub struct DroneArgs {
     #[arg(long)]
     pub source: Option<String>,
     /// Beacon frequency, e.g. 406.028e6 or 121.5M [default: 406.028 MHz; a recording keeps its own]
-    #[arg(long)]
+    #[arg(long, short = 'f')]
     pub frequency: Option<String>,
     /// Sample rate for sources that can set it, e.g. 2.4M [default: 1.024M]
-    #[arg(long)]
+    #[arg(long, short = 's')]
     pub sample_rate: Option<String>,
-    /// Tuner gain in dB, or `auto` [default: auto]
-    #[arg(long)]
+    /// Tuner gain in dB (38.6, or 0dB for a manual 0 dB), or `auto`; a bare 0 is refused as ambiguous [default: auto]
+    #[arg(long, short = 'g')]
     pub gain: Option<String>,
+    /// Frequency correction of the tuner in ppm, sent to rtl_tcp or the dongle only when
+    /// given (otherwise an rtl_tcp server's own `-P` stays in force) [default: not sent]
+    #[arg(long, short = 'p', allow_negative_numbers = true)]
+    pub ppm: Option<String>,
+    /// Power an active antenna through the dongle's bias tee (rtl_tcp; USB where supported)
+    #[arg(long)]
+    pub bias_tee: bool,
     /// RSSI reports per second [default: 10]
     #[arg(long)]
     pub rate: Option<String>,
@@ -85,6 +92,8 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "frequency",
     "sample_rate",
     "gain",
+    "ppm",
+    "bias_tee",
     "rate",
     "key_file",
     "compression_threshold",
@@ -110,6 +119,12 @@ pub struct DroneSettings {
     pub sample_rate_hz: u32,
     /// Tuner gain.
     pub gain: Gain,
+    /// Frequency correction, ppm (sent only when given).
+    pub ppm: Option<i32>,
+    /// Power an active antenna through the bias tee.
+    pub bias_tee: bool,
+    /// Whether the sample rate was given (a recording then uses it instead of its own).
+    pub sample_rate_given: bool,
     /// RSSI reports per second.
     pub rate_hz: f32,
     /// Pre-shared key.
@@ -139,6 +154,12 @@ impl DroneSettings {
             ("frequency", args.frequency.clone(), None),
             ("sample_rate", args.sample_rate.clone(), Some("1.024M")),
             ("gain", args.gain.clone(), Some("auto")),
+            ("ppm", args.ppm.clone(), None),
+            (
+                "bias_tee",
+                args.bias_tee.then(|| "true".to_owned()),
+                Some("false"),
+            ),
             ("rate", args.rate.clone(), Some("10")),
             ("key_file", args.key_file.clone(), None),
             (
@@ -200,6 +221,19 @@ impl DroneSettings {
         let gain = layers
             .get_with("gain", cli.gain.clone(), || Gain::Auto, units::parse_gain)?
             .0;
+        let ppm = layers
+            .get_with(
+                "ppm",
+                cli.ppm.clone(),
+                || None,
+                |s| units::parse_ppm(s).map(Some),
+            )?
+            .0;
+        let bias_tee = cli.bias_tee || layers.get("bias_tee", None, false)?;
+        let sample_rate_given = layers.raw("sample_rate", cli.sample_rate.clone()).is_some();
+        if let (Some(hz), false) = (frequency_hz, matches!(source, SourceSpec::File(_))) {
+            check_tunable("frequency", cli.frequency.clone(), layers, hz)?;
+        }
         let rate_hz = layers
             .get_with(
                 "rate",
@@ -247,6 +281,9 @@ impl DroneSettings {
             frequency_hz,
             sample_rate_hz,
             gain,
+            ppm,
+            bias_tee,
+            sample_rate_given,
             rate_hz,
             key,
             compression_threshold,
@@ -257,4 +294,29 @@ impl DroneSettings {
             quiet,
         })
     }
+}
+
+/// Refuses a beacon frequency an RTL-SDR cannot be tuned to (R820T/R828D: 24-1766 MHz),
+/// naming the key and where the value came from.
+pub(super) fn check_tunable(
+    key: &str,
+    cli: Option<String>,
+    layers: &Layers,
+    hz: u64,
+) -> Result<(), ConfigError> {
+    if crate::drone::TUNABLE_HZ.contains(&hz) {
+        return Ok(());
+    }
+    let (value, origin) = layers
+        .raw(key, cli)
+        .unwrap_or_else(|| (hz.to_string(), super::Origin::Default));
+    Err(ConfigError::Invalid {
+        key: key.to_owned(),
+        value,
+        origin,
+        reason: format!(
+            "{:.3} MHz is outside what an RTL-SDR tunes (24-1766 MHz)",
+            hz as f64 / 1e6
+        ),
+    })
 }

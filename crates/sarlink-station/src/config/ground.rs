@@ -30,14 +30,21 @@ pub struct GroundArgs {
     #[arg(long)]
     pub source: Option<String>,
     /// Beacon frequency for the own receiver, e.g. 406.028e6 [default: 406.028 MHz]
-    #[arg(long)]
+    #[arg(long, short = 'f')]
     pub frequency: Option<String>,
     /// Sample rate of the own receiver [default: 1.024M]
-    #[arg(long)]
+    #[arg(long, short = 's')]
     pub sample_rate: Option<String>,
-    /// Gain of the own receiver in dB, or `auto` [default: auto]
-    #[arg(long)]
+    /// Gain of the own receiver in dB (38.6, or 0dB for a manual 0 dB), or `auto`; a bare 0 is refused as ambiguous [default: auto]
+    #[arg(long, short = 'g')]
     pub gain: Option<String>,
+    /// Frequency correction of the tuner in ppm, sent to rtl_tcp or the dongle only when
+    /// given (otherwise an rtl_tcp server's own `-P` stays in force) [default: not sent]
+    #[arg(long, short = 'p', allow_negative_numbers = true)]
+    pub ppm: Option<String>,
+    /// Power an active antenna through the dongle's bias tee (rtl_tcp; USB where supported)
+    #[arg(long)]
+    pub bias_tee: bool,
     /// File holding the pre-shared key (at least 16 bytes); drones must prove it
     #[arg(long)]
     pub key_file: Option<String>,
@@ -80,6 +87,8 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "frequency",
     "sample_rate",
     "gain",
+    "ppm",
+    "bias_tee",
     "key_file",
     "max_clients",
     "output",
@@ -105,6 +114,12 @@ pub struct GroundSettings {
     pub sample_rate_hz: u32,
     /// Own receiver's gain.
     pub gain: Gain,
+    /// Frequency correction, ppm (sent only when given).
+    pub ppm: Option<i32>,
+    /// Power an active antenna through the bias tee.
+    pub bias_tee: bool,
+    /// Whether the sample rate was given (a recording then uses it instead of its own).
+    pub sample_rate_given: bool,
     /// Pre-shared key.
     pub key: Option<PreSharedKey>,
     /// Client limit.
@@ -134,6 +149,12 @@ impl GroundSettings {
             ("frequency", args.frequency.clone(), Some("406.028M")),
             ("sample_rate", args.sample_rate.clone(), Some("1.024M")),
             ("gain", args.gain.clone(), Some("auto")),
+            ("ppm", args.ppm.clone(), None),
+            (
+                "bias_tee",
+                args.bias_tee.then(|| "true".to_owned()),
+                Some("false"),
+            ),
             ("key_file", args.key_file.clone(), None),
             ("max_clients", args.max_clients.clone(), Some("64")),
             ("output", args.output.clone(), Some("jsonl")),
@@ -155,7 +176,7 @@ impl GroundSettings {
     /// A [`ConfigError`] naming the key, its value and where it came from.
     pub fn resolve(args: &GroundArgs, layers: &Layers) -> Result<GroundSettings, ConfigError> {
         layers.check_file_keys(FILE_KEYS)?;
-        Ok(GroundSettings {
+        let settings = GroundSettings {
             listen: layers
                 .get_with(
                     "listen",
@@ -192,6 +213,18 @@ impl GroundSettings {
             gain: layers
                 .get_with("gain", args.gain.clone(), || Gain::Auto, units::parse_gain)?
                 .0,
+            ppm: layers
+                .get_with(
+                    "ppm",
+                    args.ppm.clone(),
+                    || None,
+                    |s| units::parse_ppm(s).map(Some),
+                )?
+                .0,
+            bias_tee: args.bias_tee || layers.get("bias_tee", None, false)?,
+            sample_rate_given: layers
+                .raw("sample_rate", args.sample_rate.clone())
+                .is_some(),
             key: layers
                 .get_with(
                     "key_file",
@@ -238,6 +271,19 @@ impl GroundSettings {
                 )?
                 .0,
             quiet: args.quiet || layers.get("quiet", None, false)?,
-        })
+        };
+        if settings
+            .source
+            .as_ref()
+            .is_some_and(|s| !matches!(s, SourceSpec::File(_)))
+        {
+            super::drone::check_tunable(
+                "frequency",
+                args.frequency.clone(),
+                layers,
+                settings.frequency_hz,
+            )?;
+        }
+        Ok(settings)
     }
 }

@@ -13,7 +13,7 @@ use sarlink_link::{LinkState, SessionConfig};
 use sarlink_monitor::metrics::{Histogram, HistogramSnapshot};
 use sarlink_monitor::resources::ResourceSampler;
 use sarlink_schema::{Decision, Role, RssiRecord, RssiUnits, SourceId};
-use sarlink_sdr::IqSource;
+use sarlink_sdr::{IqSource, SourceHealth};
 
 use crate::config::{DEFAULT_FREQUENCY_HZ, DroneSettings};
 use crate::drone::{
@@ -21,9 +21,12 @@ use crate::drone::{
     ResourceSample,
 };
 use crate::output::Output;
-use crate::pipeline::{DynSource, Measurement, PipelineConfig, PipelineEvent, ReceiverThread};
+use crate::pipeline::{
+    DynSource, Measurement, PipelineConfig, PipelineEvent, ReceiverThread, tuning_offset_hz,
+};
 use crate::record::unix_now;
 use crate::source::SourceSpec;
+use crate::source::Tuning;
 
 /// What the drone is doing, for status lines, the demo and tests (updated as it runs).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,6 +49,12 @@ pub struct DroneView {
     pub backlog: u64,
     /// Samples sent again after reconnecting.
     pub resent: u64,
+    /// Reports the receiver really produced in the last second.
+    pub reports_per_s: f32,
+    /// How a live source delivers (`None` for recordings and the simulator).
+    pub source: Option<SourceHealth>,
+    /// The latest own record was made from stale samples.
+    pub stale: bool,
 }
 
 /// What a run did.
@@ -86,6 +95,7 @@ pub struct DroneNode {
     view: Arc<Mutex<DroneView>>,
     ground_latency: Histogram,
     options: DroneOptions,
+    reports_this_second: u32,
 }
 
 /// Opens the receiver `settings` name (with the tuning offset for tunable sources).
@@ -101,14 +111,18 @@ pub fn open_measurement(settings: &DroneSettings) -> anyhow::Result<Measurement<
     pipeline.rate_hz = settings.rate_hz;
     pipeline.gain = settings.gain;
     pipeline.calibration_db = settings.calibration_db;
-    Measurement::open(
-        &settings.source,
-        beacon,
-        settings.sample_rate_hz,
-        &pipeline,
-        rand::random(),
-    )
-    .with_context(|| format!("opening the source {}", settings.source))
+    let tuning = Tuning {
+        beacon_hz: beacon,
+        sample_rate_hz: settings.sample_rate_hz,
+        sample_rate_given: settings.sample_rate_given,
+        gain: settings.gain,
+        ppm: settings.ppm,
+        bias_tee: settings.bias_tee,
+        tuning_offset_hz: tuning_offset_hz(settings.sample_rate_hz),
+        seed: rand::random(),
+    };
+    Measurement::open(&settings.source, &tuning, &pipeline)
+        .with_context(|| format!("opening the source {}", settings.source))
 }
 
 impl DroneNode {
@@ -163,6 +177,7 @@ impl DroneNode {
             view: Arc::new(Mutex::new(DroneView::default())),
             ground_latency: Histogram::new(),
             options,
+            reports_this_second: 0,
         })
     }
 
@@ -219,6 +234,8 @@ impl DroneNode {
             let now = Instant::now();
             if now >= next_second {
                 next_second += Duration::from_secs(1);
+                self.view.lock().reports_per_s = self.reports_this_second as f32;
+                self.reports_this_second = 0;
                 let r = sampler.sample(now - start).ok().unwrap_or_default();
                 let sample = ResourceSample {
                     readings: sarlink_monitor::degradation::Readings {
@@ -257,13 +274,26 @@ impl DroneNode {
     fn pipeline_event(&mut self, ev: PipelineEvent) -> bool {
         let now = unix_now();
         match ev {
-            PipelineEvent::Measured(m) => self.core.handle(
-                now,
-                DroneInput::Measured {
-                    record: m.record,
-                    detected: m.detected,
-                },
-            ),
+            PipelineEvent::Measured(m) => {
+                self.reports_this_second += 1;
+                let mut v = self.view.lock();
+                if m.stale != v.stale {
+                    if m.stale {
+                        tracing::warn!("the source delivers late or slowly: records are stale");
+                    } else {
+                        tracing::info!("the source delivers in real time again");
+                    }
+                }
+                v.stale = m.stale;
+                drop(v);
+                self.core.handle(
+                    now,
+                    DroneInput::Measured {
+                        record: m.record,
+                        detected: m.detected,
+                    },
+                );
+            }
             PipelineEvent::Cycle(d) => self.core.handle(now, DroneInput::CycleTime(d)),
             PipelineEvent::ControlDone { control, outcome } => {
                 let cmd_id = match control {
@@ -279,6 +309,13 @@ impl DroneNode {
                     .handle(now, DroneInput::ControlDone { cmd_id, outcome });
             }
             PipelineEvent::Failing(why) => tracing::warn!(%why, "the receiver keeps failing"),
+            PipelineEvent::Health(h) => self.view.lock().source = Some(h),
+            PipelineEvent::Stalled(state) => {
+                tracing::warn!(
+                    state = state.as_str(),
+                    "no samples from the source; its records will be marked stale"
+                );
+            }
             PipelineEvent::End => return true,
         }
         false
@@ -464,11 +501,28 @@ pub fn status_line(v: &DroneView, elapsed: Duration) -> String {
             )
         },
     );
+    let source = match &v.source {
+        Some(h) => {
+            let age = h.age(std::time::Instant::now()).map_or_else(
+                || "no data yet".to_owned(),
+                |a| format!("data {:.1} s old", a.as_secs_f64()),
+            );
+            format!(
+                " | source {} {age}, {:.0} % of real time, {} reconnects",
+                h.state.as_str(),
+                h.rate_ratio() * 100.0,
+                h.reconnects
+            )
+        }
+        None => String::new(),
+    };
     format!(
-        "[{:>6.1}s] own {} | ground {} | active {decision} | {link} | {} Hz",
+        "[{:>6.1}s] own {}{} | ground {} | active {decision} | {link} | {:.0} reports/s (target {} Hz){source}",
         elapsed.as_secs_f64(),
         rx(v.own.as_ref()),
+        if v.stale { " STALE" } else { "" },
         rx(v.ground.as_ref()),
+        v.reports_per_s,
         v.rate_hz
     )
 }

@@ -19,8 +19,11 @@ use crate::config::GroundSettings;
 use crate::ground::{GroundCore, GroundEvent, GroundInput, GroundOutput};
 use crate::metrics_http::MetricsServer;
 use crate::output::{Entry, Output, recover};
-use crate::pipeline::{Measurement, PipelineConfig, PipelineEvent, ReceiverThread};
+use crate::pipeline::{
+    Measurement, PipelineConfig, PipelineEvent, ReceiverThread, tuning_offset_hz,
+};
 use crate::record::{unix_now, unix_ns};
+use crate::source::Tuning;
 
 struct Metrics {
     registry: Registry,
@@ -123,14 +126,18 @@ impl GroundNode {
             Some(spec) => {
                 let mut pipeline = PipelineConfig::new(SourceId::GROUND);
                 pipeline.gain = settings.gain;
-                let m = Measurement::open(
-                    spec,
-                    Some(settings.frequency_hz),
-                    settings.sample_rate_hz,
-                    &pipeline,
-                    rand::random(),
-                )
-                .with_context(|| format!("opening the own receiver {spec}"))?;
+                let tuning = Tuning {
+                    beacon_hz: Some(settings.frequency_hz),
+                    sample_rate_hz: settings.sample_rate_hz,
+                    sample_rate_given: settings.sample_rate_given,
+                    gain: settings.gain,
+                    ppm: settings.ppm,
+                    bias_tee: settings.bias_tee,
+                    tuning_offset_hz: tuning_offset_hz(settings.sample_rate_hz),
+                    seed: rand::random(),
+                };
+                let m = Measurement::open(spec, &tuning, &pipeline)
+                    .with_context(|| format!("opening the own receiver {spec}"))?;
                 Some(ReceiverThread::spawn(m).context("starting the own receiver")?)
             }
             None => None,
