@@ -857,8 +857,11 @@ impl Estimator {
             return None;
         }
         let threshold = noise_acc * gamma_quantile_z(k, 4.5) / k;
-        let first = (self.nominal_bin - self.search_bins).ceil() as i64;
-        let last = (self.nominal_bin + self.search_bins).floor() as i64;
+        // The bins holding the window's ends are searched too (a carrier at the very end may
+        // peak there); the result is clamped to the window below. The region has a spare bin
+        // beyond them for the interpolation.
+        let first = (self.nominal_bin - self.search_bins).floor() as i64;
+        let last = (self.nominal_bin + self.search_bins).ceil() as i64;
         let mut best: Option<(usize, f32)> = None;
         for signed in first..=last {
             // Inside the region by construction: the index is in range.

@@ -8,10 +8,10 @@
 //! # Method
 //!
 //! - A pulse **starts** on a frame whose channel power exceeds the noise by
-//!   [`PulseConfig::trigger_snr_db`], provided the three frames before it averaged below the
-//!   noise plus 0 dB of excess (so a steady carrier that flickers around the threshold does not
-//!   make pulses). It **ends** on the first frame whose excess falls below
-//!   [`PulseConfig::release_snr_db`].
+//!   [`PulseConfig::trigger_snr_db`], provided the two frames before the one preceding it
+//!   (which may hold the leading edge) held on average less excess than the noise itself (so a steady carrier that flickers around the threshold does
+//!   not make pulses). It **ends** with the first of two consecutive frames whose excess falls
+//!   below [`PulseConfig::release_snr_db`] (a single low frame, an AM trough, does not end it).
 //! - Its **power** is the mean, noise subtracted, of its interior frames (all but the first and
 //!   the last, which the edges cover only in part), or of its strongest frame when it has no
 //!   interior frame.
@@ -126,6 +126,9 @@ struct Open {
     max_excess: f64,
     /// Noise of the frame that opened it (for the SNR test).
     noise: f64,
+    /// The first frame below the release threshold, pending a second one: its excess and
+    /// start.
+    dip: Option<(f64, f64)>,
 }
 
 /// Follows pulses across frames and reports.
@@ -210,7 +213,9 @@ impl PulseTracker {
         let mut ended = None;
         match self.open.as_mut() {
             None => {
-                let quiet = self.recent.iter().sum::<f64>() / 3.0 < 1.0;
+                // The frame just before may hold the pulse's leading edge: quiet is judged on
+                // the two before it.
+                let quiet = (self.recent[0] + self.recent[1]) / 2.0 < 1.0;
                 if snr >= self.trigger && quiet {
                     self.open = Some(Open {
                         first_start_ns: start_ns,
@@ -221,11 +226,17 @@ impl PulseTracker {
                         last_excess: excess,
                         max_excess: excess,
                         noise,
+                        dip: None,
                     });
                 }
             }
             Some(open) => {
                 if snr >= self.release {
+                    if let Some((dip_excess, _)) = open.dip.take() {
+                        // A one-frame dip (an AM trough): part of the pulse after all.
+                        open.sum += dip_excess;
+                        open.count += 1;
+                    }
                     open.sum += excess;
                     open.count += 1;
                     open.last_excess = excess;
@@ -237,10 +248,13 @@ impl PulseTracker {
                         self.recent = [snr; 3];
                         return None;
                     }
-                } else {
+                } else if let Some((dip_excess, dip_start)) = open.dip {
+                    // Two frames below: the pulse ended in or just before the first of them.
                     let open = *open;
                     self.open = None;
-                    ended = self.close(&open, excess, start_ns, len_ns);
+                    ended = self.close(&open, dip_excess, dip_start, len_ns);
+                } else {
+                    open.dip = Some((excess, start_ns));
                 }
             }
         }
