@@ -43,6 +43,7 @@ fn rssi16() -> Message {
             quality_score: QualityScore::new(90).unwrap(),
             snr_db: None,
             noise_dbm: None,
+            beacon: BeaconFields::NONE,
         })
         .collect();
     Message::Rssi(Rssi::new(0, samples).unwrap())

@@ -288,15 +288,17 @@ fn false_pulses_on_noise(fs: u32, seconds: f64, seed: u64) -> usize {
 }
 
 #[test]
-fn no_false_pulse_in_a_minute_of_noise() {
-    let n = false_pulses_on_noise(250_000, 60.0, 7);
-    eprintln!("60 s of noise at 250 kS/s: {n} false pulses");
+fn no_false_pulse_in_10_s_of_noise() {
+    // The target is under one per minute: see the stress test for ten minutes.
+    let n = false_pulses_on_noise(250_000, 10.0, 7);
+    eprintln!("10 s of noise at 250 kS/s: {n} false pulses");
     assert_eq!(n, 0);
 }
 
 #[test]
 #[ignore = "long: run with --release -- --ignored"]
 fn stress_no_false_pulses_in_ten_minutes_of_noise_at_every_rate() {
+    // 150 s at each of the four rates.
     for fs in RATES {
         let n = false_pulses_on_noise(fs, 150.0, 8);
         eprintln!("150 s of noise at {fs} S/s: {n} false pulses");
@@ -394,12 +396,12 @@ fn bursts_of_406_mhz_beacons_are_measured_flagged_and_held() {
         let power = noise_in_channel(fs) + snr;
         let width = width_ms / 1e3;
         // Bursts 1.7 s apart, starting 37 ms into a report.
-        let truth: Vec<(f64, f64)> = (0..3).map(|i| (0.337 + 1.7 * i as f64, width)).collect();
+        let truth: Vec<(f64, f64)> = (0..2).map(|i| (0.337 + 1.7 * i as f64, width)).collect();
         let mut est = Estimator::new(drone_config(fs)).unwrap();
         let rs = run(
             &mut est,
             fs,
-            5.4,
+            3.7,
             seed,
             true,
             burst_406(fs, CHANNEL_OFFSET + offset, power, truth.clone(), seed),
@@ -471,7 +473,7 @@ fn elt_reads_its_power_within_1_db_at_0_and_7_khz_off_and_steps_10_db() {
                 let carrier = noise_ch + snr - am_gain;
                 let mut est = Estimator::new(drone_config(fs)).unwrap();
                 let sig = || elt(fs, CHANNEL_OFFSET + offset, carrier);
-                let rs = run(&mut est, fs, 1.05, 31, true, sig());
+                let rs = run(&mut est, fs, 0.45, 31, true, sig());
                 // The power over a 100 ms window varies by +-0.6 dB with the sweep: the truth
                 // of each report is its own window's.
                 let truths = window_powers(&rs, fs, sig());
@@ -509,8 +511,8 @@ fn a_carrier_anywhere_within_4_5_khz_of_the_centre_reads_within_half_a_db_at_eve
         let truth = db(lin(noise_ch + snr) + lin(noise_ch));
         let mut worst = 0.0f64;
         let mut worst_untracked = 0.0f64;
-        for step in -9i32..=9 {
-            let off = f64::from(step) * 500.0 + 37.0 * f64::from(step.signum());
+        for step in -6i32..=6 {
+            let off = f64::from(step) * 750.0 + 37.0 * f64::from(step.signum());
             let off = off.clamp(-4_500.0, 4_500.0);
             for (tracking, worst) in [(true, &mut worst), (false, &mut worst_untracked)] {
                 let cfg = drone_config(fs).tracking(tracking.then_some(8_000.0));
@@ -518,7 +520,7 @@ fn a_carrier_anywhere_within_4_5_khz_of_the_centre_reads_within_half_a_db_at_eve
                 let rs = run(
                     &mut est,
                     fs,
-                    0.21,
+                    0.11,
                     40 + u64::from(step.unsigned_abs()),
                     false,
                     tone(fs, CHANNEL_OFFSET + off, noise_ch + snr),
