@@ -25,6 +25,7 @@ fn record(i: u64) -> RssiRecord {
         quality_score: QualityScore::new(85).unwrap(),
         snr_db: Some(Db::new(17.5).unwrap()),
         noise_dbm: Some(Dbm::new(-95.0).unwrap()),
+        beacon: sarlink_schema::BeaconFields::NONE,
     }
 }
 

@@ -39,6 +39,7 @@ fn record(i: u64) -> RssiRecord {
         quality_score: QualityScore::new(80).unwrap(),
         snr_db: Some(Db::new(15.0).unwrap()),
         noise_dbm: Some(Dbm::new(-95.0).unwrap()),
+        beacon: sarlink_schema::BeaconFields::NONE,
     }
 }
 

@@ -29,6 +29,7 @@ fn record(i: u64) -> RssiRecord {
         quality_score: QualityScore::new(70).unwrap(),
         snr_db: Some(Db::new(12.5).unwrap()),
         noise_dbm: None,
+        beacon: sarlink_schema::BeaconFields::NONE,
     }
 }
 
