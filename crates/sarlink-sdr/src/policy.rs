@@ -50,8 +50,10 @@ impl ClipGainPolicy {
     /// or `None` to leave it (policy off, no clipping, or already at the floor).
     #[must_use]
     pub fn gain_for(&self, clip_fraction: f32, current: Gain) -> Option<Gain> {
-        // A NaN fraction fails the comparison: no change.
-        if !self.enabled || !(clip_fraction > self.max_clip_fraction) {
+        // A NaN fraction is not greater: no change.
+        let clipping = clip_fraction.partial_cmp(&self.max_clip_fraction)
+            == Some(std::cmp::Ordering::Greater);
+        if !self.enabled || !clipping {
             return None;
         }
         let next = match current {
