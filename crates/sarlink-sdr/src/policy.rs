@@ -51,8 +51,8 @@ impl ClipGainPolicy {
     #[must_use]
     pub fn gain_for(&self, clip_fraction: f32, current: Gain) -> Option<Gain> {
         // A NaN fraction is not greater: no change.
-        let clipping = clip_fraction.partial_cmp(&self.max_clip_fraction)
-            == Some(std::cmp::Ordering::Greater);
+        let clipping =
+            clip_fraction.partial_cmp(&self.max_clip_fraction) == Some(std::cmp::Ordering::Greater);
         if !self.enabled || !clipping {
             return None;
         }
