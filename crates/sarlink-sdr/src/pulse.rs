@@ -9,8 +9,9 @@
 //!
 //! - A pulse **starts** on a frame whose channel power exceeds the noise by
 //!   [`PulseConfig::trigger_snr_db`], provided the two frames before the one preceding it
-//!   (which may hold the leading edge) held on average less excess than the noise itself (so a steady carrier that flickers around the threshold does
-//!   not make pulses). It **ends** with the first of two consecutive frames whose excess falls
+//!   (which may hold the leading edge) averaged below the release threshold (so a steady
+//!   carrier that flickers around the trigger does not make a train of pulses; one that does
+//!   start one is mostly refused by [`PulseConfig::min_snr_db`]). It **ends** with the first of two consecutive frames whose excess falls
 //!   below [`PulseConfig::release_snr_db`] (a single low frame, an AM trough, does not end it).
 //! - Its **power** is the mean, noise subtracted, of its interior frames (all but the first and
 //!   the last, which the edges cover only in part), or of its strongest frame when it has no
@@ -20,7 +21,8 @@
 //!   window's energy profile, so the edges are resolved to a fraction of a frame (noise makes
 //!   that fraction uncertain: at 10 dB SNR the edges move by up to about half a frame).
 //! - A pulse is **accepted** when it is at least [`PulseConfig::min_width`] wide, its power is
-//!   at least [`PulseConfig::min_snr_db`] over the noise, and it is at most
+//!   at least [`PulseConfig::min_snr_db`] over the noise and [`PulseConfig::min_contrast_db`]
+//!   over what the channel held just before it, and it is at most
 //!   [`PulseConfig::max_width`] long (longer ones are steady carriers: not pulses). An accepted
 //!   pulse at least [`PulseConfig::burst_min_width`] long is a **burst** (a 406 MHz beacon's
 //!   440 or 520 ms transmission).
@@ -42,6 +44,10 @@ pub struct PulseConfig {
     pub min_width: Duration,
     /// Weakest accepted pulse, as pulse power over the channel noise; default 6 dB.
     pub min_snr_db: f32,
+    /// Least contrast of an accepted pulse: its power over the channel power (noise included)
+    /// of the frames before it; default 5 dB. A steady carrier flickering around the trigger
+    /// has almost none.
+    pub min_contrast_db: f32,
     /// Widest accepted pulse: anything longer is a steady carrier, not a pulse; default 800 ms
     /// (a 406 MHz burst lasts at most 520 ms).
     pub max_width: Duration,
@@ -59,6 +65,7 @@ impl Default for PulseConfig {
             release_snr_db: 3.0,
             min_width: Duration::from_millis(2),
             min_snr_db: 6.0,
+            min_contrast_db: 5.0,
             max_width: Duration::from_millis(800),
             burst_min_width: Duration::from_millis(200),
             detection_hold: Duration::from_secs(3),
@@ -126,6 +133,8 @@ struct Open {
     max_excess: f64,
     /// Noise of the frame that opened it (for the SNR test).
     noise: f64,
+    /// Mean excess of the frames before it (for the contrast test), linear.
+    baseline: f64,
     /// The first frame below the release threshold, pending a second one: its excess and
     /// start.
     dip: Option<(f64, f64)>,
@@ -214,8 +223,11 @@ impl PulseTracker {
         match self.open.as_mut() {
             None => {
                 // The frame just before may hold the pulse's leading edge: quiet is judged on
-                // the two before it.
-                let quiet = (self.recent[0] + self.recent[1]) / 2.0 < 1.0;
+                // the two before it, which must average below the release threshold (noise
+                // alone exceeds it in about one frame pair in 10^4: 1 ms frames of a 10 kHz
+                // channel hold few independent values, so single noise frames reach 3 times
+                // the noise now and then).
+                let quiet = (self.recent[0] + self.recent[1]) / 2.0 < self.release;
                 if snr >= self.trigger && quiet {
                     self.open = Some(Open {
                         first_start_ns: start_ns,
@@ -226,6 +238,7 @@ impl PulseTracker {
                         last_excess: excess,
                         max_excess: excess,
                         noise,
+                        baseline: (self.recent[0] + self.recent[1]).max(0.0) / 2.0 * noise,
                         dip: None,
                     });
                 }
@@ -300,7 +313,8 @@ impl PulseTracker {
             + hann_energy_inverse(share(last_excess)) * len_ns
             + hann_energy_inverse(share(after_excess)) * len_ns;
         let width = (end_ns - start_ns).max(0.0);
-        let snr_ok = power >= ratio(self.config.min_snr_db) * open.noise;
+        let snr_ok = power >= ratio(self.config.min_snr_db) * open.noise
+            && power >= ratio(self.config.min_contrast_db) * (open.noise + open.baseline);
         let width_ok = width >= self.config.min_width.as_nanos() as f64
             && width <= self.config.max_width.as_nanos() as f64;
         (snr_ok && width_ok).then_some(Pulse {
