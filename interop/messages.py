@@ -67,6 +67,22 @@ GOLDEN_RECORD = {
     "noise_dbm": -89.75,
 }
 
+BEACON_RECORD = {
+    "timestamp_ns": 1764000000100000000, "rssi_dbm": -60.25, "frequency_hz": 148525000,
+    "source_id": 0, "quality_score": 40, "snr_db": 4.5, "noise_dbm": -66.0,
+    # Protocol 1.1 beacon keys, in the spec's order after noise_dbm.
+    "detected": True, "pulses": 1, "pulse_dbm": -52.5, "pulse_width_us": 20125,
+    "pulse_start_ns": 1764000000042000000, "pulse_interval_ms": 1003, "last_pulse_dbm": -52.5,
+    "last_pulse_age_ms": 38, "burst": False, "offset_hz": -6875.5, "clip_fraction": 0.0,
+}
+
+HELD_RECORD = {
+    "timestamp_ns": 1764000000200000000, "rssi_dbm": -60.25, "frequency_hz": 148525000,
+    "source_id": 0, "quality_score": 40, "noise_dbm": -66.0,
+    "detected": True, "pulses": 0, "last_pulse_dbm": -52.5, "last_pulse_age_ms": 138,
+    "clip_fraction": 0.25,
+}
+
 EXPECTED = {
     "hello": {
         "type": "hello", "proto": "sarlink", "version": [1, 0], "role": "drone",
@@ -82,6 +98,7 @@ EXPECTED = {
     "reject": {"type": "reject", "code": "auth", "reason": "bad mac"},
     "rssi": {"type": "rssi", "seq": 42, "samples": [GOLDEN_RECORD]},
     "rssi_batch": {"type": "rssi", "seq": 1000, "samples": [batch_record(i) for i in range(64)]},
+    "rssi_beacon": {"type": "rssi", "seq": 7, "samples": [BEACON_RECORD, HELD_RECORD]},
     "rx": {"type": "rx", "seq": 1064},
     "ping": {"type": "ping", "seq": 7, "t_ns": 1700000000123456789},
     "pong": {"type": "pong", "seq": 7, "t_ns": 1700000000123456789},
@@ -370,6 +387,17 @@ def python_writes():
         "bad/seq_u32": ({"type": "ping", "seq": 1 << 32, "t_ns": 0}, "seq"),
         "bad/tune_no_freq": ({"type": "cmd", "id": 1, "op": "tune"}, "frequency_hz"),
         "bad/no_type": ({"seq": 1}, "type"),
+        # Protocol 1.1 beacon keys are validated like the others.
+        "bad/clip_above_1": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, clip_fraction=1.5)]}, "clip_fraction"),
+        "bad/clip_negative": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, clip_fraction=-0.001)]}, "clip_fraction"),
+        "bad/nan_pulse": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, pulse_dbm=float("nan"))]}, "pulse_dbm"),
+        "bad/inf_last_pulse": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, last_pulse_dbm=float("inf"))]}, "last_pulse_dbm"),
+        "bad/nan_offset": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, offset_hz=float("nan"))]}, "offset_hz"),
+        "bad/pulses_negative": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, pulses=-1)]}, "pulses"),
+        "bad/width_u64": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, pulse_width_us=1 << 32)]}, "pulse_width_us"),
+        "bad/detected_int": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, detected=1)]}, "detected"),
+        "bad/burst_str": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, burst="yes")]}, "burst"),
+        "bad/start_float": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, pulse_start_ns=1.5)]}, "pulse_start_ns"),
     }
     for label, (msg, field) in invalid.items():
         cases.append((label, make_frame(msgpack.packb(msg, use_bin_type=True)), ("error", field)))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_main};
 use sarlink_sdr::source::file::FileSource;
-use sarlink_sdr::source::sim::{SimConfig, Simulator};
+use sarlink_sdr::source::sim::{BeaconMode, SimConfig, Simulator};
 use sarlink_sdr::{Estimator, EstimatorConfig, IqBlock, IqSource};
 
 const RATE: u32 = 2_400_000;
@@ -16,9 +16,15 @@ const SAMPLES: usize = 240_000;
 const CHUNK_BYTES: usize = 32_768;
 
 fn recording() -> Vec<u8> {
+    recording_of(BeaconMode::Continuous)
+}
+
+/// 0.1 s of a beacon transmitting in `mode`.
+fn recording_of(beacon: BeaconMode) -> Vec<u8> {
     let mut sim = Simulator::new(SimConfig {
         sample_rate_hz: RATE,
         distance_m: 500.0,
+        beacon,
         ..SimConfig::default()
     });
     let mut bytes = vec![0u8; 2 * SAMPLES];
@@ -55,6 +61,29 @@ fn estimator_benches(c: &mut Criterion) {
             });
         });
     }
+    // The drone's configuration: default FFT (2048 at 2.4 MS/s, about 1 ms frames), carrier
+    // tracking and pulse measurement, on a tag pulsing 20 ms every 50 ms (two pulses per
+    // report interval, so the pulse tracker opens and closes pulses in every iteration).
+    let pulsed = recording_of(BeaconMode::Pulsed {
+        period: Duration::from_millis(50),
+        on_time: Duration::from_millis(20),
+    });
+    let mut est = Estimator::new(EstimatorConfig::new(RATE).channel(50_000.0, 10_000.0)).unwrap();
+    let (mut pulses, mut samples) = (0u32, 0u64);
+    g.bench_function("cu8_default_pulsed", |b| {
+        b.iter(|| {
+            for chunk in pulsed.chunks(CHUNK_BYTES) {
+                // Timestamps that keep counting: pulse times need a monotonic clock.
+                let ts = Duration::from_nanos(samples * 1_000_000_000 / u64::from(RATE));
+                samples += (chunk.len() / 2) as u64;
+                est.process_cu8(black_box(chunk), ts, |r| {
+                    pulses += r.pulse.count;
+                    black_box(r);
+                });
+            }
+        });
+    });
+    assert!(pulses > 0, "the pulsed benchmark saw no pulse");
     let mut block = IqBlock::with_capacity(CHUNK_BYTES / 2);
     let mut est = estimator(1024);
     g.bench_function("complex_fft1024", |b| {

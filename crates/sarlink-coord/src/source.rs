@@ -131,6 +131,7 @@ mod tests {
             quality_score: QualityScore::new(87).unwrap(),
             snr_db: Some(Db::new(18.25).unwrap()),
             noise_dbm: None,
+            beacon: sarlink_schema::BeaconFields::NONE,
         };
         let r = SourceReading::from(&record);
         assert_eq!(

@@ -339,6 +339,7 @@ fn wire_records_in_decisions_out() {
         quality_score: QualityScore::new(100).unwrap(),
         snr_db: Some(Db::new(snr).unwrap()),
         noise_dbm: None,
+        beacon: sarlink_schema::BeaconFields::NONE,
     };
     let mut c = coord();
     c.update_record(&record(SourceId::DRONE, 9.0), epoch + ms(20));

@@ -29,7 +29,49 @@ fn batch_record(i: u32) -> RssiRecord {
         quality_score: QualityScore::new((i * 13 % 101) as u8).unwrap(),
         snr_db: (i % 4 != 3).then(|| Db::new(10.0 + (i % 11) as f32 * 0.5).unwrap()),
         noise_dbm: (i % 5 != 4).then(|| Dbm::new(-90.0 - (i % 5) as f32 * 0.25).unwrap()),
+        beacon: BeaconFields::NONE,
     }
+}
+
+/// Two protocol 1.1 records: every beacon key (a pulse ended in the window), and the held
+/// keys only; the Python script expects the same values.
+fn beacon_records() -> Vec<RssiRecord> {
+    let base = RssiRecord {
+        timestamp_ns: 1_764_000_000_100_000_000,
+        rssi_dbm: Dbm::new(-60.25).unwrap(),
+        frequency_hz: FrequencyHz::new(148_525_000).unwrap(),
+        source_id: SourceId::DRONE,
+        quality_score: QualityScore::new(40).unwrap(),
+        snr_db: Some(Db::new(4.5).unwrap()),
+        noise_dbm: Some(Dbm::new(-66.0).unwrap()),
+        beacon: BeaconFields {
+            detected: Some(true),
+            pulses: Some(1),
+            pulse_dbm: Some(Dbm::new(-52.5).unwrap()),
+            pulse_width_us: Some(20_125),
+            pulse_start_ns: Some(1_764_000_000_042_000_000),
+            pulse_interval_ms: Some(1_003),
+            last_pulse_dbm: Some(Dbm::new(-52.5).unwrap()),
+            last_pulse_age_ms: Some(38),
+            burst: Some(false),
+            offset_hz: Some(OffsetHz::new(-6_875.5).unwrap()),
+            clip_fraction: Some(ClipFraction::new(0.0).unwrap()),
+        },
+    };
+    let held = RssiRecord {
+        timestamp_ns: 1_764_000_000_200_000_000,
+        snr_db: None,
+        beacon: BeaconFields {
+            detected: Some(true),
+            pulses: Some(0),
+            last_pulse_dbm: Some(Dbm::new(-52.5).unwrap()),
+            last_pulse_age_ms: Some(138),
+            clip_fraction: Some(ClipFraction::new(0.25).unwrap()),
+            ..BeaconFields::NONE
+        },
+        ..base
+    };
+    vec![base, held]
 }
 
 fn fixtures() -> Vec<(&'static str, Message)> {
@@ -41,6 +83,7 @@ fn fixtures() -> Vec<(&'static str, Message)> {
         quality_score: QualityScore::new(87).unwrap(),
         snr_db: Some(Db::new(18.25).unwrap()),
         noise_dbm: Some(Dbm::new(-89.75).unwrap()),
+        beacon: BeaconFields::NONE,
     };
     let node = |n: &str| NodeName::new(n).unwrap();
     vec![
@@ -91,6 +134,10 @@ fn fixtures() -> Vec<(&'static str, Message)> {
         (
             "rssi_batch",
             Message::Rssi(Rssi::new(1000, (0..64).map(batch_record).collect()).unwrap()),
+        ),
+        (
+            "rssi_beacon",
+            Message::Rssi(Rssi::new(7, beacon_records()).unwrap()),
         ),
         ("rx", Message::Rx(Rx { seq: 1064 })),
         (

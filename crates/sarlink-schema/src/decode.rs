@@ -13,8 +13,8 @@ use crate::message::{
     Status, UnknownMessage, Welcome,
 };
 use crate::types::{
-    AckCode, Db, Dbm, FrequencyHz, Mac, NodeName, Nonce, ProtocolVersion, QualityScore, Role,
-    RssiRecord, RssiUnits, SourceId, WireCode,
+    AckCode, BeaconFields, ClipFraction, Db, Dbm, FrequencyHz, Mac, NodeName, Nonce, OffsetHz,
+    ProtocolVersion, QualityScore, Role, RssiRecord, RssiUnits, SourceId, WireCode,
 };
 
 /// The deepest nesting of arrays and maps a payload may have; the message map is level 1,
@@ -737,6 +737,7 @@ fn canonical_record(r: &mut Reader<'_>) -> Option<RssiRecord> {
         quality_score,
         snr_db,
         noise_dbm,
+        beacon: BeaconFields::NONE,
     })
 }
 
@@ -755,6 +756,7 @@ fn any_record(r: &mut Reader<'_>) -> Result<RssiRecord, DecodeError> {
     )?;
     let (mut ts, mut rssi, mut freq, mut source, mut quality, mut snr, mut noise) =
         (None, None, None, None, None, None, None);
+    let mut beacon = BeaconFields::NONE;
     for _ in 0..len {
         let key = r.key()?;
         match key {
@@ -783,7 +785,11 @@ fn any_record(r: &mut Reader<'_>) -> Result<RssiRecord, DecodeError> {
                 set(&mut snr, ctx, snr_db)?;
             }
             b"noise_dbm" => set(&mut noise, c("noise_dbm"), r.dbm(c("noise_dbm"))?)?,
-            _ => r.skip(4)?,
+            _ => {
+                if !beacon_key(r, key, &mut beacon)? {
+                    r.skip(4)?;
+                }
+            }
         }
     }
     Ok(RssiRecord {
@@ -794,7 +800,54 @@ fn any_record(r: &mut Reader<'_>) -> Result<RssiRecord, DecodeError> {
         quality_score: req(quality, c("quality_score"))?,
         snr_db: snr,
         noise_dbm: noise,
+        beacon,
     })
+}
+
+/// Reads a protocol 1.1 beacon key of a record into `b`; `Ok(false)` when `key` is not one.
+fn beacon_key(r: &mut Reader<'_>, key: &[u8], b: &mut BeaconFields) -> Result<bool, DecodeError> {
+    let c = |field| Ctx {
+        message: "rssi.samples",
+        field,
+    };
+    match key {
+        b"detected" => set(&mut b.detected, c("detected"), r.bool(c("detected"))?)?,
+        b"pulses" => set(&mut b.pulses, c("pulses"), r.u32(c("pulses"))?)?,
+        b"pulse_dbm" => set(&mut b.pulse_dbm, c("pulse_dbm"), r.dbm(c("pulse_dbm"))?)?,
+        b"pulse_width_us" => {
+            let ctx = c("pulse_width_us");
+            set(&mut b.pulse_width_us, ctx, r.u32(ctx)?)?;
+        }
+        b"pulse_start_ns" => {
+            let ctx = c("pulse_start_ns");
+            set(&mut b.pulse_start_ns, ctx, r.i64(ctx)?)?;
+        }
+        b"pulse_interval_ms" => {
+            let ctx = c("pulse_interval_ms");
+            set(&mut b.pulse_interval_ms, ctx, r.u32(ctx)?)?;
+        }
+        b"last_pulse_dbm" => {
+            let ctx = c("last_pulse_dbm");
+            set(&mut b.last_pulse_dbm, ctx, r.dbm(ctx)?)?;
+        }
+        b"last_pulse_age_ms" => {
+            let ctx = c("last_pulse_age_ms");
+            set(&mut b.last_pulse_age_ms, ctx, r.u32(ctx)?)?;
+        }
+        b"burst" => set(&mut b.burst, c("burst"), r.bool(c("burst"))?)?,
+        b"offset_hz" => {
+            let ctx = c("offset_hz");
+            let hz = OffsetHz::new(r.f32(ctx)?).map_err(|_| ctx.range("finite"))?;
+            set(&mut b.offset_hz, ctx, hz)?;
+        }
+        b"clip_fraction" => {
+            let ctx = c("clip_fraction");
+            let f = ClipFraction::new(r.f32(ctx)?).map_err(|_| ctx.range("0-1"))?;
+            set(&mut b.clip_fraction, ctx, f)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Room to reserve for `claimed` records when `remaining` bytes are left: never more than
@@ -1142,6 +1195,7 @@ mod tests {
             quality_score: QualityScore::new(0).unwrap(),
             snr_db: None,
             noise_dbm: None,
+            beacon: BeaconFields::NONE,
         };
         let mut buf = Vec::new();
         Enc(&mut buf).record(&smallest);
@@ -1169,6 +1223,7 @@ mod tests {
             quality_score: QualityScore::MAX,
             snr_db: None,
             noise_dbm: Some(Dbm::new(-90.0).unwrap()),
+            beacon: BeaconFields::NONE,
         };
         let mut buf = Vec::new();
         Enc(&mut buf).record(&record);

@@ -8,7 +8,7 @@ use crate::message::{
     Ack, Auth, Bye, Challenge, Cmd, CmdOp, Decision, Hello, Message, Ping, Pong, Reject, Rssi, Rx,
     Status, UnknownMessage, Welcome,
 };
-use crate::types::{ProtocolVersion, RssiRecord};
+use crate::types::{BeaconFields, ProtocolVersion, RssiRecord};
 
 /// A key encoded at compile time as a fixstr: header byte, then the bytes. Every key of the
 /// spec is shorter than 32 bytes; a longer one fails to compile.
@@ -203,7 +203,11 @@ impl<B: BufMut> Enc<'_, B> {
     }
 
     pub(crate) fn record(&mut self, r: &RssiRecord) {
-        self.map(5 + usize::from(r.snr_db.is_some()) + usize::from(r.noise_dbm.is_some()));
+        self.map(
+            5 + usize::from(r.snr_db.is_some())
+                + usize::from(r.noise_dbm.is_some())
+                + r.beacon.len(),
+        );
         self.key(key!("timestamp_ns"));
         self.int(r.timestamp_ns);
         self.key(key!("rssi_dbm"));
@@ -221,6 +225,57 @@ impl<B: BufMut> Enc<'_, B> {
         if let Some(noise) = r.noise_dbm {
             self.key(key!("noise_dbm"));
             self.f32(noise.get());
+        }
+        if !r.beacon.is_empty() {
+            self.beacon(&r.beacon);
+        }
+    }
+
+    /// The protocol 1.1 beacon keys, in the spec's order after `noise_dbm`.
+    fn beacon(&mut self, b: &BeaconFields) {
+        if let Some(v) = b.detected {
+            self.key(key!("detected"));
+            self.bool(v);
+        }
+        if let Some(v) = b.pulses {
+            self.key(key!("pulses"));
+            self.uint(u64::from(v));
+        }
+        if let Some(v) = b.pulse_dbm {
+            self.key(key!("pulse_dbm"));
+            self.f32(v.get());
+        }
+        if let Some(v) = b.pulse_width_us {
+            self.key(key!("pulse_width_us"));
+            self.uint(u64::from(v));
+        }
+        if let Some(v) = b.pulse_start_ns {
+            self.key(key!("pulse_start_ns"));
+            self.int(v);
+        }
+        if let Some(v) = b.pulse_interval_ms {
+            self.key(key!("pulse_interval_ms"));
+            self.uint(u64::from(v));
+        }
+        if let Some(v) = b.last_pulse_dbm {
+            self.key(key!("last_pulse_dbm"));
+            self.f32(v.get());
+        }
+        if let Some(v) = b.last_pulse_age_ms {
+            self.key(key!("last_pulse_age_ms"));
+            self.uint(u64::from(v));
+        }
+        if let Some(v) = b.burst {
+            self.key(key!("burst"));
+            self.bool(v);
+        }
+        if let Some(v) = b.offset_hz {
+            self.key(key!("offset_hz"));
+            self.f32(v.get());
+        }
+        if let Some(v) = b.clip_fraction {
+            self.key(key!("clip_fraction"));
+            self.f32(v.get());
         }
     }
 
@@ -455,11 +510,12 @@ impl<B: BufMut> Enc<'_, B> {
 /// # Examples
 ///
 /// ```
-/// use sarlink_schema::{encode_rssi_batch, Dbm, FrequencyHz, Message, QualityScore, Rssi, RssiRecord, SourceId};
+/// use sarlink_schema::{encode_rssi_batch, BeaconFields, Dbm, FrequencyHz, Message, QualityScore, Rssi, RssiRecord, SourceId};
 ///
 /// let r = RssiRecord {
 ///     timestamp_ns: 1, rssi_dbm: Dbm::new(-70.0).unwrap(), frequency_hz: FrequencyHz::new(406_025_000).unwrap(),
 ///     source_id: SourceId::DRONE, quality_score: QualityScore::new(90).unwrap(), snr_db: None, noise_dbm: None,
+///     beacon: BeaconFields::NONE,
 /// };
 /// let mut direct = Vec::new();
 /// encode_rssi_batch(5, [r, r].iter(), &mut direct);

@@ -20,6 +20,6 @@ pub use message::{
 /// of a received `bye` or `reject`, which may also be unknown.
 pub use sarlink_wire::CloseCode;
 pub use types::{
-    AckCode, Db, Dbm, FrequencyHz, Mac, NodeName, Nonce, ProtocolVersion, QualityScore, Role,
-    RssiRecord, RssiUnits, SourceId, ValueError, WireCode,
+    AckCode, BeaconFields, ClipFraction, Db, Dbm, FrequencyHz, Mac, NodeName, Nonce, OffsetHz,
+    ProtocolVersion, QualityScore, Role, RssiRecord, RssiUnits, SourceId, ValueError, WireCode,
 };

@@ -35,6 +35,12 @@ pub enum ValueError {
     /// An `rssi` message without samples.
     #[error("an rssi message needs at least one sample")]
     NoSamples,
+    /// A clipped fraction outside `0..=1` (or NaN).
+    #[error("clip fraction must be in 0..=1, got {value}")]
+    ClipFractionOutOfRange {
+        /// The refused value.
+        value: f32,
+    },
 }
 
 /// Identifies the receiver that measured a record: 0 the drone's SDR, 1 the ground SDR,
@@ -216,6 +222,153 @@ pub struct RssiRecord {
     pub snr_db: Option<Db>,
     /// Noise floor, same units as `rssi_dbm`, if known.
     pub noise_dbm: Option<Dbm>,
+    /// The beacon-aware keys of protocol 1.1 (all optional); [`BeaconFields::NONE`] for a 1.0
+    /// record.
+    pub beacon: BeaconFields,
+}
+
+/// A finite frequency offset in Hz (a carrier's measured offset from the channel's nominal
+/// centre, `offset_hz`).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct OffsetHz(f32);
+
+impl OffsetHz {
+    /// Checks that `hz` is finite.
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError::NotFinite`] for NaN or an infinity.
+    pub fn new(hz: f32) -> Result<OffsetHz, ValueError> {
+        if hz.is_finite() {
+            Ok(OffsetHz(hz))
+        } else {
+            Err(ValueError::NotFinite {
+                what: "Hz",
+                value: hz,
+            })
+        }
+    }
+
+    /// The offset, Hz.
+    pub const fn get(self) -> f32 {
+        self.0
+    }
+}
+
+/// The fraction of a measurement's samples at the receiver's rails; invariant: `0 <= value
+/// <= 1` (finite).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct ClipFraction(f32);
+
+impl ClipFraction {
+    /// No clipped sample.
+    pub const ZERO: ClipFraction = ClipFraction(0.0);
+
+    /// Checks that `fraction` is in `0..=1`.
+    ///
+    /// # Errors
+    ///
+    /// [`ValueError::ClipFractionOutOfRange`] outside that range or for NaN.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sarlink_schema::ClipFraction;
+    /// assert_eq!(ClipFraction::new(0.25).unwrap().get(), 0.25);
+    /// assert!(ClipFraction::new(1.5).is_err());
+    /// ```
+    pub fn new(fraction: f32) -> Result<ClipFraction, ValueError> {
+        if (0.0..=1.0).contains(&fraction) {
+            Ok(ClipFraction(fraction))
+        } else {
+            Err(ValueError::ClipFractionOutOfRange { value: fraction })
+        }
+    }
+
+    /// The fraction, 0 to 1.
+    pub const fn get(self) -> f32 {
+        self.0
+    }
+}
+
+/// The beacon-aware keys of an RSSI record (protocol 1.1, spec section 3.1), every one
+/// optional: detection, pulses and bursts, the carrier's offset and clipping.
+///
+/// The pulse keys describe the pulses that ended during the record's measurement window;
+/// `last_pulse_*` are the most recent pulse's, held in every record until the next. Powers are
+/// in the record's units (`rssi_units`), noise subtracted; nothing here is smoothed. A 1.0
+/// receiver ignores these keys.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BeaconFields {
+    /// Whether the sender counts the beacon as detected (`detected`).
+    pub detected: Option<bool>,
+    /// Pulses (bursts included) that ended during the window (`pulses`).
+    pub pulses: Option<u32>,
+    /// Mean power of those pulses, noise subtracted (`pulse_dbm`).
+    pub pulse_dbm: Option<Dbm>,
+    /// Width of the latest of those pulses, microseconds (`pulse_width_us`).
+    pub pulse_width_us: Option<u32>,
+    /// Start of the latest of those pulses, ns on the clock of `timestamp_ns`
+    /// (`pulse_start_ns`).
+    pub pulse_start_ns: Option<i64>,
+    /// Start-to-start time from the pulse before it to the latest pulse, ms
+    /// (`pulse_interval_ms`): a tag's period.
+    pub pulse_interval_ms: Option<u32>,
+    /// Power of the most recent pulse, held until the next (`last_pulse_dbm`).
+    pub last_pulse_dbm: Option<Dbm>,
+    /// Time from the end of that pulse to the end of the window, ms (`last_pulse_age_ms`).
+    pub last_pulse_age_ms: Option<u32>,
+    /// Whether a pulse that ended during the window was a burst, e.g. a 406 MHz beacon's
+    /// 440/520 ms transmission (`burst`).
+    pub burst: Option<bool>,
+    /// The carrier's measured offset from the nominal channel centre `frequency_hz`, Hz
+    /// (`offset_hz`).
+    pub offset_hz: Option<OffsetHz>,
+    /// Fraction of the window's samples at the receiver's rails (`clip_fraction`): above 0,
+    /// `rssi_dbm` may read low.
+    pub clip_fraction: Option<ClipFraction>,
+}
+
+impl BeaconFields {
+    /// No beacon key (a protocol 1.0 record).
+    pub const NONE: BeaconFields = BeaconFields {
+        detected: None,
+        pulses: None,
+        pulse_dbm: None,
+        pulse_width_us: None,
+        pulse_start_ns: None,
+        pulse_interval_ms: None,
+        last_pulse_dbm: None,
+        last_pulse_age_ms: None,
+        burst: None,
+        offset_hz: None,
+        clip_fraction: None,
+    };
+
+    /// How many of the keys are present.
+    pub fn len(&self) -> usize {
+        [
+            self.detected.is_some(),
+            self.pulses.is_some(),
+            self.pulse_dbm.is_some(),
+            self.pulse_width_us.is_some(),
+            self.pulse_start_ns.is_some(),
+            self.pulse_interval_ms.is_some(),
+            self.last_pulse_dbm.is_some(),
+            self.last_pulse_age_ms.is_some(),
+            self.burst.is_some(),
+            self.offset_hz.is_some(),
+            self.clip_fraction.is_some(),
+        ]
+        .into_iter()
+        .filter(|&present| present)
+        .count()
+    }
+
+    /// Whether no key is present.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A node's name: 1-64 bytes of UTF-8.
@@ -297,8 +450,12 @@ pub struct ProtocolVersion {
 }
 
 impl ProtocolVersion {
-    /// Version 1.0, the one this crate implements.
+    /// Version 1.0.
     pub const V1_0: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+    /// Version 1.1: 1.0 plus the optional beacon keys of the RSSI record
+    /// ([`BeaconFields`]). This crate reads and writes both: the keys are optional, and a 1.0
+    /// receiver ignores them.
+    pub const V1_1: ProtocolVersion = ProtocolVersion { major: 1, minor: 1 };
 }
 
 impl fmt::Display for ProtocolVersion {

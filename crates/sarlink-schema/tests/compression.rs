@@ -32,6 +32,7 @@ fn track(n: usize) -> Vec<RssiRecord> {
                 quality_score: QualityScore::new((snr * 4.0).clamp(0.0, 100.0) as u8).unwrap(),
                 snr_db: Some(Db::new(snr).unwrap()),
                 noise_dbm: Some(Dbm::new(floor).unwrap()),
+                beacon: BeaconFields::NONE,
             }
         })
         .collect()

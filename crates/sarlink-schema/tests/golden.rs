@@ -43,6 +43,7 @@ fn rssi16() -> Message {
             quality_score: QualityScore::new(90).unwrap(),
             snr_db: None,
             noise_dbm: None,
+            beacon: BeaconFields::NONE,
         })
         .collect();
     Message::Rssi(Rssi::new(0, samples).unwrap())
@@ -215,4 +216,74 @@ fn a_message_over_the_peer_limit_is_refused_and_leaves_the_buffer_unchanged() {
         sarlink_wire::EncodeError::MessageTooLarge { len: 133, max: 100 }
     ));
     assert_eq!(&out[..], b"before");
+}
+
+/// Protocol 1.1: the golden record with every beacon key (a 440 ms burst that ended with the
+/// window), packed independently by Python's msgpack (`use_single_float=True`): 18 keys, so a
+/// map 16 header (`de0012`), the beacon keys after `noise_dbm` in the spec's order.
+const RSSI_BEACON_PAYLOAD: &str = "83a474797065a472737369a37365712aa773616d706c657391de0012ac74696d657374616d705f6e73cf187afca767ca0000a8727373695f64626dcac28f0000ac6672657175656e63795f687ace18337328a9736f757263655f696400ad7175616c6974795f73636f726557a6736e725f6462ca41920000a96e6f6973655f64626dcac2b38000a86465746563746564c3a670756c73657301a970756c73655f64626dcac27a0000ae70756c73655f77696474685f7573ce0006b6c0ae70756c73655f73746172745f6e73cf187afca752ed6c80b170756c73655f696e74657276616c5f6d73cdc350ae6c6173745f70756c73655f64626dcac27a0000b16c6173745f70756c73655f6167655f6d7300a56275727374c3a96f66667365745f687aca449c4000ad636c69705f6672616374696f6eca00000000";
+
+fn rssi_beacon() -> Message {
+    let record = RssiRecord {
+        beacon: BeaconFields {
+            detected: Some(true),
+            pulses: Some(1),
+            pulse_dbm: Some(Dbm::new(-62.5).unwrap()),
+            pulse_width_us: Some(440_000),
+            pulse_start_ns: Some(1_763_999_999_650_000_000),
+            pulse_interval_ms: Some(50_000),
+            last_pulse_dbm: Some(Dbm::new(-62.5).unwrap()),
+            last_pulse_age_ms: Some(0),
+            burst: Some(true),
+            offset_hz: Some(OffsetHz::new(1250.0).unwrap()),
+            clip_fraction: Some(ClipFraction::ZERO),
+        },
+        ..golden_record()
+    };
+    Message::Rssi(Rssi::single(42, record))
+}
+
+#[test]
+fn beacon_record_encodes_to_the_independent_packing_and_back() {
+    let bytes = unhex(RSSI_BEACON_PAYLOAD);
+    assert_eq!(rssi_beacon().encode_to_vec(), bytes);
+    assert_eq!(Message::decode(&bytes).unwrap(), rssi_beacon());
+    // Every strict prefix is refused (truncated), never a panic.
+    for cut in 0..bytes.len() {
+        assert!(Message::decode(&bytes[..cut]).is_err(), "prefix {cut}");
+    }
+}
+
+#[test]
+fn a_v1_0_record_is_unchanged_by_the_beacon_keys() {
+    // No beacon key: the 1.0 golden bytes, so 1.0 peers see nothing new.
+    assert!(golden_record().beacon.is_empty());
+    assert_eq!(
+        rssi().encode_to_vec(),
+        payload_of(&unhex(RSSI_FRAME)).to_vec()
+    );
+}
+
+#[test]
+fn beacon_fuzz_seeds_decode() {
+    // The canonical one is the golden beacon payload itself.
+    let seed = include_bytes!("../../../fuzz/seeds/message_decode/rssi_beacon");
+    assert_eq!(seed.as_slice(), unhex(RSSI_BEACON_PAYLOAD));
+    // Held values only, and a record with `burst` out of the canonical order.
+    let held = include_bytes!("../../../fuzz/seeds/message_decode/rssi_beacon_held");
+    let Ok(Message::Rssi(batch)) = Message::decode(held) else {
+        panic!("held seed refused")
+    };
+    let b = batch.samples()[1].beacon;
+    assert_eq!(
+        (b.burst, b.pulses, b.last_pulse_age_ms),
+        (Some(false), Some(0), Some(100))
+    );
+    assert_eq!(b.clip_fraction.map(ClipFraction::get), Some(1.0));
+    let canonical = Message::Rssi(batch).encode_to_vec();
+    assert_ne!(canonical, held.as_slice());
+    assert_eq!(
+        Message::decode(&canonical).unwrap().encode_to_vec(),
+        canonical
+    );
 }

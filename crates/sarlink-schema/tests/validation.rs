@@ -957,3 +957,97 @@ fn an_unknown_type_must_be_utf8() {
         other => panic!("{other:?}"),
     }
 }
+
+// ----- protocol 1.1 beacon keys of the record -----
+
+fn beacon_record() -> Entries {
+    let mut rec = record();
+    rec.extend([
+        ("detected", V::Bool(true)),
+        ("pulses", V::UInt(2)),
+        ("pulse_dbm", V::F32(-60.0)),
+        ("pulse_width_us", V::UInt(20_000)),
+        ("pulse_start_ns", V::Int(-5)),
+        ("pulse_interval_ms", V::UInt(1000)),
+        ("last_pulse_dbm", V::F32(-60.0)),
+        ("last_pulse_age_ms", V::UInt(12)),
+        ("burst", V::Bool(false)),
+        ("offset_hz", V::F32(-7000.0)),
+        ("clip_fraction", V::F32(1.0)),
+    ]);
+    rec
+}
+
+#[test]
+fn beacon_keys_decode_and_each_may_be_absent() {
+    let Ok(Message::Rssi(batch)) = Message::decode(&rssi_with_record(&beacon_record())) else {
+        panic!("beacon record refused")
+    };
+    let b = batch.samples()[0].beacon;
+    assert_eq!(b.len(), 11);
+    assert_eq!(
+        (b.detected, b.pulses, b.pulse_width_us, b.pulse_start_ns),
+        (Some(true), Some(2), Some(20_000), Some(-5))
+    );
+    assert_eq!(b.offset_hz.map(OffsetHz::get), Some(-7000.0));
+    assert_eq!(b.clip_fraction.map(ClipFraction::get), Some(1.0));
+    for (key, _) in &beacon_record()[7..] {
+        let Ok(Message::Rssi(batch)) =
+            Message::decode(&rssi_with_record(&without(&beacon_record(), key)))
+        else {
+            panic!("without {key}")
+        };
+        assert_eq!(batch.samples()[0].beacon.len(), 10, "{key}");
+    }
+}
+
+#[test]
+fn beacon_values_out_of_range_are_refused() {
+    let bad: [(&str, V); 12] = [
+        ("clip_fraction", V::F32(1.0001)),
+        ("clip_fraction", V::F32(-0.5)),
+        ("clip_fraction", V::F32(f32::NAN)),
+        ("pulse_dbm", V::F32(f32::NAN)),
+        ("last_pulse_dbm", V::F64(f64::INFINITY)),
+        ("offset_hz", V::F32(f32::NEG_INFINITY)),
+        ("offset_hz", V::F64(1e300)),
+        ("pulses", V::Int(-1)),
+        ("pulses", V::UInt(1 << 32)),
+        ("pulse_width_us", V::UInt(1 << 32)),
+        ("pulse_interval_ms", V::Int(-3)),
+        ("pulse_start_ns", V::UInt(1 << 63)),
+    ];
+    for (key, value) in bad {
+        out_of_range(
+            &rssi_with_record(&with(&beacon_record(), key, value)),
+            "rssi.samples",
+            key,
+        );
+    }
+}
+
+#[test]
+fn beacon_values_of_the_wrong_type_are_refused() {
+    for (key, value, expected) in [
+        ("detected", V::UInt(1), "boolean"),
+        ("burst", s("yes"), "boolean"),
+        ("pulses", V::F32(1.0), "integer"),
+        ("pulse_dbm", V::Int(-60), "float"),
+        ("clip_fraction", V::UInt(0), "float"),
+        ("last_pulse_age_ms", V::Nil, "integer"),
+    ] {
+        wrong_type(
+            &rssi_with_record(&with(&beacon_record(), key, value)),
+            "rssi.samples",
+            key,
+            expected,
+        );
+    }
+}
+
+#[test]
+fn a_beacon_key_given_twice_is_refused() {
+    let mut rec = beacon_record();
+    rec.push(("burst", V::Bool(true)));
+    duplicate(&rssi_with_record(&rec), "rssi.samples", "burst");
+}

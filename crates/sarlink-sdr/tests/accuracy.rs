@@ -208,7 +208,11 @@ fn averaging_is_linear_over_the_interval() {
 fn reports_come_at_the_configured_rate_with_sample_timestamps() {
     let x = synth(2 * FS as usize + 1024, -40.0, &[], 8);
     let rs = reports(
-        &mut estimator(base().report_interval(Duration::from_millis(250))),
+        &mut estimator(
+            base()
+                .fft_size(1024)
+                .report_interval(Duration::from_millis(250)),
+        ),
         &x,
     );
     assert_eq!(rs.len(), 8);
@@ -350,7 +354,13 @@ fn approaching_beacon_is_detected_after_the_debounce_and_released_when_gone() {
         distance_m: 100_000.0,
         ..SimConfig::default()
     });
-    let mut est = estimator(EstimatorConfig::new(FS).channel(50_000.0, 10_000.0));
+    // 1024-point frames: the interval ending at 1.0 s closes on a frame that ends 880 samples
+    // into the near part (the timing asserted below).
+    let mut est = estimator(
+        EstimatorConfig::new(FS)
+            .fft_size(1024)
+            .channel(50_000.0, 10_000.0),
+    );
     let mut block = IqBlock::with_capacity(25_000);
     let mut states = Vec::new();
     // One extra block so the last interval's closing frame arrives.

@@ -20,6 +20,7 @@
 //!     quality_score: QualityScore::new(80)?,
 //!     snr_db: None,
 //!     noise_dbm: None,
+//!     beacon: sarlink_schema::BeaconFields::NONE,
 //! };
 //! core.handle(Duration::from_secs(1_764_000_000), GroundInput::OwnRecord(record));
 //! let mut relayed_to_drones = false;

@@ -41,7 +41,7 @@ use sarlink_schema::{Decision, RssiRecord, RssiUnits};
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// The field names, in CSV column order.
-pub const COLUMNS: [&str; 18] = [
+pub const COLUMNS: [&str; 30] = [
     "type",
     "node",
     "stream",
@@ -56,6 +56,18 @@ pub const COLUMNS: [&str; 18] = [
     "quality_score",
     "snr_db",
     "smoothing",
+    "stale",
+    "detected",
+    "pulses",
+    "pulse",
+    "pulse_width_us",
+    "pulse_start_ns",
+    "pulse_interval_ms",
+    "last_pulse",
+    "last_pulse_age_ms",
+    "burst",
+    "offset_hz",
+    "clip_fraction",
     "fallback",
     "reason",
     "score_drone",
@@ -321,107 +333,153 @@ impl Output {
     }
 
     fn jsonl(&mut self, entry: &Entry) {
-        let b = &mut self.buf;
-        match entry {
-            Entry::Record {
-                node,
-                stream,
-                seq,
-                units,
-                record: r,
-            } => {
-                b.extend_from_slice(b"{\"type\":\"rssi\",\"node\":");
-                json_str(b, node);
-                let _ = write!(
-                    b,
-                    ",\"stream\":\"{stream}\",\"seq\":{seq},\"timestamp_ns\":{},\"time\":\"{}\",\"rssi\":",
-                    r.timestamp_ns,
-                    iso_time(r.timestamp_ns)
-                );
-                json_num(b, Some(r.rssi_dbm.get()));
-                b.extend_from_slice(b",\"noise\":");
-                json_num(b, r.noise_dbm.map(|n| n.get()));
-                let _ = write!(
-                    b,
-                    ",\"units\":\"{}\",\"frequency_hz\":{},\"source_id\":{},\"quality_score\":{},\"snr_db\":",
-                    units.as_str(),
-                    r.frequency_hz.get(),
-                    r.source_id.get(),
-                    r.quality_score.get()
-                );
-                json_num(b, r.snr_db.map(|s| s.get()));
-                b.extend_from_slice(b"}\n");
+        self.buf.push(b'{');
+        for (n, (column, cell)) in cells(entry).iter().enumerate() {
+            if n > 0 {
+                self.buf.push(b',');
             }
-            Entry::Decision { node, decision: d } => {
-                b.extend_from_slice(b"{\"type\":\"decision\",\"node\":");
-                json_str(b, node);
-                let _ = write!(
-                    b,
-                    ",\"timestamp_ns\":{},\"time\":\"{}\",\"source_id\":{},\"fallback\":{},\"reason\":",
-                    d.t_ns,
-                    iso_time(d.t_ns),
-                    d.source_id.get(),
-                    d.fallback
-                );
-                json_str(b, &d.reason);
-                b.extend_from_slice(b",\"score_drone\":");
-                json_num(b, d.score_drone);
-                b.extend_from_slice(b",\"score_ground\":");
-                json_num(b, d.score_ground);
-                b.extend_from_slice(b"}\n");
+            json_str(&mut self.buf, COLUMNS[*column]);
+            self.buf.push(b':');
+            match cell {
+                Cell::Text(t) => json_str(&mut self.buf, t),
+                Cell::Int(v) => {
+                    let _ = write!(self.buf, "{v}");
+                }
+                Cell::Float(v) => json_num(&mut self.buf, *v),
+                Cell::Bool(v) => {
+                    let _ = write!(self.buf, "{v}");
+                }
+                // JSON lines keep 64-bit identifiers as strings (see the module docs).
+                Cell::Id(v) => {
+                    let _ = write!(self.buf, "\"{v}\"");
+                }
             }
         }
+        self.buf.extend_from_slice(b"}\n");
     }
 
     fn csv(&mut self, entry: &Entry) {
-        let mut cells: [Option<String>; COLUMNS.len()] = Default::default();
-        let num = |v: Option<f32>| v.filter(|v| v.is_finite()).map(|v| v.to_string());
-        match entry {
-            Entry::Record {
-                node,
-                stream,
-                seq,
-                units,
-                record: r,
-            } => {
-                cells[0] = Some("rssi".into());
-                cells[1] = Some(neutralise(node));
-                cells[2] = Some(stream.to_string());
-                cells[3] = Some(seq.to_string());
-                cells[4] = Some(r.timestamp_ns.to_string());
-                cells[5] = Some(iso_time(r.timestamp_ns));
-                cells[6] = num(Some(r.rssi_dbm.get()));
-                cells[7] = num(r.noise_dbm.map(|n| n.get()));
-                cells[8] = Some(units.as_str().into());
-                cells[9] = Some(r.frequency_hz.get().to_string());
-                cells[10] = Some(r.source_id.get().to_string());
-                cells[11] = Some(r.quality_score.get().to_string());
-                cells[12] = num(r.snr_db.map(|s| s.get()));
-            }
-            Entry::Decision { node, decision: d } => {
-                cells[0] = Some("decision".into());
-                cells[1] = Some(neutralise(node));
-                cells[4] = Some(d.t_ns.to_string());
-                cells[5] = Some(iso_time(d.t_ns));
-                cells[10] = Some(d.source_id.get().to_string());
-                cells[14] = Some(d.fallback.to_string());
-                cells[15] = Some(neutralise(&d.reason));
-                cells[16] = num(d.score_drone);
-                cells[17] = num(d.score_ground);
-            }
+        let mut row: [Option<Cell>; COLUMNS.len()] = Default::default();
+        for (column, cell) in cells(entry) {
+            row[column] = Some(cell);
         }
-        for (i, cell) in cells.iter().enumerate() {
+        for (i, cell) in row.iter().enumerate() {
             if i > 0 {
                 self.buf.push(b',');
             }
-            if let Some(c) = cell {
-                self.cell.clear();
-                csv_cell(&mut self.cell, c);
-                self.buf.extend_from_slice(self.cell.as_bytes());
+            self.cell.clear();
+            match cell {
+                None | Some(Cell::Float(None)) => {}
+                Some(Cell::Text(t)) => csv_cell(&mut self.cell, &neutralise(t)),
+                Some(Cell::Int(v)) => self.cell.push_str(&v.to_string()),
+                Some(Cell::Id(v)) => self.cell.push_str(&v.to_string()),
+                Some(Cell::Float(Some(v))) => self.cell.push_str(&v.to_string()),
+                Some(Cell::Bool(v)) => self.cell.push_str(if *v { "true" } else { "false" }),
             }
+            self.buf.extend_from_slice(self.cell.as_bytes());
         }
         self.buf.push(b'\n');
     }
+}
+
+/// One value of a row.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Text(String),
+    Int(i64),
+    /// A 64-bit identifier (a string in JSON).
+    Id(u64),
+    /// `None` is written as `null` (JSON) or an empty cell (CSV).
+    Float(Option<f32>),
+    Bool(bool),
+}
+
+fn col(name: &str) -> usize {
+    COLUMNS
+        .iter()
+        .position(|c| *c == name)
+        .expect("a known column")
+}
+
+/// The row of an entry: (column, value) in column order; columns that do not apply, or
+/// optional values that are absent, are left out.
+fn cells(entry: &Entry) -> Vec<(usize, Cell)> {
+    let mut v = Vec::with_capacity(24);
+    let mut put = |name: &str, cell: Cell| v.push((col(name), cell));
+    let finite = |x: Option<f32>| x.filter(|x| x.is_finite());
+    match entry {
+        Entry::Record {
+            node,
+            stream,
+            seq,
+            units,
+            record: r,
+        } => {
+            put("type", Cell::Text("rssi".into()));
+            put("node", Cell::Text(node.to_string()));
+            put("stream", Cell::Id(*stream));
+            put("seq", Cell::Int(i64::try_from(*seq).unwrap_or(i64::MAX)));
+            put("timestamp_ns", Cell::Int(r.timestamp_ns));
+            put("time", Cell::Text(iso_time(r.timestamp_ns)));
+            put("rssi", Cell::Float(finite(Some(r.rssi_dbm.get()))));
+            put("noise", Cell::Float(finite(r.noise_dbm.map(|n| n.get()))));
+            put("units", Cell::Text(units.as_str().into()));
+            put(
+                "frequency_hz",
+                Cell::Int(i64::try_from(r.frequency_hz.get()).unwrap_or(i64::MAX)),
+            );
+            put("source_id", Cell::Int(i64::from(r.source_id.get())));
+            put("quality_score", Cell::Int(i64::from(r.quality_score.get())));
+            put("snr_db", Cell::Float(finite(r.snr_db.map(|s| s.get()))));
+            let b = &r.beacon;
+            if let Some(x) = b.detected {
+                put("detected", Cell::Bool(x));
+            }
+            if let Some(x) = b.pulses {
+                put("pulses", Cell::Int(i64::from(x)));
+            }
+            if let Some(x) = b.pulse_dbm {
+                put("pulse", Cell::Float(finite(Some(x.get()))));
+            }
+            if let Some(x) = b.pulse_width_us {
+                put("pulse_width_us", Cell::Int(i64::from(x)));
+            }
+            if let Some(x) = b.pulse_start_ns {
+                put("pulse_start_ns", Cell::Int(x));
+            }
+            if let Some(x) = b.pulse_interval_ms {
+                put("pulse_interval_ms", Cell::Int(i64::from(x)));
+            }
+            if let Some(x) = b.last_pulse_dbm {
+                put("last_pulse", Cell::Float(finite(Some(x.get()))));
+            }
+            if let Some(x) = b.last_pulse_age_ms {
+                put("last_pulse_age_ms", Cell::Int(i64::from(x)));
+            }
+            if let Some(x) = b.burst {
+                put("burst", Cell::Bool(x));
+            }
+            if let Some(x) = b.offset_hz {
+                put("offset_hz", Cell::Float(finite(Some(x.get()))));
+            }
+            if let Some(x) = b.clip_fraction {
+                put("clip_fraction", Cell::Float(finite(Some(x.get()))));
+            }
+        }
+        Entry::Decision { node, decision: d } => {
+            put("type", Cell::Text("decision".into()));
+            put("node", Cell::Text(node.to_string()));
+            put("timestamp_ns", Cell::Int(d.t_ns));
+            put("time", Cell::Text(iso_time(d.t_ns)));
+            put("source_id", Cell::Int(i64::from(d.source_id.get())));
+            put("fallback", Cell::Bool(d.fallback));
+            put("reason", Cell::Text(d.reason.clone()));
+            put("score_drone", Cell::Float(finite(d.score_drone)));
+            put("score_ground", Cell::Float(finite(d.score_ground)));
+        }
+    }
+    v.sort_by_key(|(c, _)| *c);
+    v
 }
 
 fn json_str(b: &mut Vec<u8>, s: &str) {
@@ -679,6 +737,7 @@ mod tests {
             quality_score: QualityScore::new(87).unwrap(),
             snr_db: Some(Db::new(18.25).unwrap()),
             noise_dbm: None,
+            beacon: sarlink_schema::BeaconFields::NONE,
         }
     }
 

@@ -3,7 +3,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sarlink_schema::{Db, Dbm, FrequencyHz, QualityScore, RssiRecord, SourceId};
+use sarlink_schema::{
+    BeaconFields, ClipFraction, Db, Dbm, FrequencyHz, OffsetHz, QualityScore, RssiRecord, SourceId,
+};
 use sarlink_sdr::Report;
 
 /// Now, as time since the Unix epoch (the clock the cores run on).
@@ -32,7 +34,38 @@ pub fn to_record(report: &Report, timestamp_ns: i64, source: SourceId) -> Option
         quality_score: QualityScore::new(report.quality_score.value()).ok()?,
         snr_db: Db::new(report.snr_db).ok(),
         noise_dbm: Dbm::new(report.noise).ok(),
+        beacon: beacon_fields(report, timestamp_ns),
     })
+}
+
+/// The record's beacon keys from a report: detection, the pulses that ended in its window
+/// (their start moved from the sample clock to the record's clock), the last pulse held,
+/// the carrier's offset and the clipped fraction. Values out of a key's range are left out.
+fn beacon_fields(report: &Report, timestamp_ns: i64) -> BeaconFields {
+    let p = &report.pulse;
+    let ms = |d: std::time::Duration| u32::try_from(d.as_millis()).ok();
+    // `start_ns` is on the report's sample clock, which ends at `report.timestamp_ns`.
+    let start = p.start_ns.and_then(|start| {
+        let before_end = i64::try_from(report.timestamp_ns.checked_sub(start)?).ok()?;
+        timestamp_ns.checked_sub(before_end)
+    });
+    let any_pulse = p.count > 0;
+    BeaconFields {
+        detected: Some(report.detected),
+        pulses: Some(p.count),
+        pulse_dbm: p.power.filter(|_| any_pulse).and_then(|v| Dbm::new(v).ok()),
+        pulse_width_us: p
+            .width
+            .filter(|_| any_pulse)
+            .and_then(|w| u32::try_from(w.as_micros()).ok()),
+        pulse_start_ns: start.filter(|_| any_pulse),
+        pulse_interval_ms: p.interval.filter(|_| any_pulse).and_then(ms),
+        last_pulse_dbm: p.last_power.and_then(|v| Dbm::new(v).ok()),
+        last_pulse_age_ms: p.last_age.and_then(ms),
+        burst: any_pulse.then_some(p.burst),
+        offset_hz: report.offset_hz.and_then(|o| OffsetHz::new(o).ok()),
+        clip_fraction: ClipFraction::new(report.clip_fraction).ok(),
+    }
 }
 
 /// A fresh random stream id below 2^53: the outputs' unique key (node, stream, seq) then

@@ -26,6 +26,7 @@ fn rec(source: SourceId, at: Duration, rssi: f32) -> RssiRecord {
         // Scores are SNR-based: a 20 dB stronger record here is 20 dB better.
         snr_db: Some(Db::new(rssi + 95.0).unwrap()),
         noise_dbm: None,
+        beacon: sarlink_schema::BeaconFields::NONE,
     }
 }
 

@@ -22,6 +22,7 @@ fn rec(source: SourceId, i: u64) -> RssiRecord {
         quality_score: QualityScore::new(80).unwrap(),
         snr_db: None,
         noise_dbm: None,
+        beacon: sarlink_schema::BeaconFields::NONE,
     }
 }
 

@@ -54,5 +54,6 @@ pub fn record_at(i: u64, timestamp_ns: i64) -> RssiRecord {
         quality_score: QualityScore::new(80).expect("at most 100"),
         snr_db: Some(Db::new(15.0).expect("finite")),
         noise_dbm: Some(Dbm::new(-95.0).expect("finite")),
+        beacon: sarlink_schema::BeaconFields::NONE,
     }
 }

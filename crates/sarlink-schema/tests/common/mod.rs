@@ -305,6 +305,7 @@ pub fn golden_record() -> RssiRecord {
         quality_score: QualityScore::new(87).unwrap(),
         snr_db: Some(Db::new(18.25).unwrap()),
         noise_dbm: Some(Dbm::new(-89.75).unwrap()),
+        beacon: BeaconFields::NONE,
     }
 }
 
@@ -438,7 +439,42 @@ pub fn any_u64() -> impl Strategy<Value = u64> {
     prop_oneof![any::<u64>(), 0u64..300, Just(u64::MAX)]
 }
 
-pub fn any_record() -> impl Strategy<Value = RssiRecord> {
+/// Protocol 1.1 beacon keys, each present or not, with values anywhere in their ranges.
+pub fn any_beacon() -> BoxedStrategy<BeaconFields> {
+    use proptest::option::of;
+    (
+        (
+            of(any::<bool>()),
+            of(any::<u32>()),
+            of(any_f32()),
+            of(any::<u32>()),
+        ),
+        (
+            of(any_int()),
+            of(any::<u32>()),
+            of(any_f32()),
+            of(any::<u32>()),
+        ),
+        (of(any::<bool>()), of(any_f32()), of(0.0f32..=1.0)),
+    )
+        .prop_map(|(a, b, c)| BeaconFields {
+            detected: a.0,
+            pulses: a.1,
+            pulse_dbm: a.2.map(|v| Dbm::new(v).unwrap()),
+            pulse_width_us: a.3,
+            pulse_start_ns: b.0,
+            pulse_interval_ms: b.1,
+            last_pulse_dbm: b.2.map(|v| Dbm::new(v).unwrap()),
+            last_pulse_age_ms: b.3,
+            burst: c.0,
+            offset_hz: c.1.map(|v| OffsetHz::new(v).unwrap()),
+            clip_fraction: c.2.map(|v| ClipFraction::new(v).unwrap()),
+        })
+        // Boxed: the nested tuple types otherwise overflow the stack of a debug build.
+        .boxed()
+}
+
+pub fn any_record() -> BoxedStrategy<RssiRecord> {
     (
         any_int(),
         any_f32(),
@@ -447,16 +483,21 @@ pub fn any_record() -> impl Strategy<Value = RssiRecord> {
         0u8..=100,
         proptest::option::of(any_f32()),
         proptest::option::of(any_f32()),
+        prop_oneof![Just(BeaconFields::NONE), any_beacon()],
     )
-        .prop_map(|(ts, rssi, hz, source, quality, snr, noise)| RssiRecord {
-            timestamp_ns: ts,
-            rssi_dbm: Dbm::new(rssi).unwrap(),
-            frequency_hz: FrequencyHz::new(hz).unwrap(),
-            source_id: SourceId::new(source),
-            quality_score: QualityScore::new(quality).unwrap(),
-            snr_db: snr.map(|v| Db::new(v).unwrap()),
-            noise_dbm: noise.map(|v| Dbm::new(v).unwrap()),
-        })
+        .prop_map(
+            |(ts, rssi, hz, source, quality, snr, noise, beacon)| RssiRecord {
+                timestamp_ns: ts,
+                rssi_dbm: Dbm::new(rssi).unwrap(),
+                frequency_hz: FrequencyHz::new(hz).unwrap(),
+                source_id: SourceId::new(source),
+                quality_score: QualityScore::new(quality).unwrap(),
+                snr_db: snr.map(|v| Db::new(v).unwrap()),
+                noise_dbm: noise.map(|v| Dbm::new(v).unwrap()),
+                beacon,
+            },
+        )
+        .boxed()
 }
 
 fn any_wire_code() -> impl Strategy<Value = WireCode> {
@@ -636,14 +677,15 @@ pub fn any_small() -> impl Strategy<Value = Message> {
 
 /// Any message of any kind.
 pub fn any_message() -> impl Strategy<Value = Message> {
+    // Boxed arms: their value trees inline would overflow the stack of a debug build.
     prop_oneof![
-        any_hello(),
-        any_welcome(),
-        any_rssi(),
-        any_cmd(),
-        any_ack(),
-        any_status(),
-        any_decision(),
-        any_small(),
+        any_hello().boxed(),
+        any_welcome().boxed(),
+        any_rssi().boxed(),
+        any_cmd().boxed(),
+        any_ack().boxed(),
+        any_status().boxed(),
+        any_decision().boxed(),
+        any_small().boxed(),
     ]
 }
