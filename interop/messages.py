@@ -76,6 +76,12 @@ BEACON_RECORD = {
     "last_pulse_age_ms": 38, "burst": False, "offset_hz": -6875.5, "clip_fraction": 0.0,
 }
 
+# Protocol 1.1 keys saying how the value was made: smoothed with this weight, from stale data.
+MADE_RECORD = {
+    "timestamp_ns": 1764000000300000000, "rssi_dbm": -61.0, "frequency_hz": 148525000,
+    "source_id": 0, "quality_score": 40, "noise_dbm": -66.0, "smoothing": 0.25, "stale": True,
+}
+
 HELD_RECORD = {
     "timestamp_ns": 1764000000200000000, "rssi_dbm": -60.25, "frequency_hz": 148525000,
     "source_id": 0, "quality_score": 40, "noise_dbm": -66.0,
@@ -98,7 +104,7 @@ EXPECTED = {
     "reject": {"type": "reject", "code": "auth", "reason": "bad mac"},
     "rssi": {"type": "rssi", "seq": 42, "samples": [GOLDEN_RECORD]},
     "rssi_batch": {"type": "rssi", "seq": 1000, "samples": [batch_record(i) for i in range(64)]},
-    "rssi_beacon": {"type": "rssi", "seq": 7, "samples": [BEACON_RECORD, HELD_RECORD]},
+    "rssi_beacon": {"type": "rssi", "seq": 7, "samples": [BEACON_RECORD, HELD_RECORD, MADE_RECORD]},
     "rx": {"type": "rx", "seq": 1064},
     "ping": {"type": "ping", "seq": 7, "t_ns": 1700000000123456789},
     "pong": {"type": "pong", "seq": 7, "t_ns": 1700000000123456789},
@@ -112,7 +118,7 @@ EXPECTED = {
     "status": {
         "type": "status", "t_ns": -5, "cpu_pct": 37.5, "mem_bytes": 5000000000, "temp_c": 61.25,
         "level": "degraded", "disabled": ["spectrum", "raw_iq"], "dropped": 3, "queued": 300,
-        "rate_hz": 10.0,
+        "rate_hz": 10.0, "source": "stale", "data_age_ms": 1500,
     },
     "decision": {
         "type": "decision", "t_ns": 1764000000600000000, "source_id": 1, "fallback": True,
@@ -390,6 +396,9 @@ def python_writes():
         # Protocol 1.1 beacon keys are validated like the others.
         "bad/clip_above_1": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, clip_fraction=1.5)]}, "clip_fraction"),
         "bad/clip_negative": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, clip_fraction=-0.001)]}, "clip_fraction"),
+        "bad/smoothing_zero": ({"type": "rssi", "seq": 1, "samples": [dict(MADE_RECORD, smoothing=0.0)]}, "smoothing"),
+        "bad/smoothing_above_1": ({"type": "rssi", "seq": 1, "samples": [dict(MADE_RECORD, smoothing=1.5)]}, "smoothing"),
+        "bad/stale_not_bool": ({"type": "rssi", "seq": 1, "samples": [dict(MADE_RECORD, stale=1)]}, "stale"),
         "bad/nan_pulse": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, pulse_dbm=float("nan"))]}, "pulse_dbm"),
         "bad/inf_last_pulse": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, last_pulse_dbm=float("inf"))]}, "last_pulse_dbm"),
         "bad/nan_offset": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, offset_hz=float("nan"))]}, "offset_hz"),

@@ -759,6 +759,16 @@ struct RtlTcpServer {
 
 impl RtlTcpServer {
     fn start(serve_for: Duration, rate: u32) -> RtlTcpServer {
+        Self::start_with_stall(serve_for, rate, None)
+    }
+
+    /// Like [`RtlTcpServer::start`], the first connection going silent (open, no samples)
+    /// from `stall.0` for `stall.1`.
+    fn start_with_stall(
+        serve_for: Duration,
+        rate: u32,
+        stall: Option<(Duration, Duration)>,
+    ) -> RtlTcpServer {
         use std::io::{Read, Write};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -792,6 +802,13 @@ impl RtlTcpServer {
                 let mut noise = vec![0u8; chunk];
                 let mut x = 12_345u32;
                 while started.elapsed() < serve_for {
+                    if let Some((at, len)) = stall.filter(|_| index == 0) {
+                        let t = started.elapsed();
+                        if t >= at && t < at + len {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    }
                     for b in &mut noise {
                         x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                         *b = 127 + ((x >> 16) % 7) as u8;
@@ -861,4 +878,35 @@ fn a_drone_on_rtl_tcp_reconnects_resends_its_settings_and_keeps_streaming() {
             "no frequency correction without --ppm: {cmds:?}"
         );
     }
+}
+
+#[test]
+fn records_made_while_an_rtl_tcp_server_stalls_are_marked_stale() {
+    let dir = temp_dir("stale");
+    let out = dir.join("out.jsonl");
+    let server = RtlTcpServer::start_with_stall(
+        Duration::from_secs(8),
+        250_000,
+        Some((Duration::from_secs(2), Duration::from_secs(2))),
+    );
+    let port = free_port();
+    let _g = ground(port, &["--output-file", out.to_str().unwrap()]);
+    let source = format!("rtl_tcp:127.0.0.1:{}", server.port);
+    let _d = drone(port, &["--node", "s1", "--source", &source]);
+    let stale = |r: &serde_json::Value| r["stale"].as_bool();
+    wait_for(
+        "stale records, then fresh ones again",
+        Duration::from_secs(20),
+        || {
+            let recs = records(&out, "s1");
+            let first_stale = recs.iter().position(|r| stale(r) == Some(true));
+            first_stale.is_some_and(|i| recs[i..].iter().any(|r| stale(r) == Some(false)))
+        },
+    );
+    let recs = records(&out, "s1");
+    assert_eq!(stale(&recs[0]), Some(false), "fresh before the stall");
+    assert!(
+        recs.iter().all(|r| stale(r).is_some()),
+        "every record of a live source says whether it is stale"
+    );
 }

@@ -575,6 +575,8 @@ fn status(i: u32) -> Message {
         dropped: 0,
         queued: i,
         rate_hz: 10.0,
+        source: None,
+        data_age_ms: None,
     })
 }
 

@@ -33,8 +33,8 @@ fn batch_record(i: u32) -> RssiRecord {
     }
 }
 
-/// Two protocol 1.1 records: every beacon key (a pulse ended in the window), and the held
-/// keys only; the Python script expects the same values.
+/// Three protocol 1.1 records: every beacon key (a pulse ended in the window), the held keys
+/// only, and a smoothed record from stale data; the Python script expects the same values.
 fn beacon_records() -> Vec<RssiRecord> {
     let base = RssiRecord {
         timestamp_ns: 1_764_000_000_100_000_000,
@@ -56,6 +56,8 @@ fn beacon_records() -> Vec<RssiRecord> {
             burst: Some(false),
             offset_hz: Some(OffsetHz::new(-6_875.5).unwrap()),
             clip_fraction: Some(ClipFraction::new(0.0).unwrap()),
+            smoothing: None,
+            stale: None,
         },
     };
     let held = RssiRecord {
@@ -71,7 +73,18 @@ fn beacon_records() -> Vec<RssiRecord> {
         },
         ..base
     };
-    vec![base, held]
+    let made = RssiRecord {
+        timestamp_ns: 1_764_000_000_300_000_000,
+        rssi_dbm: Dbm::new(-61.0).unwrap(),
+        snr_db: None,
+        beacon: BeaconFields {
+            smoothing: Some(0.25),
+            stale: Some(true),
+            ..BeaconFields::NONE
+        },
+        ..base
+    };
+    vec![base, held, made]
 }
 
 fn fixtures() -> Vec<(&'static str, Message)> {
@@ -213,6 +226,8 @@ fn fixtures() -> Vec<(&'static str, Message)> {
                 dropped: 3,
                 queued: 300,
                 rate_hz: 10.0,
+                source: Some("stale".into()),
+                data_age_ms: Some(1_500),
             }),
         ),
         (

@@ -845,6 +845,15 @@ fn beacon_key(r: &mut Reader<'_>, key: &[u8], b: &mut BeaconFields) -> Result<bo
             let f = ClipFraction::new(r.f32(ctx)?).map_err(|_| ctx.range("0-1"))?;
             set(&mut b.clip_fraction, ctx, f)?;
         }
+        b"smoothing" => {
+            let ctx = c("smoothing");
+            let alpha = r.f32(ctx)?;
+            if !(alpha > 0.0 && alpha <= 1.0) {
+                return Err(ctx.range("above 0, at most 1"));
+            }
+            set(&mut b.smoothing, ctx, alpha)?;
+        }
+        b"stale" => set(&mut b.stale, c("stale"), r.bool(c("stale"))?)?,
         _ => return Ok(false),
     }
     Ok(true)
@@ -1111,6 +1120,7 @@ fn status(r: &mut Reader<'_>, len: u32) -> Result<Status, DecodeError> {
     let (mut t_ns, mut cpu_pct, mut mem_bytes, mut temp_c, mut level) =
         (None, None, None, None, None);
     let (mut disabled, mut dropped, mut queued, mut rate_hz) = (None, None, None, None);
+    let (mut source, mut data_age_ms) = (None, None);
     r.fields(len, |r, key| {
         match key {
             b"t_ns" => set(&mut t_ns, c("t_ns"), r.i64(c("t_ns"))?)?,
@@ -1122,6 +1132,8 @@ fn status(r: &mut Reader<'_>, len: u32) -> Result<Status, DecodeError> {
             b"dropped" => set(&mut dropped, c("dropped"), r.u64(c("dropped"))?)?,
             b"queued" => set(&mut queued, c("queued"), r.u32(c("queued"))?)?,
             b"rate_hz" => set(&mut rate_hz, c("rate_hz"), r.f32(c("rate_hz"))?)?,
+            b"source" => set(&mut source, c("source"), r.string(c("source"))?)?,
+            b"data_age_ms" => set(&mut data_age_ms, c("data_age_ms"), r.u32(c("data_age_ms"))?)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -1136,6 +1148,8 @@ fn status(r: &mut Reader<'_>, len: u32) -> Result<Status, DecodeError> {
         dropped: req(dropped, c("dropped"))?,
         queued: req(queued, c("queued"))?,
         rate_hz: req(rate_hz, c("rate_hz"))?,
+        source,
+        data_age_ms,
     })
 }
 

@@ -277,6 +277,14 @@ impl<B: BufMut> Enc<'_, B> {
             self.key(key!("clip_fraction"));
             self.f32(v.get());
         }
+        if let Some(v) = b.smoothing {
+            self.key(key!("smoothing"));
+            self.f32(v);
+        }
+        if let Some(v) = b.stale {
+            self.key(key!("stale"));
+            self.bool(v);
+        }
     }
 
     pub(crate) fn message(&mut self, m: &Message) {
@@ -453,7 +461,12 @@ impl<B: BufMut> Enc<'_, B> {
     }
 
     fn status(&mut self, m: &Status) {
-        self.head(9 + usize::from(m.temp_c.is_some()), "status");
+        self.head(
+            9 + usize::from(m.temp_c.is_some())
+                + usize::from(m.source.is_some())
+                + usize::from(m.data_age_ms.is_some()),
+            "status",
+        );
         self.key(key!("t_ns"));
         self.int(m.t_ns);
         self.key(key!("cpu_pct"));
@@ -474,6 +487,14 @@ impl<B: BufMut> Enc<'_, B> {
         self.uint(u64::from(m.queued));
         self.key(key!("rate_hz"));
         self.f32(m.rate_hz);
+        if let Some(source) = &m.source {
+            self.key(key!("source"));
+            self.str(source);
+        }
+        if let Some(age) = m.data_age_ms {
+            self.key(key!("data_age_ms"));
+            self.uint(u64::from(age));
+        }
     }
 
     fn decision(&mut self, m: &Decision) {

@@ -272,6 +272,11 @@ pub struct Status {
     pub queued: u32,
     /// Current RSSI report rate, Hz.
     pub rate_hz: f32,
+    /// How the drone's receiver delivers (`source`, protocol 1.1): `streaming`, `stalled`,
+    /// `reconnecting` (a network receiver), or `stale` (samples arrive late or slowly).
+    pub source: Option<String>,
+    /// Age of the newest samples the receiver delivered, ms (`data_age_ms`, protocol 1.1).
+    pub data_age_ms: Option<u32>,
 }
 
 /// `decision`: which source the ground station's coordinator trusts, for observers.

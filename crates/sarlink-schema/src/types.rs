@@ -327,6 +327,13 @@ pub struct BeaconFields {
     /// Fraction of the window's samples at the receiver's rails (`clip_fraction`): above 0,
     /// `rssi_dbm` may read low.
     pub clip_fraction: Option<ClipFraction>,
+    /// The EWMA weight of the newest window when `rssi_dbm` and `noise_dbm` are smoothed
+    /// (`smoothing`, in `(0, 1]`); absent when they are not. The pulse keys are never
+    /// smoothed.
+    pub smoothing: Option<f32>,
+    /// The samples behind the record were stale (`stale`): a live receiver delivered them
+    /// late or far below its sample rate (a reconnecting or slow rtl_tcp server).
+    pub stale: Option<bool>,
 }
 
 impl BeaconFields {
@@ -343,6 +350,8 @@ impl BeaconFields {
         burst: None,
         offset_hz: None,
         clip_fraction: None,
+        smoothing: None,
+        stale: None,
     };
 
     /// How many of the keys are present.
@@ -359,6 +368,8 @@ impl BeaconFields {
             self.burst.is_some(),
             self.offset_hz.is_some(),
             self.clip_fraction.is_some(),
+            self.smoothing.is_some(),
+            self.stale.is_some(),
         ]
         .into_iter()
         .filter(|&present| present)

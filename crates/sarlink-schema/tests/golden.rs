@@ -237,6 +237,8 @@ fn rssi_beacon() -> Message {
             burst: Some(true),
             offset_hz: Some(OffsetHz::new(1250.0).unwrap()),
             clip_fraction: Some(ClipFraction::ZERO),
+            smoothing: None,
+            stale: None,
         },
         ..golden_record()
     };

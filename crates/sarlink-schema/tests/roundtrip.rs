@@ -143,6 +143,8 @@ fn nan_in_floats_that_allow_it_survives_bit_for_bit() {
             dropped: 0,
             queued: 0,
             rate_hz: f32::NEG_INFINITY,
+            source: None,
+            data_age_ms: None,
         }),
         Message::Decision(Decision {
             t_ns: 0,

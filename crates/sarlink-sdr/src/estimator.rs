@@ -344,6 +344,11 @@ impl EstimatorConfig {
         self
     }
 
+    /// The EWMA smoothing weight set with [`Self::ewma`], `None` when not smoothing.
+    pub fn ewma_alpha(&self) -> Option<f32> {
+        self.ewma_alpha
+    }
+
     /// Adds a calibration offset for a gain setting: at that gain, `dBm = dBFS + offset_db`.
     /// Default: none, so reports are in dBFS.
     #[must_use]

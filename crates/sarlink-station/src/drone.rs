@@ -232,6 +232,15 @@ pub enum DroneInput<'a> {
     CycleTime(Duration),
     /// Resource readings (about once a second).
     Resources(ResourceSample),
+    /// How a live receiver delivers (about once a second; recordings and the simulator
+    /// send none): `streaming`, `stalled`, `reconnecting` or `stale`, and the age of its
+    /// newest samples. Reported in `status`.
+    Source {
+        /// The state.
+        state: String,
+        /// Age of the newest samples.
+        data_age: Option<Duration>,
+    },
     /// Time passed (call by [`DroneCore::poll_timeout`]).
     Tick,
 }
@@ -356,6 +365,7 @@ pub struct DroneCore {
     pending: Vec<Cmd>,
     stats: DroneStats,
     readings: ResourceSample,
+    source: Option<(String, Option<Duration>)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -449,6 +459,7 @@ impl DroneCore {
             pending: Vec::new(),
             stats: DroneStats::default(),
             readings: ResourceSample::default(),
+            source: None,
             config,
         })
     }
@@ -522,6 +533,7 @@ impl DroneCore {
             DroneInput::ControlDone { cmd_id, outcome } => self.control_done(cmd_id, outcome),
             DroneInput::CycleTime(d) => self.observe(now, Observation::CycleProcessing(d)),
             DroneInput::Resources(sample) => self.resources(now, sample),
+            DroneInput::Source { state, data_age } => self.source = Some((state, data_age)),
             DroneInput::Tick => {}
         }
         self.update_safety(now);
@@ -674,6 +686,12 @@ impl DroneCore {
             dropped: 0,
             queued: 0,
             rate_hz: self.current_rate_hz(),
+            source: self.source.as_ref().map(|(s, _)| s.clone()),
+            data_age_ms: self
+                .source
+                .as_ref()
+                .and_then(|(_, age)| *age)
+                .map(|a| u32::try_from(a.as_millis()).unwrap_or(u32::MAX)),
         }
     }
 

@@ -432,6 +432,12 @@ fn cells(entry: &Entry) -> Vec<(usize, Cell)> {
             put("quality_score", Cell::Int(i64::from(r.quality_score.get())));
             put("snr_db", Cell::Float(finite(r.snr_db.map(|s| s.get()))));
             let b = &r.beacon;
+            if let Some(x) = b.smoothing {
+                put("smoothing", Cell::Float(finite(Some(x))));
+            }
+            if let Some(x) = b.stale {
+                put("stale", Cell::Bool(x));
+            }
             if let Some(x) = b.detected {
                 put("detected", Cell::Bool(x));
             }

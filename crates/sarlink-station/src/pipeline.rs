@@ -262,9 +262,13 @@ impl<S: IqSource> Measurement<S> {
             .health()
             .is_some_and(|h| h.is_stale(started, STALE_AFTER, 0.5));
         let id = self.source_id;
+        let smoothing = self.est_config.ewma_alpha();
         self.estimator
             .process_block(&self.block, |r| {
-                if let Some(record) = to_record(r, unix_ns(), id) {
+                if let Some(mut record) = to_record(r, unix_ns(), id) {
+                    // No number changes meaning without the record saying so.
+                    record.beacon.smoothing = smoothing;
+                    record.beacon.stale = Some(stale);
                     on_report(Measured {
                         record,
                         detected: r.detected,

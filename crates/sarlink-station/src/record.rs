@@ -65,6 +65,9 @@ fn beacon_fields(report: &Report, timestamp_ns: i64) -> BeaconFields {
         burst: any_pulse.then_some(p.burst),
         offset_hz: report.offset_hz.and_then(|o| OffsetHz::new(o).ok()),
         clip_fraction: ClipFraction::new(report.clip_fraction).ok(),
+        // The pipeline says how the value was made (it knows the smoothing and the source).
+        smoothing: None,
+        stale: None,
     }
 }
 

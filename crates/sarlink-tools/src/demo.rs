@@ -190,6 +190,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         key: None,
         compression_threshold: 1024,
         calibration_db: None,
+        smoothing: None,
         seconds: None,
         output: Format::None,
         output_file: None,

@@ -387,6 +387,8 @@ pub fn one_of_each() -> Vec<Message> {
             dropped: 3,
             queued: 12,
             rate_hz: 10.0,
+            source: None,
+            data_age_ms: None,
         }),
         Message::Decision(Decision {
             t_ns: 1_764_000_000_600_000_000,
@@ -439,7 +441,7 @@ pub fn any_u64() -> impl Strategy<Value = u64> {
     prop_oneof![any::<u64>(), 0u64..300, Just(u64::MAX)]
 }
 
-/// Protocol 1.1 beacon keys, each present or not, with values anywhere in their ranges.
+/// Protocol 1.1 record keys (beacon, smoothing, staleness), each present or not, with values anywhere in their ranges.
 pub fn any_beacon() -> BoxedStrategy<BeaconFields> {
     use proptest::option::of;
     (
@@ -455,7 +457,13 @@ pub fn any_beacon() -> BoxedStrategy<BeaconFields> {
             of(any_f32()),
             of(any::<u32>()),
         ),
-        (of(any::<bool>()), of(any_f32()), of(0.0f32..=1.0)),
+        (
+            of(any::<bool>()),
+            of(any_f32()),
+            of(0.0f32..=1.0),
+            of(0.001f32..=1.0),
+            of(any::<bool>()),
+        ),
     )
         .prop_map(|(a, b, c)| BeaconFields {
             detected: a.0,
@@ -469,6 +477,8 @@ pub fn any_beacon() -> BoxedStrategy<BeaconFields> {
             burst: c.0,
             offset_hz: c.1.map(|v| OffsetHz::new(v).unwrap()),
             clip_fraction: c.2.map(|v| ClipFraction::new(v).unwrap()),
+            smoothing: c.3,
+            stale: c.4,
         })
         // Boxed: the nested tuple types otherwise overflow the stack of a debug build.
         .boxed()
@@ -629,6 +639,8 @@ pub fn any_status() -> impl Strategy<Value = Message> {
                     dropped,
                     queued,
                     rate_hz,
+                    source: (queued % 3 == 1).then(|| "reconnecting".to_owned()),
+                    data_age_ms: (queued % 2 == 1).then_some(queued / 2),
                 })
             },
         )

@@ -61,6 +61,10 @@ pub struct DroneArgs {
     /// Payloads above this many bytes are LZ4-compressed [default: 1024]
     #[arg(long)]
     pub compression_threshold: Option<String>,
+    /// Smooth RSSI and noise across reports with this EWMA weight of the newest (0 to 1);
+    /// every record then says so (`smoothing`) [default: no smoothing]
+    #[arg(long, value_name = "ALPHA")]
+    pub smoothing: Option<String>,
     /// dBm = dBFS + this offset at the configured gain; without it RSSI is sent in dBFS
     #[arg(long, allow_negative_numbers = true)]
     pub calibration_db: Option<String>,
@@ -98,6 +102,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "key_file",
     "compression_threshold",
     "calibration_db",
+    "smoothing",
     "seconds",
     "output",
     "output_file",
@@ -133,6 +138,8 @@ pub struct DroneSettings {
     pub compression_threshold: usize,
     /// dBFS -> dBm offset.
     pub calibration_db: Option<f32>,
+    /// EWMA smoothing weight, `None` for none.
+    pub smoothing: Option<f32>,
     /// Run time limit.
     pub seconds: Option<f64>,
     /// Flight recorder format.
@@ -168,6 +175,7 @@ impl DroneSettings {
                 Some("1024"),
             ),
             ("calibration_db", args.calibration_db.clone(), None),
+            ("smoothing", args.smoothing.clone(), None),
             ("seconds", args.seconds.clone(), None),
             ("output", args.output.clone(), Some("jsonl")),
             ("output_file", args.output_file.clone(), None),
@@ -263,6 +271,17 @@ impl DroneSettings {
             1024usize,
         )?;
         let calibration_db = layers.get_opt::<f32>("calibration_db", cli.calibration_db.clone())?;
+        let smoothing = layers
+            .get_with(
+                "smoothing",
+                cli.smoothing.clone(),
+                || None,
+                |s| match s.parse::<f32>() {
+                    Ok(a) if a > 0.0 && a <= 1.0 => Ok(Some(a)),
+                    _ => Err("must be a weight above 0 and at most 1, e.g. 0.3".to_owned()),
+                },
+            )?
+            .0;
         let seconds = layers
             .get_with(
                 "seconds",
@@ -288,6 +307,7 @@ impl DroneSettings {
             key,
             compression_threshold,
             calibration_db,
+            smoothing,
             seconds,
             output,
             output_file,

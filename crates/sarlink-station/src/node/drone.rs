@@ -111,6 +111,7 @@ pub fn open_measurement(settings: &DroneSettings) -> anyhow::Result<Measurement<
     pipeline.rate_hz = settings.rate_hz;
     pipeline.gain = settings.gain;
     pipeline.calibration_db = settings.calibration_db;
+    pipeline.smoothing = settings.smoothing;
     let tuning = Tuning {
         beacon_hz: beacon,
         sample_rate_hz: settings.sample_rate_hz,
@@ -147,6 +148,10 @@ impl DroneNode {
         let mut core_config = DroneConfig::new(settings.node.clone());
         core_config.report_rate_hz = settings.rate_hz;
         core_config.channel_offset_hz = measurement.channel_offset_hz();
+        core_config.smoothing = settings.smoothing;
+        if settings.calibration_db.is_some() {
+            core_config.units = RssiUnits::Dbm;
+        }
         let core = DroneCore::new(core_config).context("drone settings")?;
         let output = match &settings.output_file {
             Some(path) => Some(Output::open(settings.output, Some(path))?),
@@ -309,7 +314,21 @@ impl DroneNode {
                     .handle(now, DroneInput::ControlDone { cmd_id, outcome });
             }
             PipelineEvent::Failing(why) => tracing::warn!(%why, "the receiver keeps failing"),
-            PipelineEvent::Health(h) => self.view.lock().source = Some(h),
+            PipelineEvent::Health(h) => {
+                let stale = {
+                    let mut v = self.view.lock();
+                    v.source = Some(h);
+                    v.stale
+                };
+                let state = if stale { "stale" } else { h.state.as_str() };
+                self.core.handle(
+                    now,
+                    DroneInput::Source {
+                        state: state.to_owned(),
+                        data_age: h.age(std::time::Instant::now()),
+                    },
+                );
+            }
             PipelineEvent::Stalled(state) => {
                 tracing::warn!(
                     state = state.as_str(),
