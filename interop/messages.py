@@ -99,7 +99,7 @@ EXPECTED = {
     "auth": {"type": "auth", "mac": b"\x3c" * 32},
     "welcome": {
         "type": "welcome", "version": [1, 0], "node": "ground-station", "compression": ["lz4"],
-        "max_message": 1048576, "resume_seq": 1000, "mac": b"\x7e" * 32,
+        "max_message": 1048576, "resume_seq": 1000, "mac": b"\x7e" * 32, "rssi_units": "dbfs",
     },
     "reject": {"type": "reject", "code": "auth", "reason": "bad mac"},
     "rssi": {"type": "rssi", "seq": 42, "samples": [GOLDEN_RECORD]},

@@ -239,6 +239,8 @@ pub struct Session {
     /// With `confirm_delivery`: every sample below this was confirmed by the application.
     confirmed: u64,
     peer_node: Option<NodeName>,
+    /// Client: units of the samples the server streams (from `welcome`).
+    peer_rssi_units: RssiUnits,
     last_recv: Instant,
     next_ping: Instant,
     ping_seq: u32,
@@ -303,6 +305,7 @@ impl Session {
             rx_due: None,
             confirmed: 0,
             peer_node: None,
+            peer_rssi_units: RssiUnits::Dbm,
             last_recv: now,
             next_ping: now + config.ping_interval,
             ping_seq: 0,
@@ -425,6 +428,7 @@ impl Session {
             max_message: self.config.max_message,
             resume_seq,
             mac,
+            rssi_units: self.config.rssi_units,
         };
         self.enqueue(Priority::Control, &Message::Welcome(welcome));
         self.establish(
@@ -601,6 +605,7 @@ impl Session {
                     return self.fail(CloseCode::Protocol, e.to_string());
                 }
                 self.state = State::Established;
+                self.peer_rssi_units = welcome.rssi_units.unwrap_or_default();
                 let lz4 = !welcome.compression.is_empty();
                 self.establish(
                     welcome.node,
@@ -1031,7 +1036,13 @@ impl Session {
         self.final_frame.is_some()
     }
 
-    /// The peer's node name once known.
+    /// Client: units of the samples the server streams to us (its `welcome.rssi_units`;
+    /// dBm when it did not say).
+    pub fn peer_rssi_units(&self) -> RssiUnits {
+        self.peer_rssi_units
+    }
+
+    /// The peer's node name, once the handshake completed.
     pub fn peer(&self) -> Option<&NodeName> {
         self.peer_node.as_ref()
     }

@@ -179,6 +179,7 @@ fn client_refuses_a_forged_server_mac() {
             max_message: 1 << 20,
             resume_seq: 0,
             mac: Some(Mac(mac)),
+            rssi_units: None,
         })
     };
     let mut input = frame(&[

@@ -134,6 +134,7 @@ fn fixtures() -> Vec<(&'static str, Message)> {
                 max_message: 1_048_576,
                 resume_seq: 1000,
                 mac: Some(Mac([0x7e; 32])),
+                rssi_units: Some(RssiUnits::Dbfs),
             }),
         ),
         (

@@ -1002,7 +1002,7 @@ fn welcome(r: &mut Reader<'_>, len: u32) -> Result<Welcome, DecodeError> {
         field,
     };
     let (mut version, mut node, mut compression) = (None, None, None);
-    let (mut max_message, mut resume_seq, mut mac) = (None, None, None);
+    let (mut max_message, mut resume_seq, mut mac, mut units) = (None, None, None, None);
     r.fields(len, |r, key| {
         match key {
             b"version" => set(&mut version, c("version"), r.version(c("version"))?)?,
@@ -1017,6 +1017,12 @@ fn welcome(r: &mut Reader<'_>, len: u32) -> Result<Welcome, DecodeError> {
             b"max_message" => set(&mut max_message, c("max_message"), r.u32(c("max_message"))?)?,
             b"resume_seq" => set(&mut resume_seq, c("resume_seq"), r.u64(c("resume_seq"))?)?,
             b"mac" => set(&mut mac, c("mac"), Mac(r.bytes32(c("mac"))?))?,
+            b"rssi_units" => {
+                let ctx = c("rssi_units");
+                let value = RssiUnits::from_wire(r.str(ctx)?)
+                    .ok_or_else(|| ctx.range("\"dbm\" or \"dbfs\""))?;
+                set(&mut units, ctx, value)?;
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -1028,6 +1034,7 @@ fn welcome(r: &mut Reader<'_>, len: u32) -> Result<Welcome, DecodeError> {
         max_message: req(max_message, c("max_message"))?,
         resume_seq: req(resume_seq, c("resume_seq"))?,
         mac,
+        rssi_units: units,
     })
 }
 

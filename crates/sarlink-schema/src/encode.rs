@@ -368,7 +368,10 @@ impl<B: BufMut> Enc<'_, B> {
     }
 
     fn welcome(&mut self, m: &Welcome) {
-        self.head(6 + usize::from(m.mac.is_some()), "welcome");
+        self.head(
+            6 + usize::from(m.mac.is_some()) + usize::from(m.rssi_units.is_some()),
+            "welcome",
+        );
         self.key(key!("version"));
         self.version(m.version);
         self.key(key!("node"));
@@ -382,6 +385,10 @@ impl<B: BufMut> Enc<'_, B> {
         if let Some(mac) = &m.mac {
             self.key(key!("mac"));
             self.bin(mac.as_bytes());
+        }
+        if let Some(units) = m.rssi_units {
+            self.key(key!("rssi_units"));
+            self.str(units.as_str());
         }
     }
 

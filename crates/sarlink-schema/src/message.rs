@@ -64,6 +64,9 @@ pub struct Welcome {
     pub resume_seq: u64,
     /// The server's proof of the key; present iff the client authenticated.
     pub mac: Option<Mac>,
+    /// Units of the records the server streams to the client (`rssi_units`, protocol 1.1;
+    /// absent: `dbm`, as in `hello`).
+    pub rssi_units: Option<RssiUnits>,
 }
 
 /// `reject`: the server refuses the client, then closes.

@@ -13,7 +13,10 @@
 //!
 //! let mut core = DroneCore::new(DroneConfig::new(NodeName::new("drone-1")?))?;
 //! let now = Duration::from_secs(1_764_000_000);
-//! core.handle(now, DroneInput::LinkUp { ground: NodeName::new("ground")? });
+//! core.handle(now, DroneInput::LinkUp {
+//!     ground: NodeName::new("ground")?,
+//!     units: sarlink_schema::RssiUnits::Dbfs,
+//! });
 //! core.handle(now + Duration::from_millis(100), DroneInput::Tick);
 //! while let Some(out) = core.poll_output() {
 //!     if let DroneOutput::Send(message) = out {
@@ -210,6 +213,8 @@ pub enum DroneInput<'a> {
     LinkUp {
         /// The ground's node name.
         ground: NodeName,
+        /// Units of the ground's records (from its `welcome`).
+        units: RssiUnits,
     },
     /// The link to the ground is down (closed, or could not be made).
     LinkDown,
@@ -335,6 +340,7 @@ pub struct DroneCore {
     node: Arc<str>,
     // Link.
     ground: Option<Arc<str>>,
+    ground_units: RssiUnits,
     link: Option<LinkState>,
     rtt: Option<Duration>,
     held: VecDeque<Decision>,
@@ -432,6 +438,7 @@ impl DroneCore {
             out: VecDeque::new(),
             node: Arc::from(config.node.as_str()),
             ground: None,
+            ground_units: RssiUnits::Dbfs,
             link: None,
             rtt: None,
             held: VecDeque::new(),
@@ -470,7 +477,8 @@ impl DroneCore {
         match input {
             DroneInput::Measured { record, detected } => self.measured(now, record, detected),
             DroneInput::GroundRecords { seq, records } => self.ground_records(now, seq, records),
-            DroneInput::LinkUp { ground } => {
+            DroneInput::LinkUp { ground, units } => {
+                self.ground_units = units;
                 self.stats.connections += 1;
                 self.epoch += 1;
                 self.ground = Some(Arc::from(ground.as_str()));
@@ -598,8 +606,7 @@ impl DroneCore {
                 node: Arc::clone(&ground),
                 stream: self.epoch,
                 seq: seq + i as u64,
-                // A ground's own receiver has no calibration.
-                units: RssiUnits::Dbfs,
+                units: self.ground_units,
                 record: *record,
             }));
         }

@@ -6,7 +6,7 @@ use sarlink_coord::{SafetyLevel, SafetyState};
 use sarlink_link::LinkState;
 use sarlink_schema::{
     AckCode, Cmd, CmdOp, Db, Dbm, FrequencyHz, Message, NodeName, QualityScore, RssiRecord,
-    SourceId,
+    RssiUnits, SourceId,
 };
 use sarlink_station::drone::{
     Control, ControlOutcome, DroneConfig, DroneCore, DroneInput, DroneOutput, HELD_DECISIONS,
@@ -83,6 +83,7 @@ impl Drone {
     fn link_up(&mut self) {
         self.input(DroneInput::LinkUp {
             ground: NodeName::new("ground").unwrap(),
+            units: RssiUnits::Dbfs,
         });
     }
 

@@ -409,7 +409,12 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                             disconnects += 1;
                             DroneInput::LinkDown
                         }
-                        ClientEvent::Connected { peer, .. } => DroneInput::LinkUp { ground: peer },
+                        ClientEvent::Connected {
+                            peer, rssi_units, ..
+                        } => DroneInput::LinkUp {
+                            ground: peer,
+                            units: rssi_units,
+                        },
                         ClientEvent::LinkState(s) => DroneInput::LinkState(s),
                         _ => continue,
                     };

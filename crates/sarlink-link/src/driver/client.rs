@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use sarlink_pool::BufferPool;
 use sarlink_schema::{
-    Ack, Cmd, Decision, Message, NodeName, ProtocolVersion, RssiRecord, Status, WireCode,
+    Ack, Cmd, Decision, Message, NodeName, ProtocolVersion, RssiRecord, RssiUnits, Status, WireCode,
 };
 
 use super::conn::{self, Command, Ended, SocketOptions};
@@ -95,6 +95,8 @@ pub enum ClientEvent {
         version: ProtocolVersion,
         /// Where the server asked us to resume; samples from there on are (re)sent.
         resume_seq: u64,
+        /// Units of the samples the server streams to us ([`ClientEvent::Samples`]).
+        rssi_units: RssiUnits,
     },
     /// The connection ended (or could not be made); the next attempt is in `retry_in`.
     Disconnected {
@@ -313,6 +315,7 @@ fn client_loop(
                                     peer,
                                     version,
                                     resume_seq,
+                                    rssi_units: session.peer_rssi_units(),
                                 }
                             }
                             Event::LinkState(s) => ClientEvent::LinkState(s),

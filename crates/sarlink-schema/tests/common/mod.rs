@@ -334,6 +334,7 @@ pub fn one_of_each() -> Vec<Message> {
             max_message: 1 << 20,
             resume_seq: 1000,
             mac: Some(Mac([2; 32])),
+            rssi_units: None,
         }),
         Message::Reject(Reject {
             code: CloseCode::Auth.into(),
@@ -579,6 +580,7 @@ pub fn any_welcome() -> impl Strategy<Value = Message> {
                     max_message,
                     resume_seq,
                     mac: mac.map(Mac),
+                    rssi_units: None,
                 })
             },
         )

@@ -344,10 +344,16 @@ impl DroneNode {
         let now = unix_now();
         let input = match ev {
             ClientEvent::Connected {
-                peer, resume_seq, ..
+                peer,
+                resume_seq,
+                rssi_units,
+                ..
             } => {
                 tracing::info!(%peer, resume_seq, "connected to the ground");
-                DroneInput::LinkUp { ground: peer }
+                DroneInput::LinkUp {
+                    ground: peer,
+                    units: rssi_units,
+                }
             }
             ClientEvent::Disconnected {
                 reason, retry_in, ..

@@ -159,6 +159,8 @@ impl GroundNode {
             crate::record::new_stream_id(),
         );
         session.key = settings.key.clone();
+        // The own receiver has no calibration: its records, streamed to drones, are dBFS.
+        session.rssi_units = Some(sarlink_schema::RssiUnits::Dbfs);
         // A record is acknowledged to its drone only once the output has it.
         session.confirm_delivery = true;
         let own_stream = session.stream;
