@@ -910,3 +910,103 @@ fn records_made_while_an_rtl_tcp_server_stalls_are_marked_stale() {
         "every record of a live source says whether it is stale"
     );
 }
+
+/// Writes `seconds` of cu8 at 250 kS/s: complex noise of `noise_dbfs` over the whole band and
+/// a carrier `offset_hz` above the centre, `pulse` long every second at `pulse_dbfs`.
+fn write_pulsed_cu8(path: &Path, seconds: f64, noise_dbfs: f64, pulse_dbfs: f64, pulse: Duration) {
+    let rate = 250_000.0;
+    let offset_hz = 50_000.0;
+    let n = (seconds * rate) as usize;
+    let sigma = (10f64.powf(noise_dbfs / 10.0) / 2.0).sqrt();
+    let amp = 10f64.powf(pulse_dbfs / 20.0);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut uniform = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut bytes = Vec::with_capacity(2 * n);
+    let on = pulse.as_secs_f64();
+    for k in 0..n {
+        let t = k as f64 / rate;
+        let (u1, u2) = (uniform(), uniform());
+        let r = (-2.0 * u1.ln()).sqrt() * sigma;
+        let (mut i, mut q) = (
+            r * (std::f64::consts::TAU * u2).cos(),
+            r * (std::f64::consts::TAU * u2).sin(),
+        );
+        // Pulses start 300 ms into each second.
+        if (t % 1.0) >= 0.3 && (t % 1.0) < 0.3 + on {
+            let ph = std::f64::consts::TAU * offset_hz * t;
+            i += amp * ph.cos();
+            q += amp * ph.sin();
+        }
+        let cu8 = |v: f64| (127.5 + 127.5 * v).round().clamp(0.0, 255.0) as u8;
+        bytes.push(cu8(i));
+        bytes.push(cu8(q));
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_tracking_tags_pulses_reach_the_ground_with_their_power_width_and_a_held_level() {
+    let dir = temp_dir("pulses");
+    let capture = dir.join("tag_148.525M_250k.cu8");
+    // Noise at -30 dBFS over 250 kHz is -44 dBFS in the 10 kHz channel; the pulse is 15 dB
+    // above that.
+    let pulse_dbfs = -29.0;
+    write_pulsed_cu8(&capture, 4.0, -30.0, pulse_dbfs, Duration::from_millis(20));
+    let out = dir.join("out.jsonl");
+    let port = free_port();
+    let _g = ground(port, &["--output-file", out.to_str().unwrap()]);
+    let source = format!("file:{}", capture.display());
+    let _d = drone(
+        port,
+        &["--node", "tag", "--source", &source, "-f", "148.575M"],
+    );
+    let pulsed = |recs: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        recs.iter()
+            .filter(|r| r["pulses"].as_u64().unwrap_or(0) > 0)
+            .cloned()
+            .collect()
+    };
+    wait_for("five pulses at the ground", Duration::from_secs(30), || {
+        pulsed(&records(&out, "tag")).len() >= 5
+    });
+    let recs = records(&out, "tag");
+    for r in pulsed(&recs) {
+        let p = r["pulse"].as_f64().unwrap();
+        assert!(
+            (p - pulse_dbfs).abs() <= 1.0,
+            "pulse power {p} dBFS, truth {pulse_dbfs}: {r}"
+        );
+        let w = r["pulse_width_us"].as_u64().unwrap();
+        assert!((18_000..=22_000).contains(&w), "pulse width {w} us: {r}");
+        let start = r["pulse_start_ns"].as_i64().unwrap();
+        let end = r["timestamp_ns"].as_i64().unwrap();
+        assert!(
+            start < end && end - start < 150_000_000,
+            "the pulse started in the window: {r}"
+        );
+        assert_eq!(r["detected"], true);
+    }
+    // Between pulses every record holds the last pulse's level and its growing age.
+    let first = recs
+        .iter()
+        .position(|r| r["pulses"].as_u64().unwrap_or(0) > 0)
+        .unwrap();
+    let held: Vec<&serde_json::Value> = recs[first + 1..]
+        .iter()
+        .take_while(|r| r["pulses"].as_u64() == Some(0))
+        .collect();
+    assert!(held.len() >= 5, "records between pulses: {}", held.len());
+    let mut last_age = 0;
+    for r in held {
+        let level = r["last_pulse"].as_f64().unwrap();
+        assert!((level - pulse_dbfs).abs() <= 1.0, "held level {level}: {r}");
+        let age = r["last_pulse_age_ms"].as_u64().unwrap();
+        assert!(age > last_age, "the age grows: {r}");
+        last_age = age;
+    }
+}
