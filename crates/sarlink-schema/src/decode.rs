@@ -541,8 +541,10 @@ impl Message {
     /// - [`DecodeError::MissingField`] for a missing required key (`type` included);
     /// - [`DecodeError::InvalidField`] for a value of the wrong type, out of range (quality
     ///   above 100, non-finite dBm, frequency 0, node name not 1-64 bytes, nonce not 16 bytes,
-    ///   MAC not 32, `rssi` without samples, unknown `role`, ...), not UTF-8, or a known key
-    ///   given twice;
+    ///   MAC not 32, `rssi` without samples, unknown `role`, a 1.1 record key out of range:
+    ///   `clip_fraction` outside 0-1, a non-finite `pulse_dbm`, `last_pulse_dbm` or
+    ///   `offset_hz`, a count or duration beyond uint32, ...), not UTF-8, or a known key given
+    ///   twice;
     /// - [`DecodeError::NotAMap`], [`DecodeError::NonStringKey`],
     ///   [`DecodeError::Truncated`], [`DecodeError::TrailingBytes`],
     ///   [`DecodeError::TooDeep`], [`DecodeError::ReservedByte`] for malformed MessagePack.

@@ -669,6 +669,42 @@ mod tests {
     }
 
     #[test]
+    fn a_record_is_copy_and_small() {
+        // The link's sample ring copies records: they stay `Copy` and small (1.0 fields took
+        // 40 bytes; the 1.1 beacon keys add at most 88).
+        fn copy<T: Copy>() {}
+        copy::<RssiRecord>();
+        copy::<BeaconFields>();
+        let size = std::mem::size_of::<RssiRecord>();
+        assert!(size <= 128, "{size} bytes");
+    }
+
+    #[test]
+    fn beacon_values_are_validated() {
+        assert_eq!(ClipFraction::new(1.0).unwrap().get(), 1.0);
+        assert_eq!(ClipFraction::new(0.0).unwrap(), ClipFraction::ZERO);
+        for bad in [-0.001, 1.001, f32::NAN, f32::INFINITY] {
+            assert!(matches!(
+                ClipFraction::new(bad),
+                Err(ValueError::ClipFractionOutOfRange { .. })
+            ));
+        }
+        assert!(matches!(
+            OffsetHz::new(f32::NAN),
+            Err(ValueError::NotFinite { what: "Hz", .. })
+        ));
+        assert_eq!(OffsetHz::new(-7000.5).unwrap().get(), -7000.5);
+        assert!(BeaconFields::NONE.is_empty());
+        let some = BeaconFields {
+            burst: Some(false),
+            pulses: Some(0),
+            ..BeaconFields::default()
+        };
+        assert_eq!(some.len(), 2);
+        assert_eq!(BeaconFields::default(), BeaconFields::NONE);
+    }
+
+    #[test]
     fn levels_must_be_finite() {
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             assert!(matches!(

@@ -35,7 +35,7 @@
 //! - **pulses**: the channel power of each frame of the interval (same channel, same noise)
 //!   goes through the [pulse tracker](crate::pulse): pulses and bursts, their power (noise
 //!   subtracted), width and start, held last-pulse values;
-//! - **clipping**: the fraction of samples with a component at the rails (see
+//! - **clipping**: the fraction of I and Q values at the rails (see
 //!   [`Report::clip_fraction`]).
 //!
 //! Powers are in dBFS: a complex sinusoid of magnitude 1.0 (a cu8 tone swinging over the
@@ -109,16 +109,16 @@ pub struct Report {
     /// channel was then centred on it), `None` otherwise (no carrier clearly above the noise,
     /// or tracking off).
     pub offset_hz: Option<f32>,
-    /// Fraction of this report's samples (0 to 1) with a component at the 8-bit rails
-    /// (magnitude [`RAIL`] or more): the receiver is clipping, and `rssi` and `snr_db` may read
-    /// low. See [`Report::is_clipping`].
+    /// Fraction of this report's 8-bit values (I and Q counted apart, 0 to 1) at the rails,
+    /// 0 or 255 (magnitude [`RAIL`] or more for complex input): the receiver is clipping, and
+    /// `rssi` and `snr_db` may read low. See [`Report::is_clipping`].
     pub clip_fraction: f32,
     /// Pulses and bursts ended during this report, and the last pulse held; never smoothed.
     pub pulse: PulseReport,
 }
 
 impl Report {
-    /// Whether clipping may have lowered this report's `rssi`: any clipped sample at all
+    /// Whether clipping may have lowered this report's `rssi`: any value at a rail at all
     /// ([`Report::clip_fraction`] above 0). Receiver noise alone at a sane gain never reaches
     /// the rails (at -30 dBFS they are 45 standard deviations away), so any rail sample means a
     /// signal near full scale; `docs/ACCURACY.md` shows errors above 0.5 dB only with
@@ -723,7 +723,7 @@ impl Estimator {
             }
             self.clipped += src
                 .iter()
-                .map(|s| u64::from(s.re.abs().max(s.im.abs()) >= RAIL))
+                .map(|s| u64::from(s.re.abs() >= RAIL) + u64::from(s.im.abs() >= RAIL))
                 .sum::<u64>();
             self.fill += take;
             pos += take;
@@ -754,7 +754,7 @@ impl Estimator {
             let w = self.window[self.fill];
             self.frame[self.fill] =
                 Complex::new(lut[usize::from(first)] * w, lut[usize::from(second)] * w);
-            self.clipped += u64::from(is_rail(first) || is_rail(second));
+            self.clipped += u64::from(is_rail(first)) + u64::from(is_rail(second));
             self.fill += 1;
             pos = 1;
             carried = 1;
@@ -767,17 +767,15 @@ impl Estimator {
             let src = &bytes[pos..pos + 2 * take];
             let dst = &mut self.frame[self.fill..self.fill + take];
             let win = &self.window[self.fill..self.fill + take];
-            // Two passes: the table lookups (gathers) with the rail count, then the window
-            // multiply, which the compiler can vectorise on its own.
-            let mut clipped = 0u32;
+            // Two passes: the table lookups (gathers), then the window multiply, which the
+            // compiler can vectorise on its own.
             for (d, p) in dst.iter_mut().zip(src.chunks_exact(2)) {
                 *d = Complex::new(lut[usize::from(p[0])], lut[usize::from(p[1])]);
-                clipped += u32::from(is_rail(p[0]) | is_rail(p[1]));
             }
-            self.clipped += u64::from(clipped);
             for (d, &w) in dst.iter_mut().zip(win) {
                 *d *= w;
             }
+            self.clipped += count_rails(src);
             self.fill += take;
             pos += 2 * take;
             if self.fill == n {
@@ -980,8 +978,10 @@ impl Estimator {
 
         self.psd.iter_mut().for_each(|p| *p = 0.0);
         self.frames = 0;
-        let clip_fraction =
-            (self.clipped as f64 / (f64::from(frames) * self.config.fft_size as f64)).min(1.0);
+        // Two values (I and Q) per sample.
+        let clip_fraction = (self.clipped as f64
+            / (2.0 * f64::from(frames) * self.config.fft_size as f64))
+            .min(1.0);
         self.clipped = 0;
         if let Some(alpha) = self.config.ewma_alpha {
             let a = f64::from(alpha);
@@ -1016,6 +1016,22 @@ impl Estimator {
             pulse,
         }
     }
+}
+
+/// How many of `bytes` are at a rail (0 or 255). Counted 255 bytes at a time into a `u8`
+/// (at most 255 hits: no overflow), which the compiler turns into byte-wide vector compares
+/// and adds; a wider counter costs about a third of the estimator's whole budget.
+fn count_rails(bytes: &[u8]) -> u64 {
+    let mut total = 0u64;
+    for chunk in bytes.chunks(255) {
+        let mut hits = 0u8;
+        for &v in chunk {
+            // 0 wraps to 255 and 255 becomes 254: both >= 254, nothing else is.
+            hits += u8::from(v.wrapping_sub(1) >= 254);
+        }
+        total += u64::from(hits);
+    }
+    total
 }
 
 /// Whether a cu8 code is at a rail.
@@ -1179,6 +1195,50 @@ mod tests {
         assert_eq!(quantile(&mut [1.0f32, 2.0, 3.0, 4.0, 5.0], 0.1), 1.4);
         assert_eq!(quantile(&mut [7.0f32], 0.1), 7.0);
         assert_eq!(quantile(&mut [], 0.1), 0.0);
+    }
+
+    #[test]
+    fn rails_are_counted_on_every_byte_whatever_the_length() {
+        let bytes: Vec<u8> = (0..2000u32).map(|i| (i * 37 % 256) as u8).collect();
+        for len in [0, 1, 254, 255, 256, 511, 2000] {
+            let naive = bytes[..len].iter().filter(|&&v| v == 0 || v == 255).count();
+            assert_eq!(count_rails(&bytes[..len]), naive as u64, "{len}");
+        }
+        assert_eq!(count_rails(&[0; 1000]), 1000);
+        assert_eq!(count_rails(&[255; 300]), 300);
+        assert_eq!(count_rails(&[1, 254, 128]), 0);
+    }
+
+    #[test]
+    fn clipped_values_are_counted_alike_from_cu8_and_complex_input() {
+        let cfg = || {
+            EstimatorConfig::new(256_000)
+                .fft_size(256)
+                .channel(20_000.0, 10_000.0)
+                .report_interval(Duration::from_millis(10))
+        };
+        // 2560 samples: every 4th sample has I at 255, every 10th Q at 0.
+        let bytes: Vec<u8> = (0..2560 + 256)
+            .flat_map(|i| {
+                let re = if i % 4 == 0 { 255 } else { 140 };
+                let im = if i % 10 == 0 { 0 } else { 120 };
+                [re, im]
+            })
+            .collect();
+        let mut a = Vec::new();
+        Estimator::new(cfg())
+            .unwrap()
+            .process_cu8(&bytes, Duration::ZERO, |r| a.push(r.clip_fraction));
+        let mut block = IqBlock::with_capacity(bytes.len() / 2);
+        block.start(256_000, 0, Duration::ZERO);
+        block.extend_from_cu8(&bytes);
+        let mut b = Vec::new();
+        Estimator::new(cfg())
+            .unwrap()
+            .process_samples(block.samples(), Duration::ZERO, |r| b.push(r.clip_fraction));
+        assert_eq!(a, b);
+        // (1/4 + 1/10) of the samples, over two values each.
+        assert!((a[0] - 0.175).abs() < 1e-6, "{a:?}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct ClipGainPolicy {
     /// Whether the policy acts at all; default `false`.
     pub enabled: bool,
     /// Clipped fraction of samples ([`Report::clip_fraction`]) above which the gain is
-    /// lowered; default 0 (any clipped sample).
+    /// lowered; default 0 (any value at a rail).
     pub max_clip_fraction: f32,
     /// How far to lower a fixed gain per clipping report, dB; default 6.
     pub step_db: f32,
