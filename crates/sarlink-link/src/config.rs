@@ -24,7 +24,8 @@ pub struct SessionConfig {
     /// Pre-shared key. A server with a key requires authentication; a client with a key
     /// requires the server to prove it. Default: none.
     pub key: Option<PreSharedKey>,
-    /// Our protocol version. Default 1.0.
+    /// Our protocol version. Default 1.1 (the optional record, status and welcome keys of
+    /// 1.1 are ignored by 1.0 peers, so it speaks to both).
     pub version: ProtocolVersion,
     /// Offer and accept LZ4 compression. Default true.
     pub compression: bool,
@@ -73,7 +74,7 @@ impl SessionConfig {
             node,
             stream,
             key: None,
-            version: ProtocolVersion::V1_0,
+            version: ProtocolVersion::V1_1,
             compression: true,
             compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
             max_message: MAX_MESSAGE,

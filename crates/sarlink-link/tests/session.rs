@@ -229,7 +229,7 @@ fn different_major_version_is_rejected_and_lower_minor_is_agreed() {
     p.drive();
     assert!(p.client.is_established());
     assert!(p.client_events.iter().any(
-        |e| matches!(e, Event::Connected { version, .. } if *version == ProtocolVersion::V1_0)
+        |e| matches!(e, Event::Connected { version, .. } if *version == ProtocolVersion::V1_1)
     ));
 }
 
