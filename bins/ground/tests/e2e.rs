@@ -751,10 +751,12 @@ fn the_ground_prints_its_config_as_toml_that_config_accepts() {
 /// A minimal rtl_tcp server written from osmocom's `rtl_tcp.c`: a 12-byte header ("RTL0",
 /// tuner type and gain count, big-endian), then 5-byte commands in (1 byte, u32 BE) and
 /// unsigned 8-bit I/Q out. Each connection streams noise for `serve_for`, then closes.
+/// Commands (code, value) received, one list per connection.
+type CommandLog = std::sync::Arc<std::sync::Mutex<Vec<Vec<(u8, u32)>>>>;
+
 struct RtlTcpServer {
     port: u16,
-    /// Commands received, per connection.
-    commands: std::sync::Arc<std::sync::Mutex<Vec<Vec<(u8, u32)>>>>,
+    commands: CommandLog,
 }
 
 impl RtlTcpServer {
@@ -772,7 +774,7 @@ impl RtlTcpServer {
         use std::io::{Read, Write};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let commands = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let commands: CommandLog = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = std::sync::Arc::clone(&commands);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
