@@ -487,15 +487,14 @@ impl DroneCore {
                 self.offsets.clear();
                 self.coordinator
                     .update_link(SourceId::GROUND, LinkHealth::HEALTHY, now);
-                // The ground learns the current decision and whatever it missed.
+                // The ground learns whatever it missed, or else the decision in force.
+                let missed = !self.held.is_empty();
                 for d in self.held.drain(..) {
                     self.out.push_back(DroneOutput::Send(Message::Decision(d)));
                 }
-                if let Some(d) = &self.decision {
-                    if self.stats.decisions > 0 {
-                        self.out
-                            .push_back(DroneOutput::Send(Message::Decision(d.clone())));
-                    }
+                if let (false, Some(d)) = (missed, &self.decision) {
+                    self.out
+                        .push_back(DroneOutput::Send(Message::Decision(d.clone())));
                 }
             }
             DroneInput::LinkDown => {
