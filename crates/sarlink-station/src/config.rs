@@ -13,6 +13,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// The HTTP endpoint's address: `http` from the first layer that has it, else the older
+/// name `metrics` (kept as an alias), else none.
+fn http_address(layers: &Layers, cli: Option<String>) -> Result<Option<String>, ConfigError> {
+    let parse = |s: &str| crate::units::parse_host_port(s).map(Some);
+    match layers.get_with("http", cli, || None, parse)? {
+        (Some(addr), _) => Ok(Some(addr)),
+        (None, _) => Ok(layers.get_with("metrics", None, || None, parse)?.0),
+    }
+}
+
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {

@@ -48,10 +48,10 @@ use sarlink_coord::{
     LinkState as CoordLinkState, Reason, SafetyLevel, SafetyState,
 };
 use sarlink_link::LinkState;
+use sarlink_monitor::baseline::{Baseline, BaselineConfig, Deviation};
 use sarlink_monitor::degradation::{
     Action, ControllerConfig, DegradationController, FeatureId, Priority, Readings, RegisterError,
 };
-use sarlink_monitor::baseline::{Baseline, BaselineConfig, Deviation};
 use sarlink_monitor::thresholds::{Alert, MetricKind, Observation, ThresholdConfig, Thresholds};
 use sarlink_schema::{
     Ack, AckCode, Cmd, CmdOp, Decision, Message, NodeName, RssiRecord, SourceId, Status,
@@ -594,10 +594,11 @@ impl DroneCore {
             _ => None,
         };
         if let Some(deviation) = baseline.and_then(|b| b.update(observation.value())) {
-            self.out.push_back(DroneOutput::Event(DroneEvent::Deviation {
-                metric: observation.kind(),
-                deviation,
-            }));
+            self.out
+                .push_back(DroneOutput::Event(DroneEvent::Deviation {
+                    metric: observation.kind(),
+                    deviation,
+                }));
         }
         if let Some(alert) = self.thresholds.observe(now, observation) {
             self.out

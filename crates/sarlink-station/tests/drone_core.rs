@@ -443,7 +443,9 @@ fn a_cycle_time_far_off_its_baseline_is_reported_and_over_its_limit_alerts() {
     let mut d = Drone::new();
     for i in 0..60 {
         d.now += STEP;
-        d.input(DroneInput::CycleTime(Duration::from_micros(900 + (i % 5) * 20)));
+        d.input(DroneInput::CycleTime(Duration::from_micros(
+            900 + (i % 5) * 20,
+        )));
     }
     assert!(!d.take().iter().any(|o| matches!(
         o,
@@ -455,7 +457,10 @@ fn a_cycle_time_far_off_its_baseline_is_reported_and_over_its_limit_alerts() {
     assert!(
         out.iter().any(|o| matches!(
             o,
-            DroneOutput::Event(DroneEvent::Deviation { metric: MetricKind::CycleProcessing, .. })
+            DroneOutput::Event(DroneEvent::Deviation {
+                metric: MetricKind::CycleProcessing,
+                ..
+            })
         )),
         "{out:?}"
     );

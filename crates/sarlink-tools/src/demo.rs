@@ -157,7 +157,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         max_clients: 8,
         output: Format::None,
         output_file: None,
-        metrics: None,
+        http: None,
         seconds: None,
         quiet: true,
     };
@@ -186,6 +186,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         seconds: None,
         output: Format::None,
         output_file: None,
+        http: None,
         quiet: true,
     };
     let start = Instant::now();

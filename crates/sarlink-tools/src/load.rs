@@ -162,7 +162,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 max_clients: args.drones + 8,
                 output: Format::None,
                 output_file: None,
-                metrics: None,
+                http: None,
                 seconds: None,
                 quiet: true,
             };

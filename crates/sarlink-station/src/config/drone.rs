@@ -66,6 +66,9 @@ pub struct DroneArgs {
     /// Flight recorder: append the drone's and the ground's records and every decision here
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<String>,
+    /// Serve the dashboard (/), /api/state, /api/live and Prometheus /metrics over HTTP at ADDR (`--metrics` is an alias)
+    #[arg(long, value_name = "ADDR", visible_alias = "metrics")]
+    pub http: Option<String>,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -92,6 +95,8 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "seconds",
     "output",
     "output_file",
+    "http",
+    "metrics",
     "quiet",
 ];
 
@@ -124,6 +129,8 @@ pub struct DroneSettings {
     pub output: Format,
     /// Flight recorder file (none when `None`).
     pub output_file: Option<PathBuf>,
+    /// Address of the HTTP endpoint (dashboard, API, `/metrics`); none when `None`.
+    pub http: Option<String>,
     /// No status line.
     pub quiet: bool,
 }
@@ -132,7 +139,7 @@ impl DroneSettings {
     /// The settings as `key = value` lines (the key file's contents are never shown).
     pub fn describe(&self) -> String {
         format!(
-            "connect = {:?}\nnode = {:?}\nsource = {:?}\nfrequency_hz = {:?}\nsample_rate_hz = {}\ngain = {:?}\nrate_hz = {}\nkey = {}\ncompression_threshold = {}\ncalibration_db = {:?}\nseconds = {:?}\noutput = {:?}\noutput_file = {:?}\nquiet = {}",
+            "connect = {:?}\nnode = {:?}\nsource = {:?}\nfrequency_hz = {:?}\nsample_rate_hz = {}\ngain = {:?}\nrate_hz = {}\nkey = {}\ncompression_threshold = {}\ncalibration_db = {:?}\nseconds = {:?}\noutput = {:?}\noutput_file = {:?}\nhttp = {:?}\nquiet = {}",
             self.connect,
             self.node.as_str(),
             self.source.to_string(),
@@ -146,6 +153,7 @@ impl DroneSettings {
             self.seconds,
             self.output,
             self.output_file,
+            self.http,
             self.quiet
         )
     }
@@ -231,6 +239,7 @@ impl DroneSettings {
             .0;
         let output_file = layers.get_opt::<PathBuf>("output_file", cli.output_file.clone())?;
         let output = layers.get("output", cli.output.clone(), Format::Jsonl)?;
+        let http = super::http_address(layers, cli.http.clone())?;
         let quiet = cli.quiet || layers.get("quiet", None, false)?;
         Ok(DroneSettings {
             connect,
@@ -246,6 +255,7 @@ impl DroneSettings {
             seconds,
             output,
             output_file,
+            http,
             quiet,
         })
     }

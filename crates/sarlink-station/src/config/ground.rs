@@ -51,9 +51,9 @@ pub struct GroundArgs {
     /// recovered from after a restart
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<String>,
+    /// Serve the dashboard (/), /api/state, /api/live and Prometheus /metrics over HTTP at ADDR (`--metrics` is an alias)
+    #[arg(long, value_name = "ADDR", visible_alias = "metrics")]
+    pub http: Option<String>,
     /// Stop after this many seconds [default: run until SIGINT/SIGTERM]
     #[arg(long)]
     pub seconds: Option<String>,
@@ -77,6 +77,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "max_clients",
     "output",
     "output_file",
+    "http",
     "metrics",
     "seconds",
     "quiet",
@@ -105,8 +106,8 @@ pub struct GroundSettings {
     pub output: Format,
     /// Output file (stdout when `None`).
     pub output_file: Option<PathBuf>,
-    /// Metrics address.
-    pub metrics: Option<String>,
+    /// Address of the HTTP endpoint (dashboard, API, `/metrics`); none when `None`.
+    pub http: Option<String>,
     /// Run time limit.
     pub seconds: Option<f64>,
     /// No status line.
@@ -178,14 +179,7 @@ impl GroundSettings {
                 .0,
             output: layers.get("output", args.output.clone(), Format::Jsonl)?,
             output_file: layers.get_opt::<PathBuf>("output_file", args.output_file.clone())?,
-            metrics: layers
-                .get_with(
-                    "metrics",
-                    args.metrics.clone(),
-                    || None,
-                    |s| units::parse_host_port(s).map(Some),
-                )?
-                .0,
+            http: super::http_address(layers, args.http.clone())?,
             seconds: layers
                 .get_with(
                     "seconds",
