@@ -394,7 +394,7 @@ fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         }
         2 => live(&mut stream, shared),
         3 => {
-            let body = shared.registry.snapshot().to_prometheus_text();
+            let body = shared.registry.to_prometheus_text();
             respond(
                 &mut stream,
                 m,
