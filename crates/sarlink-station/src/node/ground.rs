@@ -106,11 +106,13 @@ impl Web {
 pub fn drone_view(track: &DroneTrack) -> DroneView {
     let decision = track.decision.as_ref();
     let status = track.status.as_ref();
+    let link = LinkView::from_state(track.conn.map(|_| track.link));
     DroneView {
         node: track.node.to_string(),
-        link: LinkView::from_state(track.conn.map(|_| track.link)),
+        link,
         rtt_ms: track.rtt.map(|r| r.as_secs_f64() * 1e3),
-        quality: track.quality,
+        // A lost link has no quality: the last score would only mislead.
+        quality: track.quality.filter(|_| link != LinkView::Lost),
         source: decision.map(|d| source_name(d.source_id)),
         fallback: decision.is_some_and(|d| d.fallback),
         reason: decision.map(|d| d.reason.clone()),
