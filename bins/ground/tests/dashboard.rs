@@ -464,18 +464,19 @@ fn metrics_of_the_ground_and_the_drone_pass_promtool() {
     );
 }
 
-/// CPU time (user + system, clock ticks) of each thread of `pid`: (thread id, name, ticks).
+/// CPU time of each live thread of `pid`, in nanoseconds from the scheduler's own account
+/// (`/proc/PID/task/TID/schedstat`, exact, unlike the 10 ms ticks of `stat`):
+/// (thread id, name, ns).
 fn thread_ticks(pid: u32) -> Vec<(String, String, u64)> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
     dir.filter_map(|e| {
         let tid = e.ok()?.file_name().to_string_lossy().into_owned();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-        let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        Some((tid, name.to_owned(), ticks))
+        let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+        let sched = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+        let ns = sched.split_whitespace().next()?.parse::<u64>().ok()?;
+        Some((tid, name.trim().to_owned(), ns))
     })
     .collect()
 }
@@ -586,6 +587,7 @@ fn stress_dashboard_clients_and_idle_connections_do_not_slow_metrics_or_ingest()
     std::thread::sleep(Duration::from_secs(3));
     let threads_before = thread_ticks(pid);
     let total_before = process_ticks(pid);
+    let events_before = events.load(Ordering::Relaxed);
     let window = Instant::now();
     let mut worst = Duration::ZERO;
     let mut scrapes = 0;
@@ -600,6 +602,7 @@ fn stress_dashboard_clients_and_idle_connections_do_not_slow_metrics_or_ingest()
     let elapsed = window.elapsed().as_secs_f64();
     let threads_after = thread_ticks(pid);
     let total_after = process_ticks(pid);
+    let events_window = events.load(Ordering::Relaxed) - events_before;
     let out = load.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     std::thread::sleep(Duration::from_secs(1));
@@ -609,7 +612,7 @@ fn stress_dashboard_clients_and_idle_connections_do_not_slow_metrics_or_ingest()
         let _ = t.join();
     }
 
-    let hz = 100.0; // USER_HZ on Linux
+    let hz = 100.0; // USER_HZ on Linux, the unit of /proc/PID/stat
     let delta = |pred: &dyn Fn(&str) -> bool| -> u64 {
         threads_after
             .iter()
@@ -623,8 +626,8 @@ fn stress_dashboard_clients_and_idle_connections_do_not_slow_metrics_or_ingest()
             })
             .sum()
     };
-    let http_live = delta(&|n| n.starts_with("sl-http")) as f64 / hz / elapsed;
-    let other = delta(&|n| !n.starts_with("sl-http")) as f64 / hz / elapsed;
+    let http_live = delta(&|n| n.starts_with("sl-http")) as f64 / 1e9 / elapsed;
+    let other = delta(&|n| !n.starts_with("sl-http")) as f64 / 1e9 / elapsed;
     let total = (total_after - total_before) as f64 / hz / elapsed;
     // Threads that ended inside the window (timed-out idle connections) count in the total
     // only: attribute everything that is not a known non-HTTP thread to HTTP, an upper bound.
@@ -637,14 +640,14 @@ fn stress_dashboard_clients_and_idle_connections_do_not_slow_metrics_or_ingest()
         .expect("the load tool's summary");
     let written = metric_sum(&text, "sarlink_ground_records_total") as u64;
     let gaps = metric_sum(&text, "sarlink_drone_record_gaps_total");
-    let events = events.load(Ordering::Relaxed);
+    let events = events_window;
     eprintln!(
         "{report}\nload check over {elapsed:.1} s: /metrics worst {:.1} ms over {scrapes} scrapes; \
          records produced {produced}, written by the ground {written}, gaps {gaps}; \
          live events delivered {events} ({:.1}/s per viewer); CPU: whole ground {:.1} % of a core, \
          non-HTTP threads {:.1} %, HTTP threads alive throughout {:.2} %, HTTP upper bound {:.2} %",
         worst.as_secs_f64() * 1e3,
-        events as f64 / 100.0 / (seconds as f64 + 3.0),
+        events as f64 / 100.0 / elapsed,
         total * 100.0,
         other * 100.0,
         http_live * 100.0,

@@ -64,11 +64,16 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// The reading in `record`.
+    /// The reading in `record`, rounded to 0.01 dB (finer than any receiver resolves; it
+    /// keeps the live stream short).
     pub fn from_record(record: &RssiRecord) -> Reading {
+        let centi = |v: f32| (v * 100.0).round() / 100.0;
         Reading {
-            rssi: record.rssi_dbm.get(),
-            snr: record.snr_db.map(|s| s.get()).filter(|s| s.is_finite()),
+            rssi: centi(record.rssi_dbm.get()),
+            snr: record
+                .snr_db
+                .map(|s| centi(s.get()))
+                .filter(|s| s.is_finite()),
             t_ms: record.timestamp_ns / 1_000_000,
         }
     }

@@ -350,7 +350,7 @@ impl DroneNode {
         let view = DroneView {
             node: web.node.clone(),
             link: LinkView::from_state(core.link()),
-            rtt_ms: core.rtt().map(|r| r.as_secs_f64() * 1e3),
+            rtt_ms: core.rtt().map(|r| (r.as_secs_f64() * 1e6).round() / 1e3),
             quality: core.link().and(web.quality),
             source: decision.map(|d| crate::dashboard::source_name(d.source_id)),
             fallback: decision.is_some_and(|d| d.fallback),

@@ -110,7 +110,8 @@ pub fn drone_view(track: &DroneTrack) -> DroneView {
     DroneView {
         node: track.node.to_string(),
         link,
-        rtt_ms: track.rtt.map(|r| r.as_secs_f64() * 1e3),
+        // Microsecond resolution is plenty and keeps the live stream short.
+        rtt_ms: track.rtt.map(|r| (r.as_secs_f64() * 1e6).round() / 1e3),
         // A lost link has no quality: the last score would only mislead.
         quality: track.quality.filter(|_| link != LinkView::Lost),
         source: decision.map(|d| source_name(d.source_id)),
