@@ -147,16 +147,24 @@ pub struct HttpServer {
 impl HttpServer {
     /// Serves the dashboard, `/api/state` and `/api/live` from `hub`, and `registry` at
     /// `/metrics`, on `addr`. The server's own metrics (`sarlink_http_*`) are added to
-    /// `registry`.
+    /// `registry`. Limits of zero are raised to the smallest that works (one connection,
+    /// 64 head bytes, one header, 1 ms): a zero timeout would mean "wait forever".
     ///
     /// # Errors
     /// [`HttpError`] when the address cannot be bound or a thread cannot start.
     pub fn start(
         addr: &str,
-        config: HttpConfig,
+        mut config: HttpConfig,
         registry: Registry,
         hub: Hub,
     ) -> Result<HttpServer, HttpError> {
+        let ms = Duration::from_millis(1);
+        config.max_connections = config.max_connections.max(1);
+        config.max_head_bytes = config.max_head_bytes.max(64);
+        config.max_headers = config.max_headers.max(1);
+        config.head_timeout = config.head_timeout.max(ms);
+        config.write_timeout = config.write_timeout.max(ms);
+        config.keepalive = config.keepalive.max(ms);
         let listener = TcpListener::bind(addr).map_err(|source| HttpError::Bind {
             addr: addr.to_owned(),
             source,
