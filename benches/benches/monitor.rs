@@ -57,6 +57,9 @@ fn metrics(c: &mut Criterion) {
     g.bench_function("snapshot_prometheus_30_series", |b| {
         b.iter(|| black_box(registry.snapshot().to_prometheus_text()))
     });
+    g.bench_function("registry_prometheus_30_series", |b| {
+        b.iter(|| black_box(registry.to_prometheus_text()))
+    });
     g.finish();
 }
 

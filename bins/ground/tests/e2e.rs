@@ -6,106 +6,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn ground_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sarlink-ground"))
-}
-
-fn drone_bin() -> PathBuf {
-    let path =
-        ground_bin().with_file_name(format!("sarlink-drone{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p sarlink-drone`) so both binaries are built",
-        path.display()
-    );
-    path
-}
-
-fn clean(mut c: Command) -> Command {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SARLINK_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sarlink-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn signal(&mut self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.0.id().to_string()])
-            .status();
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-fn ground(port: u16, extra: &[&str]) -> Proc {
-    let mut c = clean(Command::new(ground_bin()));
-    c.args(["--listen", &format!("127.0.0.1:{port}"), "--quiet"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let p = Proc(c.spawn().unwrap());
-    // Wait until it listens.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ground never listened on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    p
-}
-
-fn drone(port: u16, extra: &[&str]) -> Proc {
-    let mut c = clean(Command::new(drone_bin()));
-    c.args(["--connect", &format!("127.0.0.1:{port}"), "--quiet"])
-        .args(extra);
-    // A simulator at 250 kS/s keeps real time in a debug build while many tests share the
-    // machine; recordings keep their own rate.
-    let simulated = !extra.iter().any(|a| a.starts_with("file:"));
-    if simulated && !extra.contains(&"--sample-rate") {
-        c.args(["--sample-rate", "250k"]);
-    }
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    Proc(c.spawn().unwrap())
-}
+mod common;
+use common::*;
 
 /// Output lines of type `rssi` from `node`, as JSON.
 fn records(path: &Path, node: &str) -> Vec<serde_json::Value> {
@@ -118,14 +23,6 @@ fn records(path: &Path, node: &str) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
         .filter(|v| v["type"] == "rssi" && v["node"] == node)
         .collect()
-}
-
-fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

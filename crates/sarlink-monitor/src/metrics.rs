@@ -491,6 +491,41 @@ impl Registry {
         Ok(handle.clone())
     }
 
+    /// Renders every metric in the Prometheus text format, exactly as
+    /// `self.snapshot().to_prometheus_text()` would, without building the [`Snapshot`]:
+    /// counters and gauges are written straight from their atomics, so a scrape allocates
+    /// little (see `docs/BENCHMARKS.md`). Histograms are read after the registry lock is
+    /// released, as in [`Registry::snapshot`].
+    pub fn to_prometheus_text(&self) -> String {
+        let mut segments = Vec::new();
+        let mut text = String::new();
+        {
+            let families = self.families.lock();
+            for (name, family) in families.iter() {
+                if family.metric_type == MetricType::Histogram {
+                    segments.push(prometheus::Segment::Text(std::mem::take(&mut text)));
+                    let series = family
+                        .series
+                        .iter()
+                        .filter_map(|(l, h)| match h {
+                            Handle::Histogram(h) => Some((l.clone(), h.clone())),
+                            _ => None,
+                        })
+                        .collect();
+                    segments.push(prometheus::Segment::Histograms {
+                        name: name.clone(),
+                        help: family.help.clone(),
+                        series,
+                    });
+                    continue;
+                }
+                prometheus::encode_scalar_family(&mut text, name, family);
+            }
+        }
+        segments.push(prometheus::Segment::Text(text));
+        prometheus::join(segments)
+    }
+
     /// Reads every metric into plain data, families sorted by name and series by labels.
     pub fn snapshot(&self) -> Snapshot {
         // Clone the handles under the registry lock, read them after releasing it, so a

@@ -174,6 +174,11 @@ fn exposition_round_trips_structure_values_and_escaping() {
     }
 
     let text = r.snapshot().to_prometheus_text();
+    assert_eq!(
+        r.to_prometheus_text(),
+        text,
+        "the direct encoder writes exactly what the snapshot's does"
+    );
     let families = parse(&text);
     let names: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
@@ -238,4 +243,5 @@ fn exposition_round_trips_structure_values_and_escaping() {
 #[test]
 fn empty_registry_exposes_nothing() {
     assert_eq!(Registry::new().snapshot().to_prometheus_text(), "");
+    assert_eq!(Registry::new().to_prometheus_text(), "");
 }

@@ -13,6 +13,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// The HTTP endpoint's address: `http` from the first layer that has it, else the older
+/// name `metrics` (kept as an alias), else none.
+fn http_address(layers: &Layers, cli: Option<String>) -> Result<Option<String>, ConfigError> {
+    let parse = |s: &str| crate::units::parse_host_port(s).map(Some);
+    match layers.get_with("http", cli, || None, parse)? {
+        (Some(addr), _) => Ok(Some(addr)),
+        (None, _) => Ok(layers.get_with("metrics", None, || None, parse)?.0),
+    }
+}
+
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -332,5 +342,37 @@ mod tests {
         );
         assert!(Layers::from_parts(&[], Some((Path::new("x.toml"), "rate = [1, 2]"))).is_err());
         assert!(Layers::from_parts(&[], Some((Path::new("x.toml"), "rate = "))).is_err());
+    }
+
+    #[test]
+    fn http_takes_the_old_name_metrics_as_an_alias_and_http_wins() {
+        use clap::Parser as _;
+        let args =
+            DroneArgs::try_parse_from(["sarlink-drone", "--metrics", "127.0.0.1:9100"]).unwrap();
+        let s = DroneSettings::resolve(&args, &layers(&[], None)).unwrap();
+        assert_eq!(s.http.as_deref(), Some("127.0.0.1:9100"));
+        let none = DroneArgs::default();
+        let env = layers(&[("SARLINK_METRICS", "127.0.0.1:9101")], None);
+        assert_eq!(
+            GroundSettings::resolve(&GroundArgs::default(), &env)
+                .unwrap()
+                .http
+                .as_deref(),
+            Some("127.0.0.1:9101")
+        );
+        let both = layers(
+            &[("SARLINK_HTTP", "127.0.0.1:9102")],
+            Some("metrics = \"127.0.0.1:9103\""),
+        );
+        let s = DroneSettings::resolve(&none, &both).unwrap();
+        assert_eq!(s.http.as_deref(), Some("127.0.0.1:9102"));
+        let bad = layers(&[("SARLINK_HTTP", "nowhere")], None);
+        assert!(DroneSettings::resolve(&none, &bad).is_err());
+        assert_eq!(
+            DroneSettings::resolve(&none, &layers(&[], None))
+                .unwrap()
+                .http,
+            None
+        );
     }
 }

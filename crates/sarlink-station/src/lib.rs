@@ -3,9 +3,10 @@
 
 pub mod cmd;
 pub mod config;
+pub mod dashboard;
 pub mod drone;
 pub mod ground;
-pub mod metrics_http;
+pub mod http;
 pub mod node;
 pub mod output;
 pub mod pipeline;

@@ -161,7 +161,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         output: Format::None,
         output_file: None,
         fsync: None,
-        metrics: None,
+        http: None,
         seconds: None,
         quiet: true,
     };
@@ -194,6 +194,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         seconds: None,
         output: Format::None,
         output_file: None,
+        http: None,
         quiet: true,
     };
     let start = Instant::now();

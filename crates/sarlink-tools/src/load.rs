@@ -166,7 +166,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 output: Format::None,
                 output_file: None,
                 fsync: None,
-                metrics: None,
+                http: None,
                 seconds: None,
                 quiet: true,
             };

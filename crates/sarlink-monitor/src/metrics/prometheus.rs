@@ -4,7 +4,91 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{MetricType, Snapshot, Value};
+use super::{Family, Handle, Histogram, MetricType, Snapshot, Value};
+
+/// A piece of [`super::Registry::to_prometheus_text`]'s output: text written under the
+/// registry lock, or histograms to read after it is released.
+pub(super) enum Segment {
+    Text(String),
+    Histograms {
+        name: String,
+        help: String,
+        series: Vec<(Vec<(String, String)>, Histogram)>,
+    },
+}
+
+/// Writes a counter or gauge family as [`encode`] would, reading the atomics directly.
+pub(super) fn encode_scalar_family(out: &mut String, name: &str, family: &Family) {
+    let mut value = String::new();
+    let (name, type_name) = match family.metric_type {
+        MetricType::Counter if name.ends_with("_total") => (name.to_owned(), "counter"),
+        MetricType::Counter => (format!("{name}_total"), "counter"),
+        _ => (name.to_owned(), "gauge"),
+    };
+    header(out, &name, &family.help, type_name);
+    for (labels, handle) in &family.series {
+        value.clear();
+        // Writing to a String cannot fail.
+        let _ = match handle {
+            Handle::Counter(c) => write!(value, "{}", c.value()),
+            Handle::Gauge(g) => write_float(&mut value, g.value()),
+            Handle::Histogram(_) => continue,
+        };
+        sample(out, &name, "", labels, None, &value);
+    }
+}
+
+/// Concatenates the segments, reading each histogram now.
+pub(super) fn join(segments: Vec<Segment>) -> String {
+    let mut out = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Text(t) => out.push_str(&t),
+            Segment::Histograms { name, help, series } => {
+                header(&mut out, &name, &help, "summary");
+                for (labels, h) in series {
+                    summary(&mut out, &name, &labels, &h.snapshot());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, name: &str, help: &str, type_name: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    escape_help(help, out);
+    out.push('\n');
+    let _ = writeln!(out, "# TYPE {name} {type_name}");
+}
+
+fn summary(
+    out: &mut String,
+    name: &str,
+    labels: &[(String, String)],
+    h: &super::HistogramSnapshot,
+) {
+    for (q, v) in [("0.5", h.p50), ("0.95", h.p95), ("0.99", h.p99)] {
+        sample(out, name, "", labels, Some(q), &seconds(v));
+    }
+    sample(out, name, "_sum", labels, None, &seconds(h.sum));
+    sample(out, name, "_count", labels, None, &h.count.to_string());
+}
+
+fn write_float(out: &mut String, v: f64) -> std::fmt::Result {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        write!(out, "{v}")?;
+    }
+    Ok(())
+}
 
 pub(super) fn encode(snapshot: &Snapshot) -> String {
     let mut out = String::new();
@@ -83,6 +167,10 @@ fn sample(
 }
 
 fn escape_help(text: &str, out: &mut String) {
+    if !text.contains(['\\', '\n']) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -93,6 +181,10 @@ fn escape_help(text: &str, out: &mut String) {
 }
 
 fn escape_label_value(text: &str, out: &mut String) {
+    if !text.contains(['\\', '"', '\n']) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -77,6 +77,9 @@ pub struct DroneArgs {
     /// Flight recorder: append the drone's and the ground's records and every decision here
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<String>,
+    /// Serve the dashboard (/), /api/state, /api/live and Prometheus /metrics over HTTP at ADDR (`--metrics` is an alias)
+    #[arg(long, value_name = "ADDR", visible_alias = "metrics")]
+    pub http: Option<String>,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -106,6 +109,8 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "seconds",
     "output",
     "output_file",
+    "http",
+    "metrics",
     "quiet",
 ];
 
@@ -146,6 +151,8 @@ pub struct DroneSettings {
     pub output: Format,
     /// Flight recorder file (none when `None`).
     pub output_file: Option<PathBuf>,
+    /// Address of the HTTP endpoint (dashboard, API, `/metrics`); none when `None`.
+    pub http: Option<String>,
     /// No status line.
     pub quiet: bool,
 }
@@ -179,6 +186,7 @@ impl DroneSettings {
             ("seconds", args.seconds.clone(), None),
             ("output", args.output.clone(), Some("jsonl")),
             ("output_file", args.output_file.clone(), None),
+            ("http", args.http.clone(), None),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
@@ -292,6 +300,7 @@ impl DroneSettings {
             .0;
         let output_file = layers.get_opt::<PathBuf>("output_file", cli.output_file.clone())?;
         let output = layers.get("output", cli.output.clone(), Format::Jsonl)?;
+        let http = super::http_address(layers, cli.http.clone())?;
         let quiet = cli.quiet || layers.get("quiet", None, false)?;
         Ok(DroneSettings {
             connect,
@@ -311,6 +320,7 @@ impl DroneSettings {
             seconds,
             output,
             output_file,
+            http,
             quiet,
         })
     }

@@ -62,9 +62,9 @@ pub struct GroundArgs {
     /// they are written, e.g. 200ms or 1s [default: acknowledge once handed to the OS]
     #[arg(long, value_name = "INTERVAL")]
     pub fsync: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<String>,
+    /// Serve the dashboard (/), /api/state, /api/live and Prometheus /metrics over HTTP at ADDR (`--metrics` is an alias)
+    #[arg(long, value_name = "ADDR", visible_alias = "metrics")]
+    pub http: Option<String>,
     /// Stop after this many seconds [default: run until SIGINT/SIGTERM]
     #[arg(long)]
     pub seconds: Option<String>,
@@ -94,6 +94,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "output",
     "output_file",
     "fsync",
+    "http",
     "metrics",
     "seconds",
     "quiet",
@@ -130,8 +131,8 @@ pub struct GroundSettings {
     pub output_file: Option<PathBuf>,
     /// Sync the output this often and acknowledge only what was synced.
     pub fsync: Option<std::time::Duration>,
-    /// Metrics address.
-    pub metrics: Option<String>,
+    /// Address of the HTTP endpoint (dashboard, API, `/metrics`); none when `None`.
+    pub http: Option<String>,
     /// Run time limit.
     pub seconds: Option<f64>,
     /// No status line.
@@ -160,7 +161,7 @@ impl GroundSettings {
             ("output", args.output.clone(), Some("jsonl")),
             ("output_file", args.output_file.clone(), None),
             ("fsync", args.fsync.clone(), None),
-            ("metrics", args.metrics.clone(), None),
+            ("http", args.http.clone(), None),
             ("seconds", args.seconds.clone(), None),
             (
                 "quiet",
@@ -254,14 +255,7 @@ impl GroundSettings {
                     |s| units::parse_interval(s).map(Some),
                 )?
                 .0,
-            metrics: layers
-                .get_with(
-                    "metrics",
-                    args.metrics.clone(),
-                    || None,
-                    |s| units::parse_host_port(s).map(Some),
-                )?
-                .0,
+            http: super::http_address(layers, args.http.clone())?,
             seconds: layers
                 .get_with(
                     "seconds",

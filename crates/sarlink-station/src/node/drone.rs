@@ -1,5 +1,5 @@
-//! The drone's driver: a receiver thread, the link client, the flight recorder and the
-//! clock around a [`DroneCore`].
+//! The drone's driver: a receiver thread, the link client, the flight recorder, the HTTP
+//! endpoint and the clock around a [`DroneCore`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,16 +10,22 @@ use crossbeam_channel::select;
 use parking_lot::Mutex;
 use sarlink_link::driver::{Backoff, Client, ClientConfig, ClientEvent};
 use sarlink_link::{LinkState, SessionConfig};
-use sarlink_monitor::metrics::{Histogram, HistogramSnapshot};
+use sarlink_monitor::metrics::{Gauge, Histogram, HistogramSnapshot, Registry};
+use sarlink_monitor::quality::{JitterEstimator, LinkStats, QualityConfig, assess};
 use sarlink_monitor::resources::ResourceSampler;
 use sarlink_schema::{Decision, Role, RssiRecord, RssiUnits, SourceId};
 use sarlink_sdr::{IqSource, SourceHealth};
 
 use crate::config::{DEFAULT_FREQUENCY_HZ, DroneSettings};
+use crate::dashboard::{
+    Dashboard, DroneSeries, DroneView, LinkView, PUBLISH_INTERVAL, Reading, ReceiverSeries,
+    Severity,
+};
 use crate::drone::{
     Control, DroneConfig, DroneCore, DroneEvent, DroneInput, DroneOutput, DroneStats,
     ResourceSample,
 };
+use crate::http::{HttpConfig, HttpServer, Hub};
 use crate::output::Output;
 use crate::pipeline::{
     DynSource, Measurement, PipelineConfig, PipelineEvent, ReceiverThread, tuning_offset_hz,
@@ -30,7 +36,7 @@ use crate::source::Tuning;
 
 /// What the drone is doing, for status lines, the demo and tests (updated as it runs).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DroneView {
+pub struct DroneStatus {
     /// Newest record of the drone's own receiver.
     pub own: Option<RssiRecord>,
     /// Newest record of the ground's receiver.
@@ -85,6 +91,23 @@ impl Default for DroneOptions {
     }
 }
 
+/// The HTTP side of a drone: the server, and what the main loop publishes to it.
+#[derive(Debug)]
+struct Web {
+    node: String,
+    hub: Hub,
+    board: Dashboard,
+    series: DroneSeries,
+    ground_rx: Option<ReceiverSeries>,
+    backlog: Gauge,
+    rate: Gauge,
+    jitter: JitterEstimator,
+    quality: Option<u8>,
+    next_publish: Instant,
+    // Last: dropping it stops the server.
+    server: HttpServer,
+}
+
 /// A drone: receiver, link and core. [`DroneNode::run`] drives it.
 #[derive(Debug)]
 pub struct DroneNode {
@@ -92,8 +115,11 @@ pub struct DroneNode {
     client: Client,
     core: DroneCore,
     output: Option<Output>,
-    view: Arc<Mutex<DroneView>>,
+    view: Arc<Mutex<DroneStatus>>,
+    registry: Registry,
     ground_latency: Histogram,
+    ground_name: Option<String>,
+    web: Option<Web>,
     options: DroneOptions,
     reports_this_second: u32,
 }
@@ -173,22 +199,72 @@ impl DroneNode {
         let mut client_config = ClientConfig::new(session, settings.connect.clone());
         client_config.backoff = options.backoff;
         let client = Client::spawn(client_config).context("starting the link")?;
+        let registry = Registry::new();
+        let ground_latency = registry.histogram(
+            "sarlink_drone_ground_record_latency_seconds",
+            "Time from a ground record's timestamp to its arrival at the drone's coordinator, seconds (includes the clock offset between the two machines).",
+            &[],
+        )?;
+        let web = match &settings.http {
+            Some(addr) => {
+                let hub = Hub::new();
+                let server =
+                    HttpServer::start(addr, HttpConfig::default(), registry.clone(), hub.clone())
+                        .with_context(|| format!("HTTP on {addr}"))?;
+                let node = settings.node.as_str();
+                Some(Web {
+                    node: node.to_owned(),
+                    hub,
+                    board: Dashboard::new(node, "drone"),
+                    series: DroneSeries::new(&registry, node)?,
+                    ground_rx: None,
+                    backlog: registry.gauge(
+                        "sarlink_drone_backlog",
+                        "Records waiting on the drone for the link.",
+                        &[],
+                    )?,
+                    rate: registry.gauge(
+                        "sarlink_drone_report_rate_hertz",
+                        "RSSI report rate in force, hertz.",
+                        &[],
+                    )?,
+                    jitter: JitterEstimator::new(),
+                    quality: None,
+                    next_publish: Instant::now(),
+                    server,
+                })
+            }
+            None => None,
+        };
         let receiver = ReceiverThread::spawn(measurement).context("starting the receiver")?;
         Ok(DroneNode {
             receiver,
             client,
             core,
             output,
-            view: Arc::new(Mutex::new(DroneView::default())),
-            ground_latency: Histogram::new(),
+            view: Arc::new(Mutex::new(DroneStatus::default())),
+            registry,
+            ground_latency,
+            ground_name: None,
+            web,
             options,
             reports_this_second: 0,
         })
     }
 
     /// A live view of the drone, updated as it runs.
-    pub fn view(&self) -> Arc<Mutex<DroneView>> {
+    pub fn view(&self) -> Arc<Mutex<DroneStatus>> {
         Arc::clone(&self.view)
+    }
+
+    /// The metrics registry (what `/metrics` serves with `--http`).
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
+    }
+
+    /// The HTTP endpoint's address, when it runs.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.web.as_ref().map(|w| w.server.local_addr())
     }
 
     /// Runs until `stop` is set or `deadline` passes, then closes the link.
@@ -210,11 +286,14 @@ impl DroneNode {
                 break Ok(());
             }
             let now = unix_now();
-            let wait = self
+            let mut wait = self
                 .core
                 .poll_timeout()
                 .saturating_sub(now)
                 .min(Duration::from_millis(100));
+            if let Some(web) = &self.web {
+                wait = wait.min(web.next_publish.saturating_duration_since(Instant::now()));
+            }
             select! {
                 recv(self.receiver.events()) -> ev => match ev {
                     Ok(ev) => {
@@ -255,6 +334,7 @@ impl DroneNode {
             if let Err(e) = self.drain() {
                 break Err(e);
             }
+            self.publish();
             if let Some(at) = next_status.filter(|at| now >= *at) {
                 next_status = self.options.status_every.map(|d| at + d);
                 if !quiet {
@@ -273,6 +353,60 @@ impl DroneNode {
         }
         self.client.close();
         result.map(|()| summary)
+    }
+
+    /// Publishes the dashboard and the series when [`PUBLISH_INTERVAL`] has passed (nothing
+    /// without `--http`). Never waits on HTTP: a publication the HTTP side is busy reading
+    /// is dropped.
+    fn publish(&mut self) {
+        let Some(web) = &mut self.web else {
+            return;
+        };
+        let now = Instant::now();
+        if now < web.next_publish {
+            return;
+        }
+        web.next_publish = (web.next_publish + PUBLISH_INTERVAL).max(now);
+        let core = &self.core;
+        let decision = core.decision();
+        let controller = core.degradation();
+        let shed = controller
+            .disabled()
+            .iter()
+            .filter_map(|id| controller.feature(id).map(|f| f.name.clone()))
+            .collect();
+        let view = DroneView {
+            node: web.node.clone(),
+            link: LinkView::from_state(core.link()),
+            rtt_ms: core.rtt().map(|r| (r.as_secs_f64() * 1e6).round() / 1e3),
+            quality: core.link().and(web.quality),
+            source: decision.map(|d| crate::dashboard::source_name(d.source_id)),
+            fallback: decision.is_some_and(|d| d.fallback),
+            reason: decision.map(|d| d.reason.clone()),
+            level: Some(core.level()),
+            shed,
+            drone_rx: core.own_latest().map(Reading::from_record),
+            records: core.stats().measured,
+            gaps: 0,
+        };
+        let ground = core.ground_latest().map(Reading::from_record);
+        if let (None, Some(name)) = (&web.ground_rx, &self.ground_name) {
+            web.ground_rx = ReceiverSeries::new(&self.registry, name).ok();
+        }
+        if let Some(series) = &web.ground_rx {
+            series.set(ground);
+        }
+        web.series.set(&view);
+        let counters = self.client.counters();
+        web.backlog
+            .set(counters.backlog.load(Ordering::Relaxed) as f64);
+        web.rate.set(f64::from(core.current_rate_hz()));
+        let unix = unix_now();
+        web.board.set_ground_rx(ground);
+        web.board.update(unix, view);
+        web.board.tick(unix);
+        web.hub
+            .publish(web.board.live_json(unix), web.board.history());
     }
 
     /// Feeds a receiver event to the core; true when the source ended.
@@ -350,6 +484,7 @@ impl DroneNode {
                 ..
             } => {
                 tracing::info!(%peer, resume_seq, "connected to the ground");
+                self.ground_name = Some(peer.as_str().to_owned());
                 DroneInput::LinkUp {
                     ground: peer,
                     units: rssi_units,
@@ -365,7 +500,18 @@ impl DroneNode {
                 DroneInput::LinkDown
             }
             ClientEvent::LinkState(s) => DroneInput::LinkState(s),
-            ClientEvent::Rtt(r) => DroneInput::Rtt(r),
+            ClientEvent::Rtt(r) => {
+                if let Some(web) = &mut self.web {
+                    web.jitter.observe(r);
+                    let stats = LinkStats {
+                        rtt: r,
+                        loss_ratio: 0.0,
+                        jitter: web.jitter.jitter(),
+                    };
+                    web.quality = Some(assess(&stats, &QualityConfig::default()).score.value());
+                }
+                DroneInput::Rtt(r)
+            }
             ClientEvent::AdviseRate(hz) => DroneInput::AdviseRate(hz),
             ClientEvent::Command(cmd) => DroneInput::Command(cmd),
             ClientEvent::Samples { seq, records } => {
@@ -411,7 +557,12 @@ impl DroneNode {
                         tracing::warn!(?control, "receiver busy; setting not applied");
                     }
                 }
-                DroneOutput::Event(event) => log_event(&event),
+                DroneOutput::Event(event) => {
+                    log_event(&event);
+                    if let Some(web) = &mut self.web {
+                        alert(&mut web.board, &web.node, &event);
+                    }
+                }
             }
         }
         if wrote {
@@ -445,6 +596,35 @@ impl DroneNode {
 
 fn error_cause(e: &dyn std::error::Error) -> String {
     e.source().map_or_else(String::new, ToString::to_string)
+}
+
+/// Puts what the operator should see of `event` on the dashboard's alert list.
+fn alert(board: &mut Dashboard, node: &str, event: &DroneEvent) {
+    let now = unix_now();
+    match event {
+        DroneEvent::Refused { cmd, ack } => {
+            let code = ack.code.as_ref().map_or("?", |c| c.as_str());
+            let reason = ack.reason.as_deref().unwrap_or("");
+            let text = format!(
+                "command {} {} refused ({code}): {reason}",
+                cmd.id,
+                cmd.op.as_str()
+            );
+            board.alert(now, node, Severity::Warning, text);
+        }
+        DroneEvent::Alert(a) => {
+            let severity = match a.severity {
+                sarlink_monitor::thresholds::Severity::Critical => Severity::Critical,
+                _ => Severity::Warning,
+            };
+            let text = format!(
+                "{:?} {:?}: {:.3} (limit {:.3})",
+                a.kind, a.severity, a.value, a.limit
+            );
+            board.alert(now, node, severity, text.to_lowercase());
+        }
+        _ => {}
+    }
 }
 
 fn log_event(event: &DroneEvent) {
@@ -495,7 +675,7 @@ fn source_name(id: SourceId) -> &'static str {
 }
 
 /// One status line: both receivers, the decision, the link.
-pub fn status_line(v: &DroneView, elapsed: Duration) -> String {
+pub fn status_line(v: &DroneStatus, elapsed: Duration) -> String {
     let rx = |r: Option<&RssiRecord>| {
         r.map_or_else(
             || "-".to_owned(),

@@ -1,6 +1,7 @@
-//! The ground station's driver: the link server, the own receiver, the output and the
-//! metrics around a [`GroundCore`].
+//! The ground station's driver: the link server, the own receiver, the output, the metrics
+//! and the HTTP endpoint around a [`GroundCore`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,8 +17,12 @@ use sarlink_monitor::metrics::{
 use sarlink_schema::{Message, Role, SourceId};
 
 use crate::config::GroundSettings;
-use crate::ground::{GroundCore, GroundEvent, GroundInput, GroundOutput};
-use crate::metrics_http::MetricsServer;
+use crate::dashboard::{
+    Dashboard, DroneSeries, DroneView, LinkView, MAX_DRONES, PUBLISH_INTERVAL, Reading,
+    ReceiverSeries, Severity, source_name,
+};
+use crate::ground::{DroneTrack, GroundCore, GroundEvent, GroundInput, GroundOutput};
+use crate::http::{HttpConfig, HttpServer, Hub};
 use crate::output::{Entry, Output, recover};
 use crate::pipeline::{
     Measurement, PipelineConfig, PipelineEvent, ReceiverThread, tuning_offset_hz,
@@ -72,17 +77,17 @@ impl Metrics {
                 &[],
             )?,
             rtt: registry.histogram(
-                "sarlink_ground_link_rtt",
-                "Ping round-trip time of drone links.",
+                "sarlink_ground_link_rtt_seconds",
+                "Ping round-trip time of drone links, seconds (every drone together).",
                 &[],
             )?,
             latency: registry.histogram(
-                "sarlink_ground_record_latency",
-                "Time from a record's timestamp to its output line.",
+                "sarlink_ground_record_latency_seconds",
+                "Time from a record's timestamp to its output line, seconds.",
                 &[],
             )?,
             step: registry.histogram(
-                "sarlink_ground_step",
+                "sarlink_ground_step_seconds",
                 "Time to process one batch of link events and write their output.",
                 &[],
             )?,
@@ -93,7 +98,57 @@ impl Metrics {
     }
 }
 
-/// A running ground station: server, optional own receiver, output, metrics, core.
+/// The HTTP side of a ground: the server, and what the main loop publishes to it.
+struct Web {
+    hub: Hub,
+    board: Dashboard,
+    series: HashMap<String, DroneSeries>,
+    ground_rx: ReceiverSeries,
+    next_publish: Instant,
+    // Last: dropping it stops the server.
+    server: HttpServer,
+}
+
+impl Web {
+    fn start(addr: &str, registry: &Registry, node: &str) -> anyhow::Result<Web> {
+        let hub = Hub::new();
+        let server = HttpServer::start(addr, HttpConfig::default(), registry.clone(), hub.clone())
+            .with_context(|| format!("HTTP on {addr}"))?;
+        Ok(Web {
+            hub,
+            board: Dashboard::new(node, "ground"),
+            series: HashMap::new(),
+            ground_rx: ReceiverSeries::new(registry, node)?,
+            next_publish: Instant::now(),
+            server,
+        })
+    }
+}
+
+/// What the dashboard shows of the drone `track`.
+pub fn drone_view(track: &DroneTrack) -> DroneView {
+    let decision = track.decision.as_ref();
+    let status = track.status.as_ref();
+    let link = LinkView::from_state(track.conn.map(|_| track.link));
+    DroneView {
+        node: track.node.to_string(),
+        link,
+        // Microsecond resolution is plenty and keeps the live stream short.
+        rtt_ms: track.rtt.map(|r| (r.as_secs_f64() * 1e6).round() / 1e3),
+        // A lost link has no quality: the last score would only mislead.
+        quality: track.quality.filter(|_| link != LinkView::Lost),
+        source: decision.map(|d| source_name(d.source_id)),
+        fallback: decision.is_some_and(|d| d.fallback),
+        reason: decision.map(|d| d.reason.clone()),
+        level: status.map(|s| s.level.clone()),
+        shed: status.map(|s| s.disabled.clone()).unwrap_or_default(),
+        drone_rx: track.latest.as_ref().map(Reading::from_record),
+        records: track.received,
+        gaps: track.gaps,
+    }
+}
+
+/// A running ground station: server, optional own receiver, output, metrics, HTTP, core.
 pub struct GroundNode {
     server: Server,
     core: GroundCore,
@@ -103,7 +158,7 @@ pub struct GroundNode {
     unsynced: Option<Instant>,
     own: Option<ReceiverThread>,
     metrics: Metrics,
-    _http: Option<MetricsServer>,
+    web: Option<Web>,
 }
 
 impl std::fmt::Debug for GroundNode {
@@ -185,11 +240,8 @@ impl GroundNode {
         let server = Server::bind(settings.listen.as_str(), server_config)
             .with_context(|| format!("listening on {}", settings.listen))?;
         let metrics = Metrics::new()?;
-        let http = match &settings.metrics {
-            Some(addr) => Some(
-                MetricsServer::start(addr, metrics.registry.clone())
-                    .with_context(|| format!("metrics on {addr}"))?,
-            ),
+        let web = match &settings.http {
+            Some(addr) => Some(Web::start(addr, &metrics.registry, settings.node.as_str())?),
             None => None,
         };
         metrics.output_ok.set(1.0);
@@ -201,8 +253,13 @@ impl GroundNode {
             unsynced: None,
             own,
             metrics,
-            _http: http,
+            web,
         })
+    }
+
+    /// The HTTP endpoint's address, when it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.web.as_ref().map(|w| w.server.local_addr())
     }
 
     /// The address the server listens on.
@@ -230,7 +287,10 @@ impl GroundNode {
             if let (Some(since), Some(every)) = (self.unsynced, self.fsync) {
                 until = until.min(since + every);
             }
-            let wait = until.saturating_duration_since(Instant::now());
+            let mut wait = until.saturating_duration_since(Instant::now());
+            if let Some(web) = &self.web {
+                wait = wait.min(web.next_publish.saturating_duration_since(Instant::now()));
+            }
             let never = crossbeam_channel::never();
             let own = self.own.as_ref().map_or(&never, |o| o.events());
             select! {
@@ -260,6 +320,7 @@ impl GroundNode {
                     self.drain();
                 }
             }
+            self.publish();
             if Instant::now() >= deadline {
                 return Ok(());
             }
@@ -355,7 +416,13 @@ impl GroundNode {
                     tracing::info!(%node, source = decision.source_id.get(), fallback = decision.fallback, reason = %decision.reason, "decision");
                 }
                 GroundOutput::Event(GroundEvent::Refused { node, ack }) => {
-                    tracing::warn!(%node, id = ack.id, reason = ack.reason.as_deref().unwrap_or(""), "command refused");
+                    let reason = ack.reason.as_deref().unwrap_or("");
+                    tracing::warn!(%node, id = ack.id, reason, "command refused");
+                    if let Some(web) = &mut self.web {
+                        let code = ack.code.as_ref().map_or("?", |c| c.as_str());
+                        let text = format!("command {} refused ({code}): {reason}", ack.id);
+                        web.board.alert(unix_now(), &node, Severity::Warning, text);
+                    }
                 }
             }
         }
@@ -373,6 +440,43 @@ impl GroundNode {
             }
         }
         self.metrics.connections.set(self.core.connections() as f64);
+    }
+
+    /// Publishes the dashboard and the per-drone series when [`PUBLISH_INTERVAL`] has
+    /// passed (nothing without `--http`). Never waits: a publication the HTTP side is busy
+    /// reading is dropped, and the next follows one interval later.
+    fn publish(&mut self) {
+        let Some(web) = &mut self.web else {
+            return;
+        };
+        let now = Instant::now();
+        if now < web.next_publish {
+            return;
+        }
+        web.next_publish = (web.next_publish + PUBLISH_INTERVAL).max(now);
+        let unix = unix_now();
+        let own = self.core.own_latest().map(Reading::from_record);
+        web.board.set_ground_rx(own);
+        web.ground_rx.set(own);
+        for track in self.core.drones().values() {
+            let view = drone_view(track);
+            // Bounded like the dashboard: at most MAX_DRONES drones get series.
+            if !web.series.contains_key(view.node.as_str()) && web.series.len() < MAX_DRONES {
+                match DroneSeries::new(&self.metrics.registry, &view.node) {
+                    Ok(s) => {
+                        web.series.insert(view.node.clone(), s);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "per-drone metrics"),
+                }
+            }
+            if let Some(series) = web.series.get_mut(view.node.as_str()) {
+                series.set(&view);
+            }
+            web.board.update(unix, view);
+        }
+        web.board.tick(unix);
+        web.hub
+            .publish(web.board.live_json(unix), web.board.history());
     }
 
     /// Flushes the output and closes every connection with `bye shutdown`.
