@@ -103,9 +103,7 @@ fn drone(port: u16, extra: &[&str]) -> Proc {
     if simulated && !extra.contains(&"--sample-rate") {
         c.args(["--sample-rate", "250k"]);
     }
-    c
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     Proc(c.spawn().unwrap())
 }
 

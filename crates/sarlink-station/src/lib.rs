@@ -6,6 +6,7 @@ pub mod config;
 pub mod drone;
 pub mod ground;
 pub mod metrics_http;
+pub mod mqtt;
 pub mod node;
 pub mod output;
 pub mod pipeline;

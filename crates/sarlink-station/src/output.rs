@@ -321,56 +321,7 @@ impl Output {
     }
 
     fn jsonl(&mut self, entry: &Entry) {
-        let b = &mut self.buf;
-        match entry {
-            Entry::Record {
-                node,
-                stream,
-                seq,
-                units,
-                record: r,
-            } => {
-                b.extend_from_slice(b"{\"type\":\"rssi\",\"node\":");
-                json_str(b, node);
-                let _ = write!(
-                    b,
-                    ",\"stream\":\"{stream}\",\"seq\":{seq},\"timestamp_ns\":{},\"time\":\"{}\",\"rssi\":",
-                    r.timestamp_ns,
-                    iso_time(r.timestamp_ns)
-                );
-                json_num(b, Some(r.rssi_dbm.get()));
-                b.extend_from_slice(b",\"noise\":");
-                json_num(b, r.noise_dbm.map(|n| n.get()));
-                let _ = write!(
-                    b,
-                    ",\"units\":\"{}\",\"frequency_hz\":{},\"source_id\":{},\"quality_score\":{},\"snr_db\":",
-                    units.as_str(),
-                    r.frequency_hz.get(),
-                    r.source_id.get(),
-                    r.quality_score.get()
-                );
-                json_num(b, r.snr_db.map(|s| s.get()));
-                b.extend_from_slice(b"}\n");
-            }
-            Entry::Decision { node, decision: d } => {
-                b.extend_from_slice(b"{\"type\":\"decision\",\"node\":");
-                json_str(b, node);
-                let _ = write!(
-                    b,
-                    ",\"timestamp_ns\":{},\"time\":\"{}\",\"source_id\":{},\"fallback\":{},\"reason\":",
-                    d.t_ns,
-                    iso_time(d.t_ns),
-                    d.source_id.get(),
-                    d.fallback
-                );
-                json_str(b, &d.reason);
-                b.extend_from_slice(b",\"score_drone\":");
-                json_num(b, d.score_drone);
-                b.extend_from_slice(b",\"score_ground\":");
-                json_num(b, d.score_ground);
-                b.extend_from_slice(b"}\n");
-            }
-        }
+        jsonl_line(entry, &mut self.buf);
     }
 
     fn csv(&mut self, entry: &Entry) {
@@ -421,6 +372,60 @@ impl Output {
             }
         }
         self.buf.push(b'\n');
+    }
+}
+
+/// Appends `entry` as one JSON-lines object, ending in `\n`: exactly what [`Output`] writes
+/// in [`Format::Jsonl`] (the MQTT payloads are these objects without the line break).
+pub fn jsonl_line(entry: &Entry, b: &mut Vec<u8>) {
+    match entry {
+        Entry::Record {
+            node,
+            stream,
+            seq,
+            units,
+            record: r,
+        } => {
+            b.extend_from_slice(b"{\"type\":\"rssi\",\"node\":");
+            json_str(b, node);
+            let _ = write!(
+                b,
+                ",\"stream\":\"{stream}\",\"seq\":{seq},\"timestamp_ns\":{},\"time\":\"{}\",\"rssi\":",
+                r.timestamp_ns,
+                iso_time(r.timestamp_ns)
+            );
+            json_num(b, Some(r.rssi_dbm.get()));
+            b.extend_from_slice(b",\"noise\":");
+            json_num(b, r.noise_dbm.map(|n| n.get()));
+            let _ = write!(
+                b,
+                ",\"units\":\"{}\",\"frequency_hz\":{},\"source_id\":{},\"quality_score\":{},\"snr_db\":",
+                units.as_str(),
+                r.frequency_hz.get(),
+                r.source_id.get(),
+                r.quality_score.get()
+            );
+            json_num(b, r.snr_db.map(|s| s.get()));
+            b.extend_from_slice(b"}\n");
+        }
+        Entry::Decision { node, decision: d } => {
+            b.extend_from_slice(b"{\"type\":\"decision\",\"node\":");
+            json_str(b, node);
+            let _ = write!(
+                b,
+                ",\"timestamp_ns\":{},\"time\":\"{}\",\"source_id\":{},\"fallback\":{},\"reason\":",
+                d.t_ns,
+                iso_time(d.t_ns),
+                d.source_id.get(),
+                d.fallback
+            );
+            json_str(b, &d.reason);
+            b.extend_from_slice(b",\"score_drone\":");
+            json_num(b, d.score_drone);
+            b.extend_from_slice(b",\"score_ground\":");
+            json_num(b, d.score_ground);
+            b.extend_from_slice(b"}\n");
+        }
     }
 }
 
