@@ -165,6 +165,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 fsync: None,
                 metrics: None,
                 seconds: None,
+                mqtt: None,
                 quiet: true,
             };
             Some(Arc::new(Mutex::new(GroundNode::start(&config)?)))
