@@ -412,3 +412,112 @@ fn resolve_mqtt(args: &GroundArgs, layers: &Layers) -> Result<Option<MqttSetting
     }
     Ok(Some(m))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn layers(env: &[(&str, &str)], file: Option<&str>) -> Layers {
+        Layers::from_parts(env, file.map(|t| (Path::new("/etc/sarlink.toml"), t))).unwrap()
+    }
+
+    #[test]
+    fn mqtt_options_are_layered_and_default_off() {
+        let none = GroundSettings::resolve(&GroundArgs::default(), &layers(&[], None)).unwrap();
+        assert!(none.mqtt.is_none(), "no MQTT unless asked");
+        let l = layers(
+            &[("SARLINK_MQTT", "mqtt://env-broker:1884")],
+            Some("mqtt = \"mqtt://file-broker\"\nmqtt_queue = 500\nmqtt_commands = true"),
+        );
+        let m = GroundSettings::resolve(&GroundArgs::default(), &l)
+            .unwrap()
+            .mqtt
+            .unwrap();
+        assert_eq!((m.url.host.as_str(), m.url.port), ("env-broker", 1884));
+        assert_eq!(m.queue, 500);
+        assert!(m.commands);
+        let args = GroundArgs {
+            mqtt: Some("mqtts://cli-broker".into()),
+            mqtt_queue: Some("7".into()),
+            ..GroundArgs::default()
+        };
+        let m = GroundSettings::resolve(&args, &l).unwrap().mqtt.unwrap();
+        assert_eq!(
+            (m.url.host.as_str(), m.url.tls, m.queue),
+            ("cli-broker", true, 7)
+        );
+    }
+
+    #[test]
+    fn print_config_never_shows_the_password() {
+        let args = GroundArgs {
+            mqtt: Some("mqtt://ops:hunter2@broker:1883".into()),
+            ..GroundArgs::default()
+        };
+        let text = GroundSettings::to_toml(&args, &layers(&[], None));
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("mqtt = \"mqtt://ops:***@broker:1883\"  # from command line"),
+            "{text}"
+        );
+        // From the environment too, and when the URL does not even parse.
+        let l = layers(&[("SARLINK_MQTT", "mqtt://ops:hunter2@broker:99999")], None);
+        let text = GroundSettings::to_toml(&GroundArgs::default(), &l);
+        assert!(!text.contains("hunter2"), "{text}");
+        let err = GroundSettings::resolve(&GroundArgs::default(), &l).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("SARLINK_MQTT"), "{err}");
+    }
+
+    #[test]
+    fn bad_mqtt_options_are_errors_naming_the_key() {
+        let err =
+            |args: GroundArgs| GroundSettings::resolve(&args, &layers(&[], None)).unwrap_err();
+        let e = err(GroundArgs {
+            mqtt: Some("http://broker".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mqtt"),
+            "{e}"
+        );
+        let e = err(GroundArgs {
+            mqtt: Some("mqtts://broker".into()),
+            mqtt_cert: Some("client.pem".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, origin: super::super::Origin::Cli, .. } if key == "mqtt_cert"),
+            "{e}"
+        );
+        let e = err(GroundArgs {
+            mqtt: Some("mqtt://broker".into()),
+            mqtt_ca: Some("ca.pem".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mqtt"),
+            "{e}"
+        );
+        let e = err(GroundArgs {
+            mqtt: Some("mqtt://broker".into()),
+            mqtt_queue: Some("0".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mqtt_queue"),
+            "{e}"
+        );
+        let e = err(GroundArgs {
+            mqtt: Some("mqtt://broker".into()),
+            mqtt_password_file: Some("/nonexistent/sarlink-password".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mqtt_password_file"),
+            "{e}"
+        );
+    }
+}
