@@ -103,6 +103,17 @@ fn wait_listening(port: u16, what: &str) {
     });
 }
 
+/// `user root` when the tests run as root: mosquitto started as root otherwise switches to
+/// the `mosquitto` user, which cannot read the test's files (keys, persistence directory).
+fn run_as() -> &'static str {
+    let uid = Command::new("id").arg("-u").output().ok();
+    if uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0") {
+        "user root\n"
+    } else {
+        ""
+    }
+}
+
 /// mosquitto on `port` with persistence in `dir`: the subscriber's persistent session and
 /// the messages queued for it survive an orderly restart (SIGTERM), as in production.
 fn broker(mosquitto: &Path, dir: &Path, port: u16) -> Proc {
@@ -110,7 +121,8 @@ fn broker(mosquitto: &Path, dir: &Path, port: u16) -> Proc {
     std::fs::write(
         &conf,
         format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\nlog_dest file {}/mosquitto.log\n",
+            "{}listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\nlog_dest file {}/mosquitto.log\n",
+            run_as(),
             dir.display(),
             dir.display()
         ),
@@ -430,4 +442,215 @@ fn two_grounds_publish_every_record_through_a_broker_restart_and_a_killed_ground
     assert_eq!(g2_status["online"], false, "{g2_status}");
     let g1_status = retained_status(&mosquitto_sub, port, "g1");
     assert_eq!(g1_status["online"], false, "{g1_status}");
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate (CN `tls-ground`), in
+/// `dir`.
+fn make_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=sarlink test CA",
+    ]);
+    openssl(dir, &ca);
+    // Extensions make them X.509 v3 certificates, which webpki requires.
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, cn, ext) in [
+        ("server", "/CN=127.0.0.1", "server.ext"),
+        ("client", "/CN=tls-ground", "client.ext"),
+    ] {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let pem = format!("{name}.pem");
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", cn]);
+        openssl(dir, &req);
+        let sign = [
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            ext,
+        ];
+        openssl(dir, &sign);
+    }
+}
+
+#[test]
+fn grounds_publish_over_tls_with_a_client_certificate_and_with_a_password() {
+    let (Some(mosquitto), Some(mosquitto_sub), Some(mosquitto_passwd), Some(_)) = (
+        find_tool("mosquitto"),
+        find_tool("mosquitto_sub"),
+        find_tool("mosquitto_passwd"),
+        find_tool("openssl"),
+    ) else {
+        eprintln!(
+            "SKIPPED: mosquitto, mosquitto-clients or openssl is not installed; .ci/run installs them"
+        );
+        return;
+    };
+    let dir = temp_dir("tls");
+    make_certs(&dir);
+    let pw = dir.join("passwords");
+    let ok = Command::new(&mosquitto_passwd)
+        .args(["-b", "-c", pw.to_str().unwrap(), "pw-ground", "s3cret pass"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mosquitto_passwd");
+    let (plain, tls) = (free_port(), free_port());
+    let d = dir.display();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{}per_listener_settings true\n\
+             listener {plain} 127.0.0.1\nallow_anonymous false\npassword_file {d}/passwords\n\
+             listener {tls} 127.0.0.1\nallow_anonymous false\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\nuse_identity_as_username true\n\
+             log_dest file {d}/mosquitto.log\n",
+            run_as()
+        ),
+    )
+    .unwrap();
+    let _broker = Proc(
+        Command::new(&mosquitto)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(plain, "mosquitto to listen");
+    wait_listening(tls, "mosquitto to listen with TLS");
+    std::fs::write(dir.join("pw.txt"), "s3cret pass\n").unwrap();
+    let sub_out = dir.join("sub.txt");
+    let _sub = Proc(
+        Command::new(&mosquitto_sub)
+            .args(["-h", "127.0.0.1", "-p", &tls.to_string(), "-q", "1", "-v"])
+            .args(["--cafile", &format!("{d}/ca.pem")])
+            .args([
+                "--cert",
+                &format!("{d}/client.pem"),
+                "--key",
+                &format!("{d}/client.key"),
+            ])
+            .args(["-t", "sarlink/+/+/rssi"])
+            .stdout(std::fs::File::create(&sub_out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let start = |port: u16, node: &str, mqtt: &[String]| {
+        let mut c = clean(Command::new(ground_bin()));
+        c.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--node",
+            node,
+            "--quiet",
+        ])
+        .args(["--output", "none"])
+        .args(mqtt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let p = Proc(c.spawn().unwrap());
+        wait_listening(port, "a ground to listen");
+        p
+    };
+    let (pt, pp) = (free_port(), free_port());
+    let _g_tls = start(
+        pt,
+        "g-tls",
+        &[
+            "--mqtt".into(),
+            format!("mqtts://127.0.0.1:{tls}"),
+            "--mqtt-ca".into(),
+            format!("{d}/ca.pem"),
+            "--mqtt-cert".into(),
+            format!("{d}/client.pem"),
+            "--mqtt-key".into(),
+            format!("{d}/client.key"),
+        ],
+    );
+    let _g_pw = start(
+        pp,
+        "g-pw",
+        &[
+            "--mqtt".into(),
+            format!("mqtt://pw-ground@127.0.0.1:{plain}"),
+            "--mqtt-password-file".into(),
+            format!("{d}/pw.txt"),
+        ],
+    );
+    // A third ground with a wrong password never gets a record through.
+    std::fs::write(dir.join("bad.txt"), "wrong\n").unwrap();
+    let pb = free_port();
+    let _g_bad = start(
+        pb,
+        "g-bad",
+        &[
+            "--mqtt".into(),
+            format!("mqtt://pw-ground@127.0.0.1:{plain}"),
+            "--mqtt-password-file".into(),
+            format!("{d}/bad.txt"),
+        ],
+    );
+    let _d1 = drone(pt, "t1");
+    let _d2 = drone(pp, "p1");
+    let _d3 = drone(pb, "b1");
+    wait_for(
+        "records through TLS and through the password login",
+        Duration::from_secs(40),
+        || {
+            let r = received(&sub_out);
+            r.iter().any(|(t, _)| t == "sarlink/g-tls/t1/rssi")
+                && r.iter().any(|(t, _)| t == "sarlink/g-pw/p1/rssi")
+        },
+    );
+    let r = received(&sub_out);
+    assert!(
+        !r.iter().any(|(t, _)| t.starts_with("sarlink/g-bad/")),
+        "a wrong password publishes nothing"
+    );
 }
