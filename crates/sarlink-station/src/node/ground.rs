@@ -146,6 +146,9 @@ struct Mqtt {
     /// Counters at the last [`GroundNode::publish_metrics`].
     last: crate::mqtt::QueueStats,
     ticks: u64,
+    /// Records and decisions formatted for the output and not yet committed: published
+    /// once the commit succeeds, dropped when it fails (the drones resend those records).
+    uncommitted: Vec<crate::mqtt::MqttMessage>,
 }
 
 impl std::fmt::Debug for GroundNode {
@@ -239,6 +242,7 @@ impl GroundNode {
                     topics,
                     last: Default::default(),
                     ticks: 0,
+                    uncommitted: Vec::new(),
                 })
             }
             None => None,
@@ -389,9 +393,14 @@ impl GroundNode {
         let _timer = ScopeTimer::new(&step);
         let mut wrote = false;
         while let Some(out) = self.core.poll_output() {
-            if let Some(m) = &self.mqtt {
+            if let Some(m) = &mut self.mqtt {
                 if let Some(msg) = map_output(&m.topics, &out, unix_ns()) {
-                    m.publisher.publish(msg);
+                    // MQTT carries what the output has: entries wait for their commit.
+                    if matches!(out, GroundOutput::Write(_)) {
+                        m.uncommitted.push(msg);
+                    } else {
+                        m.publisher.publish(msg);
+                    }
                 }
             }
             match out {
@@ -464,6 +473,13 @@ impl GroundNode {
         }
         if wrote {
             let result = self.output.commit();
+            if let Some(m) = &mut self.mqtt {
+                if result.is_ok() {
+                    m.publisher.publish_all(m.uncommitted.drain(..));
+                } else {
+                    m.uncommitted.clear();
+                }
+            }
             match (result, self.fsync) {
                 (Ok(()), Some(_)) => {
                     self.unsynced.get_or_insert_with(Instant::now);

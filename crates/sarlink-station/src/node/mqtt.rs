@@ -225,6 +225,18 @@ impl MqttPublisher {
         self.shared.wake.notify_one();
     }
 
+    /// Queues every message of `msgs`, in order, under one lock and with one wake-up; as
+    /// [`MqttPublisher::publish`] otherwise.
+    pub fn publish_all(&self, msgs: impl IntoIterator<Item = MqttMessage>) {
+        {
+            let mut q = self.shared.queue.lock();
+            for msg in msgs {
+                let _dropped = q.push(msg);
+            }
+        }
+        self.shared.wake.notify_one();
+    }
+
     /// Commands received on `sarlink/<ground>/+/cmd`, or the command id (as text, when the
     /// payload had one) and why it cannot be relayed.
     pub fn commands(&self) -> &Receiver<Result<Cmd, (String, CommandError)>> {
@@ -315,9 +327,6 @@ async fn run(
     let mut down_since: Option<Instant> = Some(Instant::now());
     let mut logged_down = false;
     loop {
-        if shared.stop.load(Ordering::Relaxed) {
-            let _ = client.try_disconnect();
-        }
         let event = tokio::select! {
             e = eventloop.poll() => e,
             () = shared.stopped.notified() => {
