@@ -64,7 +64,8 @@ pub struct GroundArgs {
     #[arg(long)]
     pub seconds: Option<String>,
     /// Publish records, decisions, status and alerts to this MQTT broker:
-    /// mqtt://[USER[:PASSWORD]@]HOST[:PORT] or mqtts://... (TLS) [default: no MQTT]
+    /// mqtt://USER:PASSWORD@HOST:PORT or mqtts://... for TLS (user, password and port may
+    /// be left out) [default: no MQTT]
     #[arg(long, value_name = "URL")]
     pub mqtt: Option<String>,
     /// MQTT user name (overrides the URL's)

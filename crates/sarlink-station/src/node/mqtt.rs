@@ -47,19 +47,19 @@ pub struct MqttSettings {
     pub username: Option<String>,
     /// Password; overrides the URL's.
     pub password: Option<Secret>,
-    /// PEM file with the CA certificates to trust for `mqtts://` [default: the system's].
+    /// PEM file with the CA certificates to trust for `mqtts://` (`None`: the system's).
     pub ca_file: Option<PathBuf>,
     /// PEM file with the client certificate chain (TLS client authentication).
     pub cert_file: Option<PathBuf>,
     /// PEM file with the client certificate's private key.
     pub key_file: Option<PathBuf>,
-    /// MQTT client id [default: `sarlink-ground-<node>`].
+    /// MQTT client id (`None`: `sarlink-ground-NODE`).
     pub client_id: Option<String>,
-    /// Publish queue capacity, messages [default: [`DEFAULT_QUEUE`]].
+    /// Publish queue capacity, messages (default [`DEFAULT_QUEUE`]).
     pub queue: usize,
     /// Subscribe to `sarlink/<ground>/+/cmd` and relay commands.
     pub commands: bool,
-    /// MQTT keep-alive [default: 10 s]; the broker publishes the last will about 1.5 times
+    /// MQTT keep-alive (default 10 s); the broker publishes the last will about 1.5 times
     /// this after the ground falls silent (at once when its connection closes).
     pub keep_alive: Duration,
 }
