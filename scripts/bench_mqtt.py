@@ -50,6 +50,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def thread_cpu_seconds(pid, name):
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+        except OSError:
+            pass
+    return total
+
+
 def run_ground(args, workdir, name, mqtt_url):
     port = free_port()
     cmd = [BIN, "--listen", f"127.0.0.1:{port}", "--node", name, "--quiet",
@@ -59,17 +74,20 @@ def run_ground(args, workdir, name, mqtt_url):
     ground = subprocess.Popen(cmd, stderr=open(os.path.join(workdir, f"{name}.log"), "w"))
     wait_port(port)
     before = cpu_seconds(ground.pid)
+    mqtt_before = thread_cpu_seconds(ground.pid, "sarlink-mqtt")
     t0 = time.time()
     load_json = os.path.join(workdir, f"load-{name}.json")
     subprocess.run([BIN, "load", "--target", f"127.0.0.1:{port}", "--drones", str(args.drones),
                     "--seconds", str(args.seconds), "--interval", str(args.seconds), "--json", load_json],
                    check=False, stdout=subprocess.DEVNULL)
     after = cpu_seconds(ground.pid)
+    mqtt_after = thread_cpu_seconds(ground.pid, "sarlink-mqtt")
     wall = time.time() - t0
     ground.send_signal(signal.SIGTERM)
     ground.wait(timeout=30)
     with open(load_json) as f:
         load = json.load(f)
+    load["mqtt_thread_cpu_pct"] = round((mqtt_after - mqtt_before) / wall * 100.0, 2)
     return (after - before) / wall * 100.0, wall, load
 
 
@@ -136,8 +154,8 @@ def main():
         "records_received_by_subscriber": len(seen),
         "duplicates_removed": dups,
         "latency_ms": {p: round(percentile(lat, p), 3) for p in (50, 90, 99, 99.9)} | {"max": round(lat[-1], 3) if lat else None},
-        "load_without_mqtt": {k: load_off.get(k) for k in ("records_received", "records_per_sec", "lost", "duplicates")},
-        "load_with_mqtt": {k: load_on.get(k) for k in ("records_received", "records_per_sec", "lost", "duplicates")},
+        "load_without_mqtt": {k: load_off.get(k) for k in ("records_produced", "lost", "duplicates", "mqtt_thread_cpu_pct")},
+        "load_with_mqtt": {k: load_on.get(k) for k in ("records_produced", "lost", "duplicates", "mqtt_thread_cpu_pct")},
         "loadavg": open("/proc/loadavg").read().split()[:3],
         "workdir": workdir,
     }
