@@ -69,6 +69,8 @@ def run_ground(args, workdir, name, mqtt_url):
     port = free_port()
     cmd = [BIN, "--listen", f"127.0.0.1:{port}", "--node", name, "--quiet",
            "--output-file", os.path.join(workdir, f"{name}.jsonl"), "--max-clients", str(args.drones + 10)]
+    metrics_port = free_port()
+    cmd += ["--metrics", f"127.0.0.1:{metrics_port}"]
     if mqtt_url:
         cmd += ["--mqtt", mqtt_url]
     ground = subprocess.Popen(cmd, stderr=open(os.path.join(workdir, f"{name}.log"), "w"))
@@ -83,10 +85,20 @@ def run_ground(args, workdir, name, mqtt_url):
     after = cpu_seconds(ground.pid)
     mqtt_after = thread_cpu_seconds(ground.pid, "sarlink-mqtt")
     wall = time.time() - t0
+    # The ground's own record-to-output latency (its metric is published once a second).
+    time.sleep(1.5)
+    ground_latency = {}
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith("sarlink_ground_record_latency{"):
+            q = line.split('quantile="', 1)[1].split('"', 1)[0]
+            ground_latency[q] = round(float(line.rsplit(" ", 1)[1]) * 1e3, 3)
     ground.send_signal(signal.SIGTERM)
     ground.wait(timeout=30)
     with open(load_json) as f:
         load = json.load(f)
+    load["ground_record_to_output_ms"] = ground_latency
     load["mqtt_thread_cpu_pct"] = round((mqtt_after - mqtt_before) / wall * 100.0, 2)
     return (after - before) / wall * 100.0, wall, load
 
@@ -154,8 +166,8 @@ def main():
         "records_received_by_subscriber": len(seen),
         "duplicates_removed": dups,
         "latency_ms": {p: round(percentile(lat, p), 3) for p in (50, 90, 99, 99.9)} | {"max": round(lat[-1], 3) if lat else None},
-        "load_without_mqtt": {k: load_off.get(k) for k in ("records_produced", "lost", "duplicates", "mqtt_thread_cpu_pct")},
-        "load_with_mqtt": {k: load_on.get(k) for k in ("records_produced", "lost", "duplicates", "mqtt_thread_cpu_pct")},
+        "load_without_mqtt": {k: load_off.get(k) for k in ("records_produced", "lost", "duplicates", "mqtt_thread_cpu_pct", "ground_record_to_output_ms")},
+        "load_with_mqtt": {k: load_on.get(k) for k in ("records_produced", "lost", "duplicates", "mqtt_thread_cpu_pct", "ground_record_to_output_ms")},
         "loadavg": open("/proc/loadavg").read().split()[:3],
         "workdir": workdir,
     }
