@@ -654,3 +654,66 @@ fn grounds_publish_over_tls_with_a_client_certificate_and_with_a_password() {
         "a wrong password publishes nothing"
     );
 }
+
+#[test]
+fn a_full_publish_queue_is_counted_and_reported_never_silent() {
+    let (Some(mosquitto), Some(mosquitto_sub)) =
+        (find_tool("mosquitto"), find_tool("mosquitto_sub"))
+    else {
+        eprintln!(
+            "SKIPPED: mosquitto and mosquitto-clients are not installed; .ci/run installs them"
+        );
+        return;
+    };
+    let dir = temp_dir("overflow");
+    // The broker is not there yet: the queue (20 messages) fills and overflows.
+    let broker_port = free_port();
+    let (port, metrics) = (free_port(), free_port());
+    let stderr = dir.join("ground.err");
+    let mut c = clean(Command::new(ground_bin()));
+    c.args(["--listen", &format!("127.0.0.1:{port}"), "--node", "gq"])
+        .args(["--output", "none", "--mqtt-queue", "20"])
+        .args(["--mqtt", &format!("mqtt://127.0.0.1:{broker_port}")])
+        .args(["--metrics", &format!("127.0.0.1:{metrics}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    let _g = Proc(c.spawn().unwrap());
+    wait_listening(port, "the ground to listen");
+    let _d = drone(port, "dq");
+    let overflow_metric = || -> u64 {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", metrics)) else {
+            return 0;
+        };
+        use std::io::{Read, Write};
+        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text.lines()
+            .find_map(|l| l.strip_prefix("sarlink_ground_mqtt_overflow_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    wait_for(
+        "the overflow metric to count drops",
+        Duration::from_secs(30),
+        || overflow_metric() > 0,
+    );
+    wait_for("the status line to say so", Duration::from_secs(10), || {
+        std::fs::read_to_string(&stderr).is_ok_and(|s| s.contains("DROPPED (queue full)"))
+    });
+    // The broker comes: the retained status carries the count too.
+    let _broker = broker(&mosquitto, &dir, broker_port);
+    wait_for(
+        "a retained status counting the overflow",
+        Duration::from_secs(30),
+        || {
+            let out = Command::new(&mosquitto_sub)
+                .args(["-h", "127.0.0.1", "-p", &broker_port.to_string()])
+                .args(["-t", "sarlink/gq/gq/status", "-C", "1", "-W", "3"])
+                .output()
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|v| v["online"] == true && v["mqtt_overflow"].as_u64() > Some(0))
+        },
+    );
+}
