@@ -359,6 +359,15 @@ async fn run(
                     }
                 }
                 logged_down = false;
+                // rumqttc keeps events of the old connection that were queued when it broke
+                // and would return them after this ConnAck. Their packet ids belong to the
+                // old connection: matched against the new one they would mark the wrong
+                // messages sent or acknowledged. Drop them (keeping any command received).
+                for stale in eventloop.state.events.drain(..).collect::<Vec<_>>() {
+                    if let Event::Incoming(Packet::Publish(p)) = stale {
+                        command(&topics, &tx, &p);
+                    }
+                }
                 shared.queue.lock().reconnected();
                 shared.connected.store(true, Ordering::Relaxed);
                 if commands {
@@ -374,15 +383,7 @@ async fn run(
                 shared.queue.lock().acked(ack.pkid);
                 pump(&client, &shared);
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let Some(node) = topics.command_target(&p.topic) else {
-                    continue;
-                };
-                let result = parse_command(&p.payload, &node).map_err(|e| (node, e));
-                if tx.try_send(result).is_err() {
-                    tracing::warn!(topic = %p.topic, "MQTT command dropped: the ground is not taking commands fast enough");
-                }
-            }
+            Ok(Event::Incoming(Packet::Publish(p))) => command(&topics, &tx, &p),
             Ok(Event::Outgoing(Outgoing::Disconnect)) if shared.stop.load(Ordering::Relaxed) => {
                 break;
             }
@@ -410,6 +411,21 @@ async fn run(
     }
     shared.connected.store(false, Ordering::Relaxed);
     pumper.abort();
+}
+
+/// A message on a command topic: parsed and handed to the ground's thread.
+fn command(
+    topics: &Topics,
+    tx: &Sender<Result<Cmd, (String, CommandError)>>,
+    p: &rumqttc::Publish,
+) {
+    let Some(node) = topics.command_target(&p.topic) else {
+        return;
+    };
+    let result = parse_command(&p.payload, &node).map_err(|e| (node, e));
+    if tx.try_send(result).is_err() {
+        tracing::warn!(topic = %p.topic, "MQTT command dropped: the ground is not taking commands fast enough");
+    }
 }
 
 fn describe(e: &ConnectionError) -> String {
