@@ -41,7 +41,9 @@
 //! - Drones decide; the ground keeps no coordinator. A drone's decision is written under
 //!   the drone's node and relayed to observers.
 //! - An observer's command goes to its target drone under a fresh id; the drone's `ack`
-//!   goes back to the observer under the observer's id.
+//!   goes back to the observer under the observer's id. A command from elsewhere (MQTT,
+//!   [`GroundInput::RemoteCommand`]) takes the same path; its answer comes out as
+//!   [`GroundOutput::RemoteAck`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -71,6 +73,10 @@ pub enum GroundInput {
         /// Why, for humans.
         reason: String,
     },
+    /// An operator command that did not come over the link (from MQTT): relayed to
+    /// `cmd.target` exactly like an observer's, its answer returned as
+    /// [`GroundOutput::RemoteAck`] under `cmd.id`.
+    RemoteCommand(Cmd),
 }
 
 /// What [`GroundCore::poll_output`] asks the caller to do or tells it.
@@ -119,6 +125,15 @@ pub enum GroundOutput {
         role: Role,
         /// The record.
         record: RssiRecord,
+    },
+    /// The answer to a [`GroundInput::RemoteCommand`] for drone `node`, under the
+    /// command's own id: the drone's `ack`, or the ground's refusal when the drone is not
+    /// connected (or disconnects before answering: code `offline`).
+    RemoteAck {
+        /// The drone the command was for.
+        node: Arc<str>,
+        /// The answer.
+        ack: Ack,
     },
     /// Something a human may want to know.
     Event(GroundEvent),
@@ -236,6 +251,15 @@ pub struct GroundStats {
     pub write_failures: u64,
 }
 
+/// Who sent a command the ground relays.
+#[derive(Debug, Clone, PartialEq)]
+enum Asker {
+    /// An observer on this connection.
+    Conn(ConnId),
+    /// [`GroundInput::RemoteCommand`], for this drone.
+    Remote(Arc<str>),
+}
+
 /// The ground's core. See the module documentation for the rules.
 #[derive(Debug)]
 pub struct GroundCore {
@@ -245,7 +269,8 @@ pub struct GroundCore {
     own_latest: Option<RssiRecord>,
     drones: BTreeMap<Arc<str>, DroneTrack>,
     conns: HashMap<ConnId, (Arc<str>, Role)>,
-    relays: HashMap<(ConnId, u32), (ConnId, u32)>,
+    /// (drone connection, relayed id) -> who asked, and under which id.
+    relays: HashMap<(ConnId, u32), (Asker, u32)>,
     next_relay_id: u32,
     out: VecDeque<GroundOutput>,
     stats: GroundStats,
@@ -293,6 +318,13 @@ impl GroundCore {
             GroundInput::Link(event) => self.link(event),
             GroundInput::Written => self.written(),
             GroundInput::WriteFailed { reason } => self.write_failed(reason),
+            GroundInput::RemoteCommand(cmd) => {
+                let target = cmd
+                    .target
+                    .as_ref()
+                    .map_or_else(|| Arc::from(""), |t| Arc::from(t.as_str()));
+                self.relay_command(Asker::Remote(target), cmd);
+            }
         }
     }
 
@@ -519,13 +551,29 @@ impl GroundCore {
                 } else {
                     self.conns.remove(&conn);
                 }
-                // Commands relayed to or from this connection will get no answer.
-                self.relays
-                    .retain(|(to, _), (from, _)| *to != conn && *from != conn);
+                // Commands relayed to or from this connection will get no answer. Remote
+                // askers hear so; an observer that left hears nothing.
+                let mut orphaned = Vec::new();
+                self.relays.retain(|(to, _), (from, id)| {
+                    let keep = *to != conn && *from != Asker::Conn(conn);
+                    if let (false, Asker::Remote(node)) = (keep, &*from) {
+                        orphaned.push((Arc::clone(node), *id));
+                    }
+                    keep
+                });
+                orphaned.sort_by_key(|(_, id)| *id);
+                for (node, id) in orphaned {
+                    let ack = Ack::refuse(
+                        id,
+                        AckCode::from_wire("offline"),
+                        format!("drone {node} disconnected before answering"),
+                    );
+                    self.out.push_back(GroundOutput::RemoteAck { node, ack });
+                }
             }
-            ServerEvent::Command { conn, cmd } => self.relay_command(conn, cmd),
+            ServerEvent::Command { conn, cmd } => self.relay_command(Asker::Conn(conn), cmd),
             ServerEvent::Ack { conn, ack } => {
-                if let Some((observer, id)) = self.relays.remove(&(conn, ack.id)) {
+                if let Some((asker, id)) = self.relays.remove(&(conn, ack.id)) {
                     let ack = Ack { id, ..ack };
                     if !ack.ok {
                         if let Some(node) = self.drone_of(conn) {
@@ -536,9 +584,12 @@ impl GroundCore {
                                 }));
                         }
                     }
-                    self.out.push_back(GroundOutput::Send {
-                        conn: observer,
-                        message: Message::Ack(ack),
+                    self.out.push_back(match asker {
+                        Asker::Conn(observer) => GroundOutput::Send {
+                            conn: observer,
+                            message: Message::Ack(ack),
+                        },
+                        Asker::Remote(node) => GroundOutput::RemoteAck { node, ack },
                     });
                 }
             }
@@ -548,7 +599,7 @@ impl GroundCore {
 
     /// Relays an operator's command to its target drone under a fresh id, remembering
     /// where the answer goes.
-    fn relay_command(&mut self, from: ConnId, cmd: Cmd) {
+    fn relay_command(&mut self, from: Asker, cmd: Cmd) {
         let target = cmd.target.as_ref().map(|t| t.as_str().to_owned());
         let drone_conn = target
             .as_deref()
@@ -559,9 +610,13 @@ impl GroundCore {
                 || "a command needs a target drone".to_owned(),
                 |t| format!("drone {t} is not connected"),
             );
-            self.out.push_back(GroundOutput::Send {
-                conn: from,
-                message: Message::Ack(Ack::refuse(cmd.id, AckCode::from_wire("offline"), why)),
+            let ack = Ack::refuse(cmd.id, AckCode::from_wire("offline"), why);
+            self.out.push_back(match from {
+                Asker::Conn(conn) => GroundOutput::Send {
+                    conn,
+                    message: Message::Ack(ack),
+                },
+                Asker::Remote(node) => GroundOutput::RemoteAck { node, ack },
             });
             return;
         };
@@ -578,9 +633,17 @@ impl GroundCore {
         });
     }
 
-    /// The relay of a command could not be queued: forget it.
+    /// The relay of a command could not be queued: forget it (a remote asker is answered
+    /// with a refusal, code `offline`).
     pub fn relay_failed(&mut self, conn: ConnId, id: u32) {
-        self.relays.remove(&(conn, id));
+        if let Some((Asker::Remote(node), id)) = self.relays.remove(&(conn, id)) {
+            let ack = Ack::refuse(
+                id,
+                AckCode::from_wire("offline"),
+                format!("the command could not be queued for drone {node}"),
+            );
+            self.out.push_back(GroundOutput::RemoteAck { node, ack });
+        }
     }
 
     /// Every drone the ground has heard of, by node name.

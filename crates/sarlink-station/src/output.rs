@@ -333,29 +333,7 @@ impl Output {
     }
 
     fn jsonl(&mut self, entry: &Entry) {
-        self.buf.push(b'{');
-        for (n, (column, cell)) in cells(entry).iter().enumerate() {
-            if n > 0 {
-                self.buf.push(b',');
-            }
-            json_str(&mut self.buf, COLUMNS[*column]);
-            self.buf.push(b':');
-            match cell {
-                Cell::Text(t) => json_str(&mut self.buf, t),
-                Cell::Int(v) => {
-                    let _ = write!(self.buf, "{v}");
-                }
-                Cell::Float(v) => json_num(&mut self.buf, *v),
-                Cell::Bool(v) => {
-                    let _ = write!(self.buf, "{v}");
-                }
-                // JSON lines keep 64-bit identifiers as strings (see the module docs).
-                Cell::Id(v) => {
-                    let _ = write!(self.buf, "\"{v}\"");
-                }
-            }
-        }
-        self.buf.extend_from_slice(b"}\n");
+        jsonl_line(entry, &mut self.buf);
     }
 
     fn csv(&mut self, entry: &Entry) {
@@ -380,6 +358,34 @@ impl Output {
         }
         self.buf.push(b'\n');
     }
+}
+
+/// Appends `entry` as one JSON-lines object, ending in `\n`: exactly what [`Output`] writes
+/// in [`Format::Jsonl`] (the MQTT payloads are these objects without the line break).
+pub fn jsonl_line(entry: &Entry, b: &mut Vec<u8>) {
+    b.push(b'{');
+    for (n, (column, cell)) in cells(entry).iter().enumerate() {
+        if n > 0 {
+            b.push(b',');
+        }
+        json_str(b, COLUMNS[*column]);
+        b.push(b':');
+        match cell {
+            Cell::Text(t) => json_str(b, t),
+            Cell::Int(v) => {
+                let _ = write!(b, "{v}");
+            }
+            Cell::Float(v) => json_num(b, *v),
+            Cell::Bool(v) => {
+                let _ = write!(b, "{v}");
+            }
+            // JSON lines keep 64-bit identifiers as strings (see the module docs).
+            Cell::Id(v) => {
+                let _ = write!(b, "\"{v}\"");
+            }
+        }
+    }
+    b.extend_from_slice(b"}\n");
 }
 
 /// One value of a row.

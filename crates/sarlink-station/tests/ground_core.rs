@@ -388,3 +388,71 @@ fn a_disconnected_drone_is_kept_as_lost() {
     assert_eq!((t.conn, t.link), (None, sarlink_link::LinkState::Lost));
     assert_eq!(g.connections(), 0);
 }
+
+#[test]
+fn remote_commands_take_the_observers_path_and_are_answered_as_remote_acks() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let cmd = |id, target: &str| Cmd {
+        id,
+        target: Some(NodeName::new(target).unwrap()),
+        op: CmdOp::Rate { hz: 5.0 },
+    };
+    // Relayed to the drone under a fresh id, the drone's answer returned under the remote id.
+    let out = run(&mut g, GroundInput::RemoteCommand(cmd(42, "drone-1")));
+    let relayed = match &out[..] {
+        [
+            GroundOutput::Send {
+                conn: 1,
+                message: Message::Cmd(c),
+            },
+        ] => c.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(g.stats().commands, 1, "counted like an observer's");
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Ack {
+            conn: 1,
+            ack: Ack::refuse(relayed.id, AckCode::Safety, "no"),
+        }),
+    );
+    assert!(out.contains(&GroundOutput::RemoteAck {
+        node: "drone-1".into(),
+        ack: Ack::refuse(42, AckCode::Safety, "no"),
+    }));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, GroundOutput::Event(GroundEvent::Refused { .. }))),
+        "a refusal is an event (an alert on MQTT)"
+    );
+    // A drone that is not connected: refused at once, under the remote id.
+    let out = run(&mut g, GroundInput::RemoteCommand(cmd(43, "drone-9")));
+    match &out[..] {
+        [GroundOutput::RemoteAck { node, ack }] => {
+            assert_eq!(&**node, "drone-9");
+            assert_eq!((ack.id, ack.ok), (43, false));
+            assert_eq!(ack.code, Some(AckCode::from_wire("offline")));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The drone leaves before answering: the remote asker hears so.
+    let out = run(&mut g, GroundInput::RemoteCommand(cmd(44, "drone-1")));
+    assert!(matches!(&out[..], [GroundOutput::Send { conn: 1, .. }]));
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Disconnected {
+            conn: 1,
+            node: Some(NodeName::new("drone-1").unwrap()),
+            reason: "closed".into(),
+            code: None,
+        }),
+    );
+    match &out[..] {
+        [GroundOutput::RemoteAck { node, ack }] => {
+            assert_eq!(&**node, "drone-1");
+            assert_eq!((ack.id, ack.ok), (44, false));
+        }
+        other => panic!("{other:?}"),
+    }
+}

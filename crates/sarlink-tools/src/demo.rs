@@ -163,6 +163,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         fsync: None,
         http: None,
         seconds: None,
+        mqtt: None,
         quiet: true,
     };
     let own = Measurement::with_source(

@@ -168,6 +168,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 fsync: None,
                 http: None,
                 seconds: None,
+                mqtt: None,
                 quiet: true,
             };
             Some(Arc::new(Mutex::new(GroundNode::start(&config)?)))

@@ -8,6 +8,8 @@ use sarlink_schema::NodeName;
 use sarlink_sdr::Gain;
 
 use super::{ConfigError, Layers};
+use crate::mqtt::{Secret, parse_url};
+use crate::node::mqtt::{DEFAULT_QUEUE, MqttSettings};
 use crate::output::Format;
 use crate::source::SourceSpec;
 use crate::units;
@@ -68,6 +70,37 @@ pub struct GroundArgs {
     /// Stop after this many seconds [default: run until SIGINT/SIGTERM]
     #[arg(long)]
     pub seconds: Option<String>,
+    /// Publish records, decisions, status and alerts to this MQTT broker:
+    /// mqtt://USER:PASSWORD@HOST:PORT or mqtts://... for TLS (user, password and port may
+    /// be left out) [default: no MQTT]
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// MQTT user name (overrides the URL's)
+    #[arg(long, value_name = "NAME")]
+    pub mqtt_username: Option<String>,
+    /// File holding the MQTT password (overrides the URL's; never printed)
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_password_file: Option<String>,
+    /// PEM file of the CA certificates to trust for mqtts:// [default: the system's]
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_ca: Option<String>,
+    /// PEM file of the TLS client certificate chain (with --mqtt-key)
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_cert: Option<String>,
+    /// PEM file of the TLS client certificate's private key (with --mqtt-cert)
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_key: Option<String>,
+    /// MQTT client id [default: sarlink-ground-NODE]
+    #[arg(long, value_name = "ID")]
+    pub mqtt_client_id: Option<String>,
+    /// Messages held for the broker while it is slow or away; beyond this the oldest waiting
+    /// ones are dropped and counted [default: 100000]
+    #[arg(long, value_name = "MESSAGES")]
+    pub mqtt_queue: Option<String>,
+    /// Take operator commands from sarlink/GROUND/NODE/cmd (answers on .../ack); broker ACLs
+    /// decide who may publish there [default: off]
+    #[arg(long)]
+    pub mqtt_commands: bool,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -97,6 +130,15 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "http",
     "metrics",
     "seconds",
+    "mqtt",
+    "mqtt_username",
+    "mqtt_password_file",
+    "mqtt_ca",
+    "mqtt_cert",
+    "mqtt_key",
+    "mqtt_client_id",
+    "mqtt_queue",
+    "mqtt_commands",
     "quiet",
 ];
 
@@ -135,6 +177,8 @@ pub struct GroundSettings {
     pub http: Option<String>,
     /// Run time limit.
     pub seconds: Option<f64>,
+    /// MQTT publishing (`None`: off).
+    pub mqtt: Option<MqttSettings>,
     /// No status line.
     pub quiet: bool,
 }
@@ -143,7 +187,7 @@ impl GroundSettings {
     /// The resolved options as TOML that `--config` accepts unchanged, each with its origin
     /// as a comment (the key file's path, never its contents).
     pub fn to_toml(args: &GroundArgs, layers: &Layers) -> String {
-        layers.to_toml(&[
+        let text = layers.to_toml(&[
             ("listen", args.listen.clone(), Some(DEFAULT_LISTEN)),
             ("node", args.node.clone(), Some("ground")),
             ("source", args.source.clone(), None),
@@ -163,12 +207,27 @@ impl GroundSettings {
             ("fsync", args.fsync.clone(), None),
             ("http", args.http.clone(), None),
             ("seconds", args.seconds.clone(), None),
+            // The URL's password is replaced by *** below; the password file by its path.
+            ("mqtt", args.mqtt.clone(), None),
+            ("mqtt_username", args.mqtt_username.clone(), None),
+            ("mqtt_password_file", args.mqtt_password_file.clone(), None),
+            ("mqtt_ca", args.mqtt_ca.clone(), None),
+            ("mqtt_cert", args.mqtt_cert.clone(), None),
+            ("mqtt_key", args.mqtt_key.clone(), None),
+            ("mqtt_client_id", args.mqtt_client_id.clone(), None),
+            ("mqtt_queue", args.mqtt_queue.clone(), Some("100000")),
+            (
+                "mqtt_commands",
+                args.mqtt_commands.then(|| "true".to_owned()),
+                Some("false"),
+            ),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
                 Some("false"),
             ),
-        ])
+        ]);
+        redact_mqtt_password(&text, layers.raw("mqtt", args.mqtt.clone()))
     }
 
     /// Resolves every option from the command line, the environment and the file.
@@ -264,6 +323,7 @@ impl GroundSettings {
                     |s| units::parse_seconds(s).map(Some),
                 )?
                 .0,
+            mqtt: resolve_mqtt(args, layers)?,
             quiet: args.quiet || layers.get("quiet", None, false)?,
         };
         if settings
@@ -279,5 +339,226 @@ impl GroundSettings {
             )?;
         }
         Ok(settings)
+    }
+}
+
+/// The `mqtt = "..."` line with the URL's password as `***` (a config printed for a
+/// ticket must not carry it; put the password in `mqtt_password_file` instead).
+fn redact_mqtt_password(text: &str, raw: Option<(String, super::Origin)>) -> String {
+    let Some((raw, _)) = raw else {
+        return text.to_owned();
+    };
+    let Ok(url) = parse_url(raw.trim()) else {
+        // Unparsable: never echo it, it may hold a password.
+        let quoted = toml::Value::String(raw).to_string();
+        return text.replace(&quoted, "\"<not a valid MQTT URL: not shown>\"");
+    };
+    if url.password.is_none() {
+        return text.to_owned();
+    }
+    let quoted = toml::Value::String(raw).to_string();
+    let redacted = toml::Value::String(url.to_string()).to_string();
+    text.replace(&quoted, &redacted)
+}
+
+fn resolve_mqtt(args: &GroundArgs, layers: &Layers) -> Result<Option<MqttSettings>, ConfigError> {
+    let Some(url) = layers
+        .get_with(
+            "mqtt",
+            args.mqtt.clone(),
+            || None,
+            |s| parse_url(s).map(Some).map_err(|e| e.to_string()),
+        )
+        .map_err(|e| match e {
+            // The value may hold a password: show the URL redacted, or not at all.
+            ConfigError::Invalid {
+                key,
+                value,
+                origin,
+                reason,
+            } => ConfigError::Invalid {
+                key,
+                value: if value.contains('@') {
+                    "<not shown: it may hold a password>".to_owned()
+                } else {
+                    value
+                },
+                origin,
+                reason,
+            },
+            other => other,
+        })?
+        .0
+    else {
+        return Ok(None);
+    };
+    let mut m = MqttSettings::new(url);
+    m.username = layers.get_opt("mqtt_username", args.mqtt_username.clone())?;
+    m.password = layers
+        .get_with(
+            "mqtt_password_file",
+            args.mqtt_password_file.clone(),
+            || None,
+            |path| {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read the password file: {e}"))?;
+                Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
+            },
+        )?
+        .0;
+    m.ca_file = layers.get_opt("mqtt_ca", args.mqtt_ca.clone())?;
+    m.cert_file = layers.get_opt("mqtt_cert", args.mqtt_cert.clone())?;
+    m.key_file = layers.get_opt("mqtt_key", args.mqtt_key.clone())?;
+    m.client_id = layers.get_opt("mqtt_client_id", args.mqtt_client_id.clone())?;
+    m.queue = layers
+        .get_with(
+            "mqtt_queue",
+            args.mqtt_queue.clone(),
+            || DEFAULT_QUEUE,
+            |s| match s.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err("must be a positive whole number of messages".to_owned()),
+            },
+        )?
+        .0;
+    m.commands = args.mqtt_commands || layers.get("mqtt_commands", None, false)?;
+    let origin_of = |key: &str, cli: &Option<String>| {
+        layers
+            .raw(key, cli.clone())
+            .map_or(super::Origin::Default, |(_, o)| o)
+    };
+    if m.cert_file.is_some() != m.key_file.is_some() {
+        let (key, value, cli) = match &m.cert_file {
+            Some(c) => ("mqtt_cert", c, &args.mqtt_cert),
+            None => (
+                "mqtt_key",
+                m.key_file.as_ref().expect("one is set"),
+                &args.mqtt_key,
+            ),
+        };
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            value: value.display().to_string(),
+            origin: origin_of(key, cli),
+            reason: "TLS client authentication needs both mqtt_cert and mqtt_key".into(),
+        });
+    }
+    if !m.url.tls && (m.cert_file.is_some() || m.ca_file.is_some()) {
+        return Err(ConfigError::Invalid {
+            key: "mqtt".into(),
+            value: m.url.to_string(),
+            origin: origin_of("mqtt", &args.mqtt),
+            reason: "mqtt_ca, mqtt_cert and mqtt_key need an mqtts:// URL".into(),
+        });
+    }
+    Ok(Some(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn layers(env: &[(&str, &str)], file: Option<&str>) -> Layers {
+        Layers::from_parts(env, file.map(|t| (Path::new("/etc/sarlink.toml"), t))).unwrap()
+    }
+
+    #[test]
+    fn mqtt_options_are_layered_and_default_off() {
+        let none = GroundSettings::resolve(&GroundArgs::default(), &layers(&[], None)).unwrap();
+        assert!(none.mqtt.is_none(), "no MQTT unless asked");
+        let l = layers(
+            &[("SARLINK_MQTT", "mqtt://env-broker:1884")],
+            Some("mqtt = \"mqtt://file-broker\"\nmqtt_queue = 500\nmqtt_commands = true"),
+        );
+        let m = GroundSettings::resolve(&GroundArgs::default(), &l)
+            .unwrap()
+            .mqtt
+            .unwrap();
+        assert_eq!((m.url.host.as_str(), m.url.port), ("env-broker", 1884));
+        assert_eq!(m.queue, 500);
+        assert!(m.commands);
+        let args = GroundArgs {
+            mqtt: Some("mqtts://cli-broker".into()),
+            mqtt_queue: Some("7".into()),
+            ..GroundArgs::default()
+        };
+        let m = GroundSettings::resolve(&args, &l).unwrap().mqtt.unwrap();
+        assert_eq!(
+            (m.url.host.as_str(), m.url.tls, m.queue),
+            ("cli-broker", true, 7)
+        );
+    }
+
+    #[test]
+    fn print_config_never_shows_the_password() {
+        let args = GroundArgs {
+            mqtt: Some("mqtt://ops:hunter2@broker:1883".into()),
+            ..GroundArgs::default()
+        };
+        let text = GroundSettings::to_toml(&args, &layers(&[], None));
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("mqtt = \"mqtt://ops:***@broker:1883\"  # from command line"),
+            "{text}"
+        );
+        // From the environment too, and when the URL does not even parse.
+        let l = layers(&[("SARLINK_MQTT", "mqtt://ops:hunter2@broker:99999")], None);
+        let text = GroundSettings::to_toml(&GroundArgs::default(), &l);
+        assert!(!text.contains("hunter2"), "{text}");
+        let err = GroundSettings::resolve(&GroundArgs::default(), &l).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("SARLINK_MQTT"), "{err}");
+    }
+
+    #[test]
+    fn bad_mqtt_options_are_errors_naming_the_key() {
+        let err =
+            |args: GroundArgs| GroundSettings::resolve(&args, &layers(&[], None)).unwrap_err();
+        let e = err(GroundArgs {
+            mqtt: Some("http://broker".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mqtt"),
+            "{e}"
+        );
+        let e = err(GroundArgs {
+            mqtt: Some("mqtts://broker".into()),
+            mqtt_cert: Some("client.pem".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, origin: super::super::Origin::Cli, .. } if key == "mqtt_cert"),
+            "{e}"
+        );
+        let e = err(GroundArgs {
+            mqtt: Some("mqtt://broker".into()),
+            mqtt_ca: Some("ca.pem".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mqtt"),
+            "{e}"
+        );
+        let e = err(GroundArgs {
+            mqtt: Some("mqtt://broker".into()),
+            mqtt_queue: Some("0".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mqtt_queue"),
+            "{e}"
+        );
+        let e = err(GroundArgs {
+            mqtt: Some("mqtt://broker".into()),
+            mqtt_password_file: Some("/nonexistent/sarlink-password".into()),
+            ..GroundArgs::default()
+        });
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "mqtt_password_file"),
+            "{e}"
+        );
     }
 }

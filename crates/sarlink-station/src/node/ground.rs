@@ -23,6 +23,10 @@ use crate::dashboard::{
 };
 use crate::ground::{DroneTrack, GroundCore, GroundEvent, GroundInput, GroundOutput};
 use crate::http::{HttpConfig, HttpServer, Hub};
+use crate::mqtt::{
+    Alert, AlertKind, GroundStatus, Topics, ack_message, drone_status_message, map_output,
+};
+use crate::node::mqtt::MqttPublisher;
 use crate::output::{Entry, Output, recover};
 use crate::pipeline::{
     Measurement, PipelineConfig, PipelineEvent, ReceiverThread, tuning_offset_hz,
@@ -45,6 +49,11 @@ struct Metrics {
     latency_local: LocalHistogram,
     /// Latency since the last [`GroundNode::take_window_latency`].
     window_latency: LocalHistogram,
+    mqtt_published: Counter,
+    mqtt_overflow: Counter,
+    mqtt_queued: Gauge,
+    mqtt_connected: Gauge,
+    mqtt_commands: Counter,
 }
 
 impl Metrics {
@@ -93,6 +102,31 @@ impl Metrics {
             )?,
             latency_local: LocalHistogram::new(),
             window_latency: LocalHistogram::new(),
+            mqtt_published: registry.counter(
+                "sarlink_ground_mqtt_published",
+                "MQTT messages the broker acknowledged (PUBACK).",
+                &[],
+            )?,
+            mqtt_overflow: registry.counter(
+                "sarlink_ground_mqtt_overflow",
+                "MQTT messages dropped because the publish queue was full.",
+                &[],
+            )?,
+            mqtt_queued: registry.gauge(
+                "sarlink_ground_mqtt_queued",
+                "MQTT messages held for the broker (waiting or unacknowledged).",
+                &[],
+            )?,
+            mqtt_connected: registry.gauge(
+                "sarlink_ground_mqtt_connected",
+                "1 while connected to the MQTT broker, 0 otherwise.",
+                &[],
+            )?,
+            mqtt_commands: registry.counter(
+                "sarlink_ground_mqtt_commands",
+                "Commands received over MQTT (relayed or refused).",
+                &[],
+            )?,
             registry,
         })
     }
@@ -159,6 +193,20 @@ pub struct GroundNode {
     own: Option<ReceiverThread>,
     metrics: Metrics,
     web: Option<Web>,
+    mqtt: Option<Mqtt>,
+}
+
+/// The MQTT publisher and what the driver remembers about it.
+#[derive(Debug)]
+struct Mqtt {
+    publisher: MqttPublisher,
+    topics: Topics,
+    /// Counters at the last [`GroundNode::publish_metrics`].
+    last: crate::mqtt::QueueStats,
+    ticks: u64,
+    /// Records and decisions formatted for the output and not yet committed: published
+    /// once the commit succeeds, dropped when it fails (the drones resend those records).
+    uncommitted: Vec<crate::mqtt::MqttMessage>,
 }
 
 impl std::fmt::Debug for GroundNode {
@@ -245,7 +293,23 @@ impl GroundNode {
             None => None,
         };
         metrics.output_ok.set(1.0);
+        let mqtt = match &settings.mqtt {
+            Some(m) => {
+                let topics = Topics::new(&settings.node);
+                let publisher = MqttPublisher::start(m, topics.clone())
+                    .with_context(|| format!("MQTT publishing to {}", m.url))?;
+                Some(Mqtt {
+                    publisher,
+                    topics,
+                    last: Default::default(),
+                    ticks: 0,
+                    uncommitted: Vec::new(),
+                })
+            }
+            None => None,
+        };
         Ok(GroundNode {
+            mqtt,
             core,
             server,
             output,
@@ -293,7 +357,18 @@ impl GroundNode {
             }
             let never = crossbeam_channel::never();
             let own = self.own.as_ref().map_or(&never, |o| o.events());
+            let never_cmd = crossbeam_channel::never();
+            let mqtt_cmds = self
+                .mqtt
+                .as_ref()
+                .map_or(&never_cmd, |m| m.publisher.commands())
+                .clone();
             select! {
+                recv(mqtt_cmds) -> cmd => {
+                    if let Ok(cmd) = cmd {
+                        self.mqtt_command(cmd);
+                    }
+                },
                 recv(self.server.events()) -> ev => {
                     if let Ok(ev) = ev {
                         self.link_event(ev);
@@ -343,6 +418,39 @@ impl GroundNode {
         }
     }
 
+    /// A command from MQTT: relayed by the core like an observer's, or refused here when it
+    /// does not parse (the refusal is published on `.../ack` when it names an id).
+    fn mqtt_command(
+        &mut self,
+        cmd: Result<sarlink_schema::Cmd, (String, crate::mqtt::CommandError)>,
+    ) {
+        self.metrics.mqtt_commands.inc();
+        match cmd {
+            Ok(cmd) => {
+                tracing::info!(
+                    target = cmd.target.as_ref().map_or("", |t| t.as_str()),
+                    id = cmd.id,
+                    "command from MQTT"
+                );
+                self.core
+                    .handle(unix_now(), GroundInput::RemoteCommand(cmd));
+            }
+            Err((node, e)) => {
+                tracing::warn!(%node, error = %e, "MQTT command refused");
+                if let (crate::mqtt::CommandError::Invalid { id, reason }, Some(m)) =
+                    (&e, &self.mqtt)
+                {
+                    let ack = sarlink_schema::Ack::refuse(
+                        *id,
+                        sarlink_schema::AckCode::from_wire("invalid"),
+                        reason.clone(),
+                    );
+                    m.publisher.publish(ack_message(&m.topics, &node, &ack));
+                }
+            }
+        }
+    }
+
     fn link_event(&mut self, ev: ServerEvent) {
         if let ServerEvent::Rtt { rtt, .. } = &ev {
             self.metrics.rtt.record(*rtt);
@@ -355,7 +463,20 @@ impl GroundNode {
         let _timer = ScopeTimer::new(&step);
         let mut wrote = false;
         while let Some(out) = self.core.poll_output() {
+            if let Some(m) = &mut self.mqtt {
+                if let Some(msg) = map_output(&m.topics, &out, unix_ns()) {
+                    // MQTT carries what the output has: entries wait for their commit.
+                    if matches!(out, GroundOutput::Write(_)) {
+                        m.uncommitted.push(msg);
+                    } else {
+                        m.publisher.publish(msg);
+                    }
+                }
+            }
             match out {
+                GroundOutput::RemoteAck { node, ack } => {
+                    tracing::info!(%node, id = ack.id, ok = ack.ok, "answer to an MQTT command");
+                }
                 GroundOutput::Write(entry) => {
                     match &entry {
                         Entry::Record { record, node, .. } => {
@@ -428,6 +549,13 @@ impl GroundNode {
         }
         if wrote {
             let result = self.output.commit();
+            if let Some(m) = &mut self.mqtt {
+                if result.is_ok() {
+                    m.publisher.publish_all(m.uncommitted.drain(..));
+                } else {
+                    m.uncommitted.clear();
+                }
+            }
             match (result, self.fsync) {
                 (Ok(()), Some(_)) => {
                     self.unsynced.get_or_insert_with(Instant::now);
@@ -479,12 +607,90 @@ impl GroundNode {
             .publish(web.board.live_json(unix), web.board.history());
     }
 
-    /// Flushes the output and closes every connection with `bye shutdown`.
+    /// Flushes the output, closes every connection with `bye shutdown`, and gives the MQTT
+    /// publisher up to 2 s to publish what it holds and the offline status.
     pub fn shutdown(mut self) {
         let _ = self.output.commit();
         let _ = self.output.sync();
         self.own = None;
         self.server.shutdown();
+        if let Some(m) = self.mqtt.take() {
+            let left = m.publisher.shutdown(Duration::from_secs(2));
+            if left.queued > 0 {
+                tracing::warn!(
+                    unpublished = left.queued,
+                    "MQTT messages not published before shutdown"
+                );
+            }
+        }
+    }
+
+    /// The MQTT publish queue's counters and whether the broker is connected (`None`
+    /// without `--mqtt`).
+    pub fn mqtt_stats(&self) -> Option<(crate::mqtt::QueueStats, bool)> {
+        self.mqtt
+            .as_ref()
+            .map(|m| (m.publisher.stats(), m.publisher.is_connected()))
+    }
+
+    /// Once a second: the ground's status (retained), every 5 s each drone's, and an alert,
+    /// a log line and the overflow metric when the publish queue dropped messages.
+    fn mqtt_tick(&mut self) {
+        let Some(m) = &mut self.mqtt else {
+            return;
+        };
+        let now = unix_ns();
+        let stats = m.publisher.stats();
+        let connected = m.publisher.is_connected();
+        self.metrics
+            .mqtt_published
+            .add(stats.published.saturating_sub(m.last.published));
+        let dropped = stats.overflow.saturating_sub(m.last.overflow);
+        self.metrics.mqtt_overflow.add(dropped);
+        self.metrics.mqtt_queued.set(stats.queued as f64);
+        self.metrics
+            .mqtt_connected
+            .set(if connected { 1.0 } else { 0.0 });
+        if dropped > 0 {
+            tracing::error!(
+                dropped,
+                total = stats.overflow,
+                "the MQTT publish queue is full: messages dropped (raise --mqtt-queue or fix the broker)"
+            );
+            m.publisher.publish(
+                Alert {
+                    node: std::sync::Arc::clone(m.topics.ground()),
+                    kind: AlertKind::MqttOverflow,
+                    timestamp_ns: now,
+                    reason: Some(format!(
+                        "the publish queue was full: {dropped} messages dropped ({} in all)",
+                        stats.overflow
+                    )),
+                    count: Some(dropped),
+                    id: None,
+                }
+                .message(&m.topics),
+            );
+        }
+        m.last = stats;
+        m.publisher.publish(
+            GroundStatus {
+                timestamp_ns: now,
+                drones: self.core.drones().len(),
+                connections: self.core.connections(),
+                records: self.core.stats().records,
+                output_ok: self.core.output_ok(),
+                queue: stats,
+            }
+            .message(&m.topics),
+        );
+        if m.ticks % 5 == 0 {
+            for track in self.core.drones().values() {
+                m.publisher
+                    .publish(drone_status_message(&m.topics, track, now));
+            }
+        }
+        m.ticks += 1;
     }
 
     /// Record-to-output latency since the previous call (a fresh window starts).
@@ -509,6 +715,7 @@ impl GroundNode {
     /// second).
     pub fn publish_metrics(&mut self) {
         self.metrics.latency_local.flush_into(&self.metrics.latency);
+        self.mqtt_tick();
     }
 }
 
@@ -533,6 +740,25 @@ pub fn run(settings: &GroundSettings, stop: &AtomicBool) -> anyhow::Result<()> {
             if !settings.quiet {
                 for line in status_lines(&ground, start.elapsed()) {
                     eprintln!("{line}");
+                }
+                if let Some((q, connected)) = ground.mqtt_stats() {
+                    eprintln!(
+                        "[{:>6.1}s] mqtt: {}, {} queued ({} in flight), {} published{}",
+                        start.elapsed().as_secs_f64(),
+                        if connected {
+                            "connected"
+                        } else {
+                            "BROKER UNREACHABLE"
+                        },
+                        q.queued,
+                        q.in_flight,
+                        q.published,
+                        if q.overflow > 0 {
+                            format!(", {} DROPPED (queue full)", q.overflow)
+                        } else {
+                            String::new()
+                        }
+                    );
                 }
             }
         }
