@@ -41,7 +41,7 @@ use sarlink_schema::{Decision, RssiRecord, RssiUnits};
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// The field names, in CSV column order.
-pub const COLUMNS: [&str; 30] = [
+pub const COLUMNS: [&str; 34] = [
     "type",
     "node",
     "stream",
@@ -68,6 +68,10 @@ pub const COLUMNS: [&str; 30] = [
     "burst",
     "offset_hz",
     "clip_fraction",
+    "lat_e7",
+    "lon_e7",
+    "alt_m",
+    "heading_deg",
     "fallback",
     "reason",
     "score_drone",
@@ -470,6 +474,18 @@ fn cells(entry: &Entry) -> Vec<(usize, Cell)> {
             }
             if let Some(x) = b.clip_fraction {
                 put("clip_fraction", Cell::Float(finite(Some(x.get()))));
+            }
+            if let Some(x) = b.lat_e7 {
+                put("lat_e7", Cell::Int(i64::from(x)));
+            }
+            if let Some(x) = b.lon_e7 {
+                put("lon_e7", Cell::Int(i64::from(x)));
+            }
+            if let Some(x) = b.alt_m {
+                put("alt_m", Cell::Float(finite(Some(x))));
+            }
+            if let Some(x) = b.heading_deg {
+                put("heading_deg", Cell::Float(finite(Some(x))));
             }
         }
         Entry::Decision { node, decision: d } => {
