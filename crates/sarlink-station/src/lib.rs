@@ -12,3 +12,4 @@ pub mod pipeline;
 pub mod record;
 pub mod source;
 pub mod units;
+pub mod vehicle;

@@ -363,7 +363,7 @@ impl Output {
     }
 
     fn csv(&mut self, entry: &Entry) {
-        let mut row: [Option<Cell>; COLUMNS.len()] = Default::default();
+        let mut row: [Option<Cell>; COLUMNS.len()] = std::array::from_fn(|_| None);
         for (column, cell) in cells(entry) {
             row[column] = Some(cell);
         }
