@@ -4,3 +4,4 @@
 
 pub mod drone;
 pub mod ground;
+pub mod mavlink;

@@ -49,6 +49,91 @@ pub const STATUSTEXT_QUEUE: usize = 8;
 /// Bytes of a MAVLink 2 frame around its payload: 10 header + 2 checksum.
 const FRAME_OVERHEAD: u32 = 12;
 
+/// Where the flight controller is: a MAVLink connection URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MavlinkUrl {
+    /// `serial:PATH:BAUD`, e.g. `serial:/dev/ttyACM0:115200`.
+    Serial {
+        /// The device.
+        path: String,
+        /// Its baud rate.
+        baud: u32,
+    },
+    /// `udpin:HOST:PORT`: listen for the vehicle's UDP packets, answer their sender.
+    UdpIn(String),
+    /// `udpout:HOST:PORT`: send UDP to the vehicle (or a router) and read its answers.
+    UdpOut(String),
+    /// `tcpout:HOST:PORT`: connect to the vehicle over TCP (reconnecting when it drops).
+    TcpOut(String),
+    /// `sim`: a simulated vehicle flying towards the beacon (the demo; no hardware).
+    Sim,
+}
+
+/// A [`MavlinkUrl`] that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MavlinkUrlError {
+    /// Not one of the forms.
+    #[error(
+        "{0:?} is not a MAVLink URL: use serial:/dev/ttyACM0:115200, udpin:0.0.0.0:14550, udpout:HOST:PORT, tcpout:HOST:PORT or sim"
+    )]
+    Scheme(String),
+    /// HOST:PORT is missing its host or has no valid port.
+    #[error("{0:?}: expected HOST:PORT with a port 1-65535")]
+    Address(String),
+    /// The serial form is missing its device or has no valid baud rate.
+    #[error("{0:?}: expected serial:DEVICE:BAUD with a baud rate such as 57600 or 115200")]
+    Serial(String),
+}
+
+impl std::str::FromStr for MavlinkUrl {
+    type Err = MavlinkUrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let host_port = |rest: &str| {
+            let ok = rest.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if ok {
+                Ok(rest.to_owned())
+            } else {
+                Err(MavlinkUrlError::Address(s.to_owned()))
+            }
+        };
+        match s.split_once(':') {
+            None if s == "sim" => Ok(MavlinkUrl::Sim),
+            Some(("serial", rest)) => {
+                let (path, baud) = rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| MavlinkUrlError::Serial(s.to_owned()))?;
+                match baud.parse::<u32>() {
+                    Ok(baud) if !path.is_empty() && baud > 0 => Ok(MavlinkUrl::Serial {
+                        path: path.to_owned(),
+                        baud,
+                    }),
+                    _ => Err(MavlinkUrlError::Serial(s.to_owned())),
+                }
+            }
+            Some(("udpin", rest)) => host_port(rest).map(MavlinkUrl::UdpIn),
+            Some(("udpout", rest)) => host_port(rest).map(MavlinkUrl::UdpOut),
+            Some(("tcpout", rest)) => host_port(rest).map(MavlinkUrl::TcpOut),
+            _ => Err(MavlinkUrlError::Scheme(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for MavlinkUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MavlinkUrl::Serial { path, baud } => write!(f, "serial:{path}:{baud}"),
+            MavlinkUrl::UdpIn(a) => write!(f, "udpin:{a}"),
+            MavlinkUrl::UdpOut(a) => write!(f, "udpout:{a}"),
+            MavlinkUrl::TcpOut(a) => write!(f, "tcpout:{a}"),
+            MavlinkUrl::Sim => f.write_str("sim"),
+        }
+    }
+}
+
 /// The vehicle's flight mode, decoded by name for ArduCopter and PX4.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlightMode(String);

@@ -194,6 +194,10 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         seconds: None,
         output: Format::None,
         output_file: None,
+        mavlink: None,
+        mavlink_component: sarlink_station::vehicle::DEFAULT_COMPONENT_ID,
+        mavlink_budget: sarlink_station::vehicle::DEFAULT_BYTE_BUDGET,
+        vehicle_rules: sarlink_station::vehicle::VehicleRules::default(),
         quiet: true,
     };
     let start = Instant::now();

@@ -348,3 +348,39 @@ fn the_drones_heartbeat_is_an_onboard_controller() {
     assert_eq!(h.mavtype, MavType::MAV_TYPE_ONBOARD_CONTROLLER);
     assert_eq!(h.autopilot, MavAutopilot::MAV_AUTOPILOT_INVALID);
 }
+
+#[test]
+fn mavlink_urls_parse_and_bad_ones_say_why() {
+    let ok = [
+        "serial:/dev/ttyACM0:115200",
+        "udpin:0.0.0.0:14550",
+        "udpout:192.168.1.5:14550",
+        "tcpout:localhost:5760",
+        "sim",
+    ];
+    for url in ok {
+        let parsed: MavlinkUrl = url.parse().unwrap();
+        assert_eq!(parsed.to_string(), url);
+    }
+    assert_eq!(
+        "serial:/dev/ttyACM0:115200".parse(),
+        Ok(MavlinkUrl::Serial {
+            path: "/dev/ttyACM0".into(),
+            baud: 115_200
+        })
+    );
+    let bad = |s: &str| s.parse::<MavlinkUrl>().unwrap_err();
+    assert_eq!(bad("udp:1.2.3.4:5"), MavlinkUrlError::Scheme("udp:1.2.3.4:5".into()));
+    assert_eq!(bad("/dev/ttyACM0"), MavlinkUrlError::Scheme("/dev/ttyACM0".into()));
+    assert_eq!(bad("udpin:0.0.0.0"), MavlinkUrlError::Address("udpin:0.0.0.0".into()));
+    assert_eq!(bad("tcpout::5760"), MavlinkUrlError::Address("tcpout::5760".into()));
+    assert_eq!(bad("udpout:h:70000"), MavlinkUrlError::Address("udpout:h:70000".into()));
+    assert_eq!(
+        bad("serial:/dev/ttyACM0:fast"),
+        MavlinkUrlError::Serial("serial:/dev/ttyACM0:fast".into())
+    );
+    assert_eq!(
+        bad("serial:/dev/ttyACM0"),
+        MavlinkUrlError::Serial("serial:/dev/ttyACM0".into())
+    );
+}
