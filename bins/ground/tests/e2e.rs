@@ -355,6 +355,49 @@ fn the_demo_shows_a_fallback_and_a_recovery() {
 }
 
 #[test]
+fn the_demo_with_a_simulated_vehicle_geotags_records_that_close_on_the_beacon() {
+    let out = clean(Command::new(ground_bin()))
+        .args(["demo", "--seconds", "16", "--mavlink", "sim"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // "  5s | -60.1 dBFS snr ... | at -33.84, 151.20990, 120 m"
+    let tagged: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let rssi: f64 = l
+                .split('|')
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            let lat: f64 = l
+                .split("| at ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((rssi, lat))
+        })
+        .collect();
+    assert!(tagged.len() >= 8, "{text}");
+    let (first, last) = (tagged[0], tagged[tagged.len() - 1]);
+    // The vehicle flies south to the beacon at -33.865143: closer, and louder.
+    assert!(
+        last.1 < first.1 && last.1 > -33.8652,
+        "{first:?} -> {last:?}\n{text}"
+    );
+    assert!(
+        last.0 > first.0 + 10.0,
+        "RSSI {first:?} -> {last:?}\n{text}"
+    );
+}
+
+#[test]
 fn observers_get_records_and_decisions_and_sigterm_says_bye_and_exits_0() {
     use sarlink_link::SessionConfig;
     use sarlink_link::driver::{Client, ClientConfig, ClientEvent};

@@ -353,7 +353,9 @@ impl VehicleTracker {
                 changed.rules |= was_lost;
                 s.autopilot = Some(hb.autopilot);
                 s.heartbeat_at = Some(now);
-                s.armed = hb.base_mode.contains(MavModeFlag::MAV_MODE_FLAG_SAFETY_ARMED);
+                s.armed = hb
+                    .base_mode
+                    .contains(MavModeFlag::MAV_MODE_FLAG_SAFETY_ARMED);
                 s.mode = Some(mode);
                 s.emergency = emergency;
             }
@@ -367,8 +369,8 @@ impl VehicleTracker {
                 let pct = u8::try_from(m.battery_remaining).ok().filter(|p| *p <= 100);
                 changed.rules |= pct != s.battery_pct;
                 s.battery_pct = pct;
-                s.voltage_v = (m.voltage_battery != u16::MAX)
-                    .then(|| f32::from(m.voltage_battery) / 1000.0);
+                s.voltage_v =
+                    (m.voltage_battery != u16::MAX).then(|| f32::from(m.voltage_battery) / 1000.0);
             }
             MavMessage::BATTERY_STATUS(m) => {
                 let pct = u8::try_from(m.battery_remaining).ok().filter(|p| *p <= 100);

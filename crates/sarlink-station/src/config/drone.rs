@@ -14,8 +14,7 @@ use crate::units;
 use crate::vehicle::{MavlinkUrl, VehicleRules};
 
 /// The default `allowed_modes`, as the option takes them.
-const DEFAULT_ALLOWED_MODES: &str =
-    "GUIDED,AUTO,LOITER,POSHOLD,BRAKE,CIRCLE,ALT_HOLD,OFFBOARD,AUTO.MISSION,AUTO.LOITER,POSCTL,ALTCTL";
+const DEFAULT_ALLOWED_MODES: &str = "GUIDED,AUTO,LOITER,POSHOLD,BRAKE,CIRCLE,ALT_HOLD,OFFBOARD,AUTO.MISSION,AUTO.LOITER,POSCTL,ALTCTL";
 
 /// Default ground station address.
 pub const DEFAULT_CONNECT: &str = "127.0.0.1:7355";
@@ -219,7 +218,11 @@ impl DroneSettings {
             ("output", args.output.clone(), Some("jsonl")),
             ("output_file", args.output_file.clone(), None),
             ("mavlink", args.mavlink.clone(), None),
-            ("mavlink_component", args.mavlink_component.clone(), Some("191")),
+            (
+                "mavlink_component",
+                args.mavlink_component.clone(),
+                Some("191"),
+            ),
             ("mavlink_budget", args.mavlink_budget.clone(), Some("1000")),
             ("battery_min", args.battery_min.clone(), Some("25")),
             (

@@ -60,8 +60,29 @@ pub struct LinkCounters {
     pub outbound_dropped: AtomicU64,
 }
 
-/// The vehicle's simulated flight: its distance to the beacon at a time since start.
-pub type SimFlight = Arc<dyn Fn(Duration) -> f64 + Send + Sync>;
+/// The simulated vehicle's flight: its distance to the beacon, metres, at a time since it
+/// started.
+#[derive(Clone)]
+pub struct SimFlight(pub Arc<dyn Fn(Duration) -> f64 + Send + Sync>);
+
+impl std::fmt::Debug for SimFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SimFlight")
+    }
+}
+
+static PROCESS_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Marks the process's start, which `time_boot_ms` counts from: call first thing in `main`
+/// (later calls change nothing). Until called, the first call of [`since_start`] marks it.
+pub fn mark_process_start() {
+    PROCESS_START.get_or_init(Instant::now);
+}
+
+/// Time since [`mark_process_start`].
+pub fn since_start() -> Duration {
+    PROCESS_START.get_or_init(Instant::now).elapsed()
+}
 
 /// Where the simulated vehicle's beacon is: latitude and longitude, degrees.
 pub const SIM_BEACON: (f64, f64) = (-33.865_143, 151.209_900);
@@ -155,7 +176,9 @@ impl MavlinkLink {
         };
         if *url == MavlinkUrl::Sim {
             let flight = flight.unwrap_or_else(|| {
-                Arc::new(|t: Duration| (3000.0 - 20.0 * t.as_secs_f64()).max(100.0))
+                SimFlight(Arc::new(|t: Duration| {
+                    (3000.0 - 20.0 * t.as_secs_f64()).max(100.0)
+                }))
             });
             thread::Builder::new()
                 .name("sarlink-mav-sim".into())
@@ -339,7 +362,7 @@ fn simulate(
                 ..GPS_RAW_INT_DATA::DEFAULT
             }));
         }
-        let north_m = flight(t).max(0.0);
+        let north_m = (flight.0)(t).max(0.0);
         let lat = SIM_BEACON.0 + north_m / metres_per_degree;
         msgs.push(MavMessage::GLOBAL_POSITION_INT(GLOBAL_POSITION_INT_DATA {
             time_boot_ms: u32::try_from(t.as_millis()).unwrap_or(u32::MAX),
@@ -374,7 +397,7 @@ mod tests {
 
     #[test]
     fn the_simulated_vehicle_flies_towards_the_beacon() {
-        let flight: SimFlight = Arc::new(|t: Duration| 1000.0 - 2000.0 * t.as_secs_f64());
+        let flight = SimFlight(Arc::new(|t: Duration| 1000.0 - 2000.0 * t.as_secs_f64()));
         let link = MavlinkLink::spawn(&MavlinkUrl::Sim, 191, Some(flight)).unwrap();
         let mut lats = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -437,7 +460,10 @@ mod tests {
         // ended in what looked like the start of a frame.
         let deadline = Instant::now() + Duration::from_secs(10);
         let got = loop {
-            assert!(Instant::now() < deadline, "no heartbeat decoded after the garbage");
+            assert!(
+                Instant::now() < deadline,
+                "no heartbeat decoded after the garbage"
+            );
             vehicle.send_to(&frame, drone).unwrap();
             if let Ok(m) = link.events().recv_timeout(Duration::from_millis(200)) {
                 if m.system_id == 9 {

@@ -176,11 +176,26 @@ fn a_second_event_within_the_second_is_delayed_not_dropped() {
     let mut t = Telemetry::new(DEFAULT_BYTE_BUDGET);
     let warn = MavSeverity::MAV_SEVERITY_WARNING;
     t.text(S, TextKind::Refused, warn, "SAR: tune 5 refused: geofence");
-    t.text(ms(1_200), TextKind::Refused, warn, "SAR: tune 6 refused: geofence");
+    t.text(
+        ms(1_200),
+        TextKind::Refused,
+        warn,
+        "SAR: tune 6 refused: geofence",
+    );
     // The same event again while it waits is not queued twice.
-    t.text(ms(1_300), TextKind::Refused, warn, "SAR: tune 6 refused: geofence");
+    t.text(
+        ms(1_300),
+        TextKind::Refused,
+        warn,
+        "SAR: tune 6 refused: geofence",
+    );
     // Another kind is not held back by this one.
-    t.text(ms(1_400), TextKind::Fallback, warn, "SAR: fallback to drone");
+    t.text(
+        ms(1_400),
+        TextKind::Fallback,
+        warn,
+        "SAR: fallback to drone",
+    );
     assert_eq!(
         texts(&mut t),
         ["SAR: tune 5 refused: geofence", "SAR: fallback to drone"]
@@ -197,7 +212,12 @@ fn a_second_event_within_the_second_is_delayed_not_dropped() {
 fn texts_are_cut_to_fifty_bytes_on_a_character_boundary() {
     let mut t = Telemetry::new(DEFAULT_BYTE_BUDGET);
     let long = format!("{}é", "x".repeat(49));
-    t.text(S, TextKind::Detection, MavSeverity::MAV_SEVERITY_INFO, &long);
+    t.text(
+        S,
+        TextKind::Detection,
+        MavSeverity::MAV_SEVERITY_INFO,
+        &long,
+    );
     assert_eq!(texts(&mut t), ["x".repeat(49)]);
 }
 
@@ -370,11 +390,26 @@ fn mavlink_urls_parse_and_bad_ones_say_why() {
         })
     );
     let bad = |s: &str| s.parse::<MavlinkUrl>().unwrap_err();
-    assert_eq!(bad("udp:1.2.3.4:5"), MavlinkUrlError::Scheme("udp:1.2.3.4:5".into()));
-    assert_eq!(bad("/dev/ttyACM0"), MavlinkUrlError::Scheme("/dev/ttyACM0".into()));
-    assert_eq!(bad("udpin:0.0.0.0"), MavlinkUrlError::Address("udpin:0.0.0.0".into()));
-    assert_eq!(bad("tcpout::5760"), MavlinkUrlError::Address("tcpout::5760".into()));
-    assert_eq!(bad("udpout:h:70000"), MavlinkUrlError::Address("udpout:h:70000".into()));
+    assert_eq!(
+        bad("udp:1.2.3.4:5"),
+        MavlinkUrlError::Scheme("udp:1.2.3.4:5".into())
+    );
+    assert_eq!(
+        bad("/dev/ttyACM0"),
+        MavlinkUrlError::Scheme("/dev/ttyACM0".into())
+    );
+    assert_eq!(
+        bad("udpin:0.0.0.0"),
+        MavlinkUrlError::Address("udpin:0.0.0.0".into())
+    );
+    assert_eq!(
+        bad("tcpout::5760"),
+        MavlinkUrlError::Address("tcpout::5760".into())
+    );
+    assert_eq!(
+        bad("udpout:h:70000"),
+        MavlinkUrlError::Address("udpout:h:70000".into())
+    );
     assert_eq!(
         bad("serial:/dev/ttyACM0:fast"),
         MavlinkUrlError::Serial("serial:/dev/ttyACM0:fast".into())
