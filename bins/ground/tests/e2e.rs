@@ -791,13 +791,16 @@ fn the_ground_prints_its_config_as_toml_that_config_accepts() {
     assert_eq!(values(&again), values(&printed));
 }
 
+/// Commands an rtl_tcp server received (command byte, value), per connection.
+type CommandLog = std::sync::Arc<std::sync::Mutex<Vec<Vec<(u8, u32)>>>>;
+
 /// A minimal rtl_tcp server written from osmocom's `rtl_tcp.c`: a 12-byte header ("RTL0",
 /// tuner type and gain count, big-endian), then 5-byte commands in (1 byte, u32 BE) and
 /// unsigned 8-bit I/Q out. Each connection streams noise for `serve_for`, then closes.
 struct RtlTcpServer {
     port: u16,
     /// Commands received, per connection.
-    commands: std::sync::Arc<std::sync::Mutex<Vec<Vec<(u8, u32)>>>>,
+    commands: CommandLog,
 }
 
 impl RtlTcpServer {
