@@ -225,7 +225,7 @@ fn a_pymavlink_vehicle_gets_rssi_geotags_refusals_and_silence_handled() {
     let last = hbs.last().unwrap();
     assert_eq!(last["type"], 18, "MAV_TYPE_ONBOARD_CONTROLLER");
     assert_eq!(last["component"], 191);
-    assert_eq!(last["system"], 1, "the vehicle's system id");
+    assert_eq!(last["system"], 7, "the vehicle's system id");
     let gaps: Vec<f64> = hbs
         .windows(2)
         .map(|w| f(&w[1]["t"]) - f(&w[0]["t"]))

@@ -25,7 +25,7 @@ from pymavlink import mavutil  # noqa: E402
 udp_port, ground_bin, ground_port, node, out_path = sys.argv[1:6]
 
 mav = mavutil.mavlink_connection(
-    f"udpin:127.0.0.1:{udp_port}", source_system=1, source_component=1, dialect="ardupilotmega"
+    f"udpin:127.0.0.1:{udp_port}", source_system=7, source_component=1, dialect="ardupilotmega"
 )
 m = mavutil.mavlink
 print("ready", flush=True)
