@@ -414,6 +414,44 @@ mod tests {
     }
 
     #[test]
+    fn a_serial_stream_of_random_bytes_with_frames_between_never_panics_the_decoder() {
+        use crate::vehicle::VehicleTracker;
+        let mut stream = Vec::new();
+        let mut x = 0x9e37_79b9_u32;
+        for i in 0..200u8 {
+            for _ in 0..(usize::from(i) * 7 % 300) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // The low byte of the xorshift state.
+                stream.push(x as u8);
+            }
+            let header = MavHeader {
+                system_id: 3,
+                component_id: 1,
+                sequence: i,
+            };
+            mavlink::write_v2_msg(&mut stream, header, &crate::vehicle::heartbeat()).unwrap();
+        }
+        let mut reader = MavlinkReader::new(std::io::Cursor::new(stream));
+        let mut tracker = VehicleTracker::new(Duration::ZERO, 191);
+        let (mut frames, mut errors) = (0, 0);
+        loop {
+            match reader.read_any_message::<MavMessage>() {
+                Ok((h, m)) => {
+                    frames += 1;
+                    tracker.handle(Duration::ZERO, h.system_id, h.component_id, &m);
+                }
+                Err(MessageReadError::Io(_)) => break,
+                Err(MessageReadError::Parse(_)) => errors += 1,
+            }
+        }
+        // Garbage can swallow the frame right after it (a false start of frame), never
+        // the decoder.
+        assert!(frames >= 150, "{frames} frames, {errors} parse errors");
+    }
+
+    #[test]
     fn garbage_on_a_udp_port_is_skipped_and_a_heartbeat_after_it_decodes() {
         use std::net::UdpSocket;
         let vehicle = UdpSocket::bind("127.0.0.1:0").unwrap();
