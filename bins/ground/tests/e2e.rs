@@ -395,6 +395,10 @@ fn the_demo_with_a_simulated_vehicle_geotags_records_that_close_on_the_beacon() 
         last.0 > first.0 + 10.0,
         "RSSI {first:?} -> {last:?}\n{text}"
     );
+    assert!(
+        text.contains("flight controller sim: ") && text.contains("show a geotagged record"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -386,6 +386,13 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 b as f64 / 1e6
             ))
     )?;
+    if let Some(url) = &args.mavlink {
+        writeln!(
+            out,
+            "  flight controller {url}: {} of the lines above show a geotagged record",
+            summary.geotagged_lines
+        )?;
+    }
     drop(proxy);
     ground.shutdown();
     Ok(summary)
