@@ -74,6 +74,8 @@ BEACON_RECORD = {
     "detected": True, "pulses": 1, "pulse_dbm": -52.5, "pulse_width_us": 20125,
     "pulse_start_ns": 1764000000042000000, "pulse_interval_ms": 1003, "last_pulse_dbm": -52.5,
     "last_pulse_age_ms": 38, "burst": False, "offset_hz": -6875.5, "clip_fraction": 0.0,
+    # Protocol 1.1 geotag: the vehicle's position when the record was made.
+    "lat_e7": -338651234, "lon_e7": 1512099876, "alt_m": 152.5, "heading_deg": 271.25,
 }
 
 # Protocol 1.1 keys saying how the value was made: smoothed with this weight, from stale data.
@@ -406,6 +408,10 @@ def python_writes():
         "bad/width_u64": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, pulse_width_us=1 << 32)]}, "pulse_width_us"),
         "bad/detected_int": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, detected=1)]}, "detected"),
         "bad/burst_str": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, burst="yes")]}, "burst"),
+        "bad/lat_range": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, lat_e7=900000001)]}, "lat_e7"),
+        "bad/lon_float": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, lon_e7=1.5)]}, "lon_e7"),
+        "bad/nan_alt": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, alt_m=float("nan"))]}, "alt_m"),
+        "bad/heading_360": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, heading_deg=360.0)]}, "heading_deg"),
         "bad/start_float": ({"type": "rssi", "seq": 1, "samples": [dict(BEACON_RECORD, pulse_start_ns=1.5)]}, "pulse_start_ns"),
     }
     for label, (msg, field) in invalid.items():

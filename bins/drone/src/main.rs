@@ -10,6 +10,8 @@ use sarlink_station::config::{DroneArgs, DroneSettings, Layers};
 use sarlink_station::node::drone::DroneNode;
 
 fn main() -> ExitCode {
+    // MAVLink's time_boot_ms counts from here.
+    sarlink_station::node::mavlink::mark_process_start();
     let args = DroneArgs::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

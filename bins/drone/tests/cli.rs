@@ -185,3 +185,30 @@ fn rtl_433_habits_short_flags_gain_auto_and_a_refused_bare_zero() {
             .contains("frequency = \"3G\"")
     );
 }
+
+#[test]
+fn a_bad_mavlink_url_is_refused_at_start_and_good_ones_print_back() {
+    for (url, why) in [
+        ("udp:127.0.0.1:14550", "is not a MAVLink URL"),
+        ("udpin:0.0.0.0", "expected HOST:PORT"),
+        ("serial:/dev/ttyACM0", "expected serial:DEVICE:BAUD"),
+    ] {
+        let out = drone().args(["--mavlink", url]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(
+            err.contains("`mavlink`") && err.contains(why),
+            "{url}: {err}"
+        );
+    }
+    let out = drone().args(["--mavlink-component", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let printed = resolved(drone().env("SARLINK_MAVLINK", "serial:/dev/ttyACM0:115200"));
+    assert!(
+        printed.contains(
+            "mavlink = \"serial:/dev/ttyACM0:115200\"  # from environment variable SARLINK_MAVLINK"
+        ) && printed.contains("mavlink_component = \"191\"  # default")
+            && printed.contains("mavlink_budget = \"1000\"  # default"),
+        "{printed}"
+    );
+}

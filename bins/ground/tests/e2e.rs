@@ -252,6 +252,53 @@ fn the_demo_shows_a_fallback_and_a_recovery() {
 }
 
 #[test]
+fn the_demo_with_a_simulated_vehicle_geotags_records_that_close_on_the_beacon() {
+    let out = clean(Command::new(ground_bin()))
+        .args(["demo", "--seconds", "16", "--mavlink", "sim"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // "  5s | -60.1 dBFS snr ... | at -33.84, 151.20990, 120 m"
+    let tagged: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let rssi: f64 = l
+                .split('|')
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            let lat: f64 = l
+                .split("| at ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((rssi, lat))
+        })
+        .collect();
+    assert!(tagged.len() >= 8, "{text}");
+    let (first, last) = (tagged[0], tagged[tagged.len() - 1]);
+    // The vehicle flies south to the beacon at -33.865143: closer, and louder.
+    assert!(
+        last.1 < first.1 && last.1 > -33.8652,
+        "{first:?} -> {last:?}\n{text}"
+    );
+    assert!(
+        last.0 > first.0 + 10.0,
+        "RSSI {first:?} -> {last:?}\n{text}"
+    );
+    assert!(
+        text.contains("flight controller sim: ") && text.contains("show a geotagged record"),
+        "{text}"
+    );
+}
+
+#[test]
 fn observers_get_records_and_decisions_and_sigterm_says_bye_and_exits_0() {
     use sarlink_link::SessionConfig;
     use sarlink_link::driver::{Client, ClientConfig, ClientEvent};
@@ -645,12 +692,12 @@ fn the_ground_prints_its_config_as_toml_that_config_accepts() {
     assert_eq!(values(&again), values(&printed));
 }
 
+/// Commands an rtl_tcp server received (command byte, value), per connection.
+type CommandLog = std::sync::Arc<std::sync::Mutex<Vec<Vec<(u8, u32)>>>>;
+
 /// A minimal rtl_tcp server written from osmocom's `rtl_tcp.c`: a 12-byte header ("RTL0",
 /// tuner type and gain count, big-endian), then 5-byte commands in (1 byte, u32 BE) and
 /// unsigned 8-bit I/Q out. Each connection streams noise for `serve_for`, then closes.
-/// Commands (code, value) received, one list per connection.
-type CommandLog = std::sync::Arc<std::sync::Mutex<Vec<Vec<(u8, u32)>>>>;
-
 struct RtlTcpServer {
     port: u16,
     commands: CommandLog,

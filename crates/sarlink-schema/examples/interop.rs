@@ -58,6 +58,10 @@ fn beacon_records() -> Vec<RssiRecord> {
             clip_fraction: Some(ClipFraction::new(0.0).unwrap()),
             smoothing: None,
             stale: None,
+            lat_e7: Some(-338_651_234),
+            lon_e7: Some(1_512_099_876),
+            alt_m: Some(152.5),
+            heading_deg: Some(271.25),
         },
     };
     let held = RssiRecord {

@@ -856,6 +856,40 @@ fn beacon_key(r: &mut Reader<'_>, key: &[u8], b: &mut BeaconFields) -> Result<bo
             set(&mut b.smoothing, ctx, alpha)?;
         }
         b"stale" => set(&mut b.stale, c("stale"), r.bool(c("stale"))?)?,
+        b"lat_e7" => {
+            let ctx = c("lat_e7");
+            let v = r.i64(ctx)?;
+            if !(-900_000_000..=900_000_000).contains(&v) {
+                return Err(ctx.range("-900000000 to 900000000"));
+            }
+            // In range, so it fits an i32.
+            set(&mut b.lat_e7, ctx, v as i32)?;
+        }
+        b"lon_e7" => {
+            let ctx = c("lon_e7");
+            let v = r.i64(ctx)?;
+            if !(-1_800_000_000..=1_800_000_000).contains(&v) {
+                return Err(ctx.range("-1800000000 to 1800000000"));
+            }
+            // In range, so it fits an i32.
+            set(&mut b.lon_e7, ctx, v as i32)?;
+        }
+        b"alt_m" => {
+            let ctx = c("alt_m");
+            let v = r.f32(ctx)?;
+            if !v.is_finite() {
+                return Err(ctx.range("finite"));
+            }
+            set(&mut b.alt_m, ctx, v)?;
+        }
+        b"heading_deg" => {
+            let ctx = c("heading_deg");
+            let v = r.f32(ctx)?;
+            if !(0.0..360.0).contains(&v) {
+                return Err(ctx.range("0 to below 360"));
+            }
+            set(&mut b.heading_deg, ctx, v)?;
+        }
         _ => return Ok(false),
     }
     Ok(true)

@@ -285,6 +285,22 @@ impl<B: BufMut> Enc<'_, B> {
             self.key(key!("stale"));
             self.bool(v);
         }
+        if let Some(v) = b.lat_e7 {
+            self.key(key!("lat_e7"));
+            self.int(i64::from(v));
+        }
+        if let Some(v) = b.lon_e7 {
+            self.key(key!("lon_e7"));
+            self.int(i64::from(v));
+        }
+        if let Some(v) = b.alt_m {
+            self.key(key!("alt_m"));
+            self.f32(v);
+        }
+        if let Some(v) = b.heading_deg {
+            self.key(key!("heading_deg"));
+            self.f32(v);
+        }
     }
 
     pub(crate) fn message(&mut self, m: &Message) {

@@ -334,6 +334,18 @@ pub struct BeaconFields {
     /// The samples behind the record were stale (`stale`): a live receiver delivered them
     /// late or far below its sample rate (a reconnecting or slow rtl_tcp server).
     pub stale: Option<bool>,
+    /// Vehicle latitude at measurement time, 1e-7 degrees, WGS84 (`lat_e7`, -900000000 to
+    /// 900000000). The geotag keys (`lat_e7`, `lon_e7`, `alt_m`, `heading_deg`) are present
+    /// only when the vehicle's fix was 3D and under 1 s old when the record was made.
+    pub lat_e7: Option<i32>,
+    /// Vehicle longitude at measurement time, 1e-7 degrees, WGS84 (`lon_e7`, -1800000000 to
+    /// 1800000000).
+    pub lon_e7: Option<i32>,
+    /// Vehicle altitude at measurement time, metres above mean sea level (`alt_m`).
+    pub alt_m: Option<f32>,
+    /// Vehicle heading at measurement time, degrees from true north, 0 to below 360
+    /// (`heading_deg`); absent when the autopilot does not know it.
+    pub heading_deg: Option<f32>,
 }
 
 impl BeaconFields {
@@ -352,6 +364,10 @@ impl BeaconFields {
         clip_fraction: None,
         smoothing: None,
         stale: None,
+        lat_e7: None,
+        lon_e7: None,
+        alt_m: None,
+        heading_deg: None,
     };
 
     /// How many of the keys are present.
@@ -370,6 +386,10 @@ impl BeaconFields {
             self.clip_fraction.is_some(),
             self.smoothing.is_some(),
             self.stale.is_some(),
+            self.lat_e7.is_some(),
+            self.lon_e7.is_some(),
+            self.alt_m.is_some(),
+            self.heading_deg.is_some(),
         ]
         .into_iter()
         .filter(|&present| present)

@@ -239,6 +239,7 @@ fn rssi_beacon() -> Message {
             clip_fraction: Some(ClipFraction::ZERO),
             smoothing: None,
             stale: None,
+            ..BeaconFields::NONE
         },
         ..golden_record()
     };

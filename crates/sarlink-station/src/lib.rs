@@ -14,3 +14,4 @@ pub mod pipeline;
 pub mod record;
 pub mod source;
 pub mod units;
+pub mod vehicle;

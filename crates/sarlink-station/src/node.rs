@@ -4,4 +4,5 @@
 
 pub mod drone;
 pub mod ground;
+pub mod mavlink;
 pub mod mqtt;

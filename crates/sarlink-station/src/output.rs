@@ -41,7 +41,7 @@ use sarlink_schema::{Decision, RssiRecord, RssiUnits};
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// The field names, in CSV column order.
-pub const COLUMNS: [&str; 30] = [
+pub const COLUMNS: [&str; 34] = [
     "type",
     "node",
     "stream",
@@ -68,6 +68,10 @@ pub const COLUMNS: [&str; 30] = [
     "burst",
     "offset_hz",
     "clip_fraction",
+    "lat_e7",
+    "lon_e7",
+    "alt_m",
+    "heading_deg",
     "fallback",
     "reason",
     "score_drone",
@@ -337,7 +341,7 @@ impl Output {
     }
 
     fn csv(&mut self, entry: &Entry) {
-        let mut row: [Option<Cell>; COLUMNS.len()] = Default::default();
+        let mut row: [Option<Cell>; COLUMNS.len()] = std::array::from_fn(|_| None);
         for (column, cell) in cells(entry) {
             row[column] = Some(cell);
         }
@@ -476,6 +480,18 @@ fn cells(entry: &Entry) -> Vec<(usize, Cell)> {
             }
             if let Some(x) = b.clip_fraction {
                 put("clip_fraction", Cell::Float(finite(Some(x.get()))));
+            }
+            if let Some(x) = b.lat_e7 {
+                put("lat_e7", Cell::Int(i64::from(x)));
+            }
+            if let Some(x) = b.lon_e7 {
+                put("lon_e7", Cell::Int(i64::from(x)));
+            }
+            if let Some(x) = b.alt_m {
+                put("alt_m", Cell::Float(finite(Some(x))));
+            }
+            if let Some(x) = b.heading_deg {
+                put("heading_deg", Cell::Float(finite(Some(x))));
             }
         }
         Entry::Decision { node, decision: d } => {
@@ -816,6 +832,51 @@ mod tests {
                 assert!(COLUMNS.contains(&key.as_str()), "{key} is not a column");
             }
         }
+    }
+
+    #[test]
+    fn geotags_are_columns_in_both_formats_and_absent_when_untagged() {
+        let mut tagged = record();
+        tagged.beacon.lat_e7 = Some(-338_651_234);
+        tagged.beacon.lon_e7 = Some(1_512_099_876);
+        tagged.beacon.alt_m = Some(152.5);
+        tagged.beacon.heading_deg = Some(271.25);
+        let rows = [tagged, record()].map(|record| Entry::Record {
+            node: "d".into(),
+            stream: 1,
+            seq: 0,
+            units: RssiUnits::Dbfs,
+            record,
+        });
+        let json = Shared::default();
+        let csv_buf = Shared::default();
+        let mut j = Output::new(Format::Jsonl, Box::new(json.clone()), true);
+        let mut c = Output::new(Format::Csv, Box::new(csv_buf.clone()), true);
+        for e in &rows {
+            j.write(e);
+            c.write(e);
+        }
+        j.commit().unwrap();
+        c.commit().unwrap();
+        let lines: Vec<serde_json::Value> = text(&json)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["lat_e7"], -338_651_234);
+        assert_eq!(lines[0]["lon_e7"], 1_512_099_876);
+        assert_eq!(lines[0]["alt_m"], 152.5);
+        assert_eq!(lines[0]["heading_deg"], 271.25);
+        assert!(lines[1].get("lat_e7").is_none(), "{}", lines[1]);
+        let t = text(&csv_buf);
+        let mut r = csv::Reader::from_reader(t.as_bytes());
+        let headers = r.headers().unwrap().clone();
+        let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+        assert_eq!(&rows[0][at("lat_e7")], "-338651234");
+        assert_eq!(&rows[0][at("lon_e7")], "1512099876");
+        assert_eq!(&rows[0][at("alt_m")], "152.5");
+        assert_eq!(&rows[0][at("heading_deg")], "271.25");
+        assert_eq!(&rows[1][at("lat_e7")], "");
     }
 
     #[test]

@@ -68,6 +68,8 @@ fn beacon_fields(report: &Report, timestamp_ns: i64) -> BeaconFields {
         // The pipeline says how the value was made (it knows the smoothing and the source).
         smoothing: None,
         stale: None,
+        // The drone's driver geotags the record from the flight controller's state.
+        ..BeaconFields::NONE
     }
 }
 

@@ -22,9 +22,11 @@ use sarlink_sdr::{ControlError, Gain, IqBlock, IqSource, ReadStatus, SourceError
 use sarlink_station::config::{DroneSettings, GroundSettings};
 use sarlink_station::node::drone::{DroneNode, DroneOptions, DroneSummary};
 use sarlink_station::node::ground::GroundNode;
+use sarlink_station::node::mavlink::SimFlight;
 use sarlink_station::output::Format;
 use sarlink_station::pipeline::{Measurement, PipelineConfig, ReceiverThread};
 use sarlink_station::source::SourceSpec;
+use sarlink_station::vehicle::MavlinkUrl;
 use sarlink_testkit::proxy::FaultProxy;
 
 /// Arguments of `sarlink-ground demo`.
@@ -33,6 +35,11 @@ pub struct DemoArgs {
     /// How long the demo flies
     #[arg(long, default_value_t = 60.0)]
     pub seconds: f64,
+    /// Flight controller for the drone: `sim` for a simulated vehicle flying the same path
+    /// towards the beacon (every record is then geotagged), or any `sarlink-drone --mavlink`
+    /// URL
+    #[arg(long, value_name = "URL")]
+    pub mavlink: Option<MavlinkUrl>,
 }
 
 const BEACON_HZ: u64 = 406_028_000;
@@ -113,6 +120,8 @@ pub struct DemoSummary {
     pub rtt_p99: Duration,
     /// Peak resident memory of the process, bytes.
     pub peak_memory_bytes: Option<u64>,
+    /// Lines printed with a geotagged own record (with `--mavlink`).
+    pub geotagged_lines: u64,
 }
 
 fn peak_rss() -> Option<u64> {
@@ -196,6 +205,10 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         output: Format::None,
         output_file: None,
         http: None,
+        mavlink: args.mavlink.clone(),
+        mavlink_component: sarlink_station::vehicle::DEFAULT_COMPONENT_ID,
+        mavlink_budget: sarlink_station::vehicle::DEFAULT_BYTE_BUDGET,
+        vehicle_rules: sarlink_station::vehicle::VehicleRules::default(),
         quiet: true,
     };
     let start = Instant::now();
@@ -220,6 +233,9 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 jitter: 0.2,
             },
             status_every: None,
+            sim_flight: Some(SimFlight(std::sync::Arc::new(move |t: Duration| {
+                flight_distance_m(t.as_secs_f64(), total)
+            }))),
         },
     )?;
     let view = drone.view();
@@ -242,6 +258,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         let drone_thread = scope.spawn(|| drone.run(&landed, None, true));
         let mut last_decision = String::new();
         let mut link_down = false;
+        let mut geotagged_lines = 0;
         let mut next_line = start + Duration::from_secs(1);
         while start.elapsed().as_secs_f64() < total && !stop.load(Ordering::Relaxed) {
             ground.step(next_line)?;
@@ -287,11 +304,22 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 (Some(state), _) => format!("{state:?}").to_lowercase(),
                 (None, _) => format!("DOWN ({} samples waiting on the drone)", v.backlog),
             };
+            let at = v.own.as_ref().and_then(|r| {
+                let b = &r.beacon;
+                Some(format!(
+                    " | at {:.5}, {:.5}, {:.0} m",
+                    f64::from(b.lat_e7?) * 1e-7,
+                    f64::from(b.lon_e7?) * 1e-7,
+                    b.alt_m?
+                ))
+            });
+            geotagged_lines += u64::from(at.is_some());
             writeln!(
                 out,
-                "{t:>4.0}s | {} | {} | {active:<34} | {link}",
+                "{t:>4.0}s | {} | {} | {active:<34} | {link}{}",
                 fmt_source(v.own.as_ref()),
                 fmt_source(v.ground.as_ref()),
+                at.unwrap_or_default()
             )?;
             out.flush()?;
         }
@@ -322,6 +350,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
             rtt_p50: rtt.p50,
             rtt_p99: rtt.p99,
             peak_memory_bytes: peak_rss(),
+            geotagged_lines,
         })
     })?;
     let s = &summary.drone.stats;
@@ -359,6 +388,13 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 b as f64 / 1e6
             ))
     )?;
+    if let Some(url) = &args.mavlink {
+        writeln!(
+            out,
+            "  flight controller {url}: {} of the lines above show a geotagged record",
+            summary.geotagged_lines
+        )?;
+    }
     drop(proxy);
     ground.shutdown();
     Ok(summary)

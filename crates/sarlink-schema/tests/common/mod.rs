@@ -465,8 +465,14 @@ pub fn any_beacon() -> BoxedStrategy<BeaconFields> {
             of(0.001f32..=1.0),
             of(any::<bool>()),
         ),
+        (
+            of(-900_000_000i32..=900_000_000),
+            of(-1_800_000_000i32..=1_800_000_000),
+            of(-500.0f32..9000.0),
+            of(0.0f32..360.0),
+        ),
     )
-        .prop_map(|(a, b, c)| BeaconFields {
+        .prop_map(|(a, b, c, g)| BeaconFields {
             detected: a.0,
             pulses: a.1,
             pulse_dbm: a.2.map(|v| Dbm::new(v).unwrap()),
@@ -480,6 +486,10 @@ pub fn any_beacon() -> BoxedStrategy<BeaconFields> {
             clip_fraction: c.2.map(|v| ClipFraction::new(v).unwrap()),
             smoothing: c.3,
             stale: c.4,
+            lat_e7: g.0,
+            lon_e7: g.1,
+            alt_m: g.2,
+            heading_deg: g.3,
         })
         // Boxed: the nested tuple types otherwise overflow the stack of a debug build.
         .boxed()

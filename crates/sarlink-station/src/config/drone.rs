@@ -11,6 +11,10 @@ use crate::drone::RATE_RANGE_HZ;
 use crate::output::Format;
 use crate::source::SourceSpec;
 use crate::units;
+use crate::vehicle::{MavlinkUrl, VehicleRules};
+
+/// The default `allowed_modes`, as the option takes them.
+const DEFAULT_ALLOWED_MODES: &str = "GUIDED,AUTO,LOITER,POSHOLD,BRAKE,CIRCLE,ALT_HOLD,OFFBOARD,AUTO.MISSION,AUTO.LOITER,POSCTL,ALTCTL";
 
 /// Default ground station address.
 pub const DEFAULT_CONNECT: &str = "127.0.0.1:7355";
@@ -80,6 +84,27 @@ pub struct DroneArgs {
     /// Serve the dashboard (/), /api/state, /api/live and Prometheus /metrics over HTTP at ADDR (`--metrics` is an alias)
     #[arg(long, value_name = "ADDR", visible_alias = "metrics")]
     pub http: Option<String>,
+    /// Flight controller over MAVLink 2: serial:/dev/ttyACM0:115200, udpin:0.0.0.0:14550,
+    /// udpout:HOST:PORT, tcpout:HOST:PORT, or sim (a simulated vehicle) [default: none, and
+    /// no vehicle rules]
+    #[arg(long, value_name = "URL")]
+    pub mavlink: Option<String>,
+    /// The drone's MAVLink component id (it takes the vehicle's system id) [default: 191]
+    #[arg(long, value_name = "ID")]
+    pub mavlink_component: Option<String>,
+    /// Bytes per second the drone may send to the flight controller; RSSI values are thinned
+    /// first [default: 1000]
+    #[arg(long, value_name = "BYTES")]
+    pub mavlink_budget: Option<String>,
+    /// Below this battery percentage ground commands that alter measuring are refused
+    /// (`battery`) [default: 25]
+    #[arg(long, value_name = "PERCENT")]
+    pub battery_min: Option<String>,
+    /// Flight modes in which the ground may alter measuring, comma-separated (ArduCopter or
+    /// PX4 names); in any other, `flight_mode` refuses
+    /// [default: GUIDED,AUTO,LOITER,POSHOLD,BRAKE,CIRCLE,ALT_HOLD,OFFBOARD,AUTO.MISSION,AUTO.LOITER,POSCTL,ALTCTL]
+    #[arg(long, value_name = "MODES")]
+    pub allowed_modes: Option<String>,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -111,6 +136,11 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "output_file",
     "http",
     "metrics",
+    "mavlink",
+    "mavlink_component",
+    "mavlink_budget",
+    "battery_min",
+    "allowed_modes",
     "quiet",
 ];
 
@@ -153,6 +183,14 @@ pub struct DroneSettings {
     pub output_file: Option<PathBuf>,
     /// Address of the HTTP endpoint (dashboard, API, `/metrics`); none when `None`.
     pub http: Option<String>,
+    /// The flight controller (`None`: none, and no vehicle rules).
+    pub mavlink: Option<MavlinkUrl>,
+    /// The drone's MAVLink component id.
+    pub mavlink_component: u8,
+    /// Bytes per second the drone may send over MAVLink.
+    pub mavlink_budget: u32,
+    /// The vehicle rules (battery threshold, allowed modes).
+    pub vehicle_rules: VehicleRules,
     /// No status line.
     pub quiet: bool,
 }
@@ -187,6 +225,19 @@ impl DroneSettings {
             ("output", args.output.clone(), Some("jsonl")),
             ("output_file", args.output_file.clone(), None),
             ("http", args.http.clone(), None),
+            ("mavlink", args.mavlink.clone(), None),
+            (
+                "mavlink_component",
+                args.mavlink_component.clone(),
+                Some("191"),
+            ),
+            ("mavlink_budget", args.mavlink_budget.clone(), Some("1000")),
+            ("battery_min", args.battery_min.clone(), Some("25")),
+            (
+                "allowed_modes",
+                args.allowed_modes.clone(),
+                Some(DEFAULT_ALLOWED_MODES),
+            ),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
@@ -301,6 +352,63 @@ impl DroneSettings {
         let output_file = layers.get_opt::<PathBuf>("output_file", cli.output_file.clone())?;
         let output = layers.get("output", cli.output.clone(), Format::Jsonl)?;
         let http = super::http_address(layers, cli.http.clone())?;
+        let mavlink = layers.get_opt::<MavlinkUrl>("mavlink", cli.mavlink.clone())?;
+        let mavlink_component = layers
+            .get_with(
+                "mavlink_component",
+                cli.mavlink_component.clone(),
+                || crate::vehicle::DEFAULT_COMPONENT_ID,
+                |s| match s.parse::<u8>() {
+                    Ok(id) if id > 0 => Ok(id),
+                    _ => Err("must be a component id 1-255".to_owned()),
+                },
+            )?
+            .0;
+        let mavlink_budget = layers
+            .get_with(
+                "mavlink_budget",
+                cli.mavlink_budget.clone(),
+                || crate::vehicle::DEFAULT_BYTE_BUDGET,
+                |s| match s.parse::<u32>() {
+                    Ok(b) if b >= 100 => Ok(b),
+                    _ => Err("must be at least 100 bytes per second".to_owned()),
+                },
+            )?
+            .0;
+        let battery_min_pct = layers
+            .get_with(
+                "battery_min",
+                cli.battery_min.clone(),
+                || 25,
+                |s| match s.parse::<u8>() {
+                    Ok(p) if p <= 100 => Ok(p),
+                    _ => Err("must be a percentage 0-100".to_owned()),
+                },
+            )?
+            .0;
+        let allowed_modes = layers
+            .get_with(
+                "allowed_modes",
+                cli.allowed_modes.clone(),
+                || VehicleRules::default().allowed_modes,
+                |s| {
+                    let modes: Vec<String> = s
+                        .split(',')
+                        .map(|m| m.trim().to_ascii_uppercase())
+                        .filter(|m| !m.is_empty())
+                        .collect();
+                    if modes.is_empty() {
+                        Err("name at least one flight mode".to_owned())
+                    } else {
+                        Ok(modes)
+                    }
+                },
+            )?
+            .0;
+        let vehicle_rules = VehicleRules {
+            battery_min_pct,
+            allowed_modes,
+        };
         let quiet = cli.quiet || layers.get("quiet", None, false)?;
         Ok(DroneSettings {
             connect,
@@ -321,6 +429,10 @@ impl DroneSettings {
             output,
             output_file,
             http,
+            mavlink,
+            mavlink_component,
+            mavlink_budget,
+            vehicle_rules,
             quiet,
         })
     }

@@ -33,6 +33,13 @@ use crate::pipeline::{
 use crate::record::unix_now;
 use crate::source::SourceSpec;
 use crate::source::Tuning;
+use crate::vehicle::{
+    Telemetry, TextKind, VehicleRules, VehicleState, VehicleTracker, geotag, vehicle_safety,
+};
+use mavlink::dialects::ardupilotmega::MavSeverity;
+use sarlink_coord::SafetyState;
+
+use super::mavlink::{Inbound, MavlinkLink, SimFlight, since_start};
 
 /// What the drone is doing, for status lines, the demo and tests (updated as it runs).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,6 +68,10 @@ pub struct DroneStatus {
     pub source: Option<SourceHealth>,
     /// The latest own record was made from stale samples.
     pub stale: bool,
+    /// What the flight controller reported (`None` without `--mavlink`).
+    pub vehicle: Option<VehicleState>,
+    /// The vehicle's safety levels in force.
+    pub vehicle_safety: SafetyState,
 }
 
 /// What a run did.
@@ -80,6 +91,8 @@ pub struct DroneOptions {
     pub backoff: Backoff,
     /// Seconds between status lines (`None`: none).
     pub status_every: Option<Duration>,
+    /// How the simulated vehicle (`--mavlink sim`) flies; a straight approach when `None`.
+    pub sim_flight: Option<SimFlight>,
 }
 
 impl Default for DroneOptions {
@@ -87,6 +100,7 @@ impl Default for DroneOptions {
         DroneOptions {
             backoff: Backoff::default(),
             status_every: Some(Duration::from_secs(1)),
+            sim_flight: None,
         }
     }
 }
@@ -108,6 +122,20 @@ struct Web {
     server: HttpServer,
 }
 
+/// The flight controller side of a drone: the port, what the vehicle said, the rules and
+/// the telemetry going back.
+#[derive(Debug)]
+struct Vehicle {
+    link: MavlinkLink,
+    tracker: VehicleTracker,
+    rules: VehicleRules,
+    telemetry: Telemetry,
+    safety: SafetyState,
+    lost: bool,
+    detected: bool,
+    fallback: bool,
+}
+
 /// A drone: receiver, link and core. [`DroneNode::run`] drives it.
 #[derive(Debug)]
 pub struct DroneNode {
@@ -122,6 +150,7 @@ pub struct DroneNode {
     web: Option<Web>,
     options: DroneOptions,
     reports_this_second: u32,
+    vehicle: Option<Vehicle>,
 }
 
 /// Opens the receiver `settings` name (with the tuning offset for tunable sources).
@@ -236,6 +265,24 @@ impl DroneNode {
             }
             None => None,
         };
+        let vehicle = match &settings.mavlink {
+            Some(url) => {
+                let link =
+                    MavlinkLink::spawn(url, settings.mavlink_component, options.sim_flight.clone())
+                        .context("starting the MAVLink driver")?;
+                Some(Vehicle {
+                    link,
+                    tracker: VehicleTracker::new(unix_now(), settings.mavlink_component),
+                    rules: settings.vehicle_rules.clone(),
+                    telemetry: Telemetry::new(settings.mavlink_budget),
+                    safety: SafetyState::NOMINAL,
+                    lost: false,
+                    detected: false,
+                    fallback: false,
+                })
+            }
+            None => None,
+        };
         let receiver = ReceiverThread::spawn(measurement).context("starting the receiver")?;
         Ok(DroneNode {
             receiver,
@@ -249,6 +296,7 @@ impl DroneNode {
             web,
             options,
             reports_this_second: 0,
+            vehicle,
         })
     }
 
@@ -281,6 +329,10 @@ impl DroneNode {
         let mut sampler = ResourceSampler::new();
         let mut next_second = start + Duration::from_secs(1);
         let mut next_status = self.options.status_every.map(|d| start + d);
+        let vehicle_rx = self
+            .vehicle
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, |v| v.link.events().clone());
         let result = loop {
             if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
                 break Ok(());
@@ -308,6 +360,11 @@ impl DroneNode {
                         self.link_event(ev);
                     }
                 },
+                recv(vehicle_rx) -> m => {
+                    if let Ok(m) = m {
+                        self.vehicle_message(&m);
+                    }
+                },
                 default(wait) => {},
             }
             // Take whatever else is waiting before acting on it.
@@ -315,6 +372,7 @@ impl DroneNode {
                 self.link_event(ev);
             }
             self.core.handle(unix_now(), DroneInput::Tick);
+            self.vehicle_step();
             let now = Instant::now();
             if now >= next_second {
                 next_second += Duration::from_secs(1);
@@ -425,13 +483,18 @@ impl DroneNode {
                 }
                 v.stale = m.stale;
                 drop(v);
+                let mut record = m.record;
+                if let Some(v) = &self.vehicle {
+                    geotag(&mut record.beacon, v.tracker.state(), now);
+                }
                 self.core.handle(
                     now,
                     DroneInput::Measured {
-                        record: m.record,
+                        record,
                         detected: m.detected,
                     },
                 );
+                self.vehicle_record(&record, m.detected);
             }
             PipelineEvent::Cycle(d) => self.core.handle(now, DroneInput::CycleTime(d)),
             PipelineEvent::ControlDone { control, outcome } => {
@@ -558,6 +621,7 @@ impl DroneNode {
                     }
                 }
                 DroneOutput::Event(event) => {
+                    self.vehicle_event(&event);
                     log_event(&event);
                     if let Some(web) = &mut self.web {
                         alert(&mut web.board, &web.node, &event);
@@ -590,7 +654,173 @@ impl DroneNode {
         v.rate_hz = self.core.current_rate_hz();
         v.backlog = counters.backlog.load(Ordering::Relaxed);
         v.resent = counters.samples_resent.load(Ordering::Relaxed);
+        if let Some(vehicle) = &self.vehicle {
+            v.vehicle = Some(vehicle.tracker.state().clone());
+            v.vehicle_safety = vehicle.safety;
+        }
         Ok(())
+    }
+
+    /// A message from the MAVLink network.
+    fn vehicle_message(&mut self, m: &Inbound) {
+        let Some(v) = &mut self.vehicle else { return };
+        let changed = v
+            .tracker
+            .handle(unix_now(), m.system_id, m.component_id, &m.message);
+        if changed.found {
+            if let Some(id) = v.tracker.state().system_id {
+                tracing::info!(system_id = id, "found the vehicle");
+                v.link.set_system_id(id);
+            }
+        }
+        if changed.rules {
+            self.vehicle_step();
+        }
+    }
+
+    /// Applies the vehicle rules, reports changes, and sends what the telemetry has due.
+    fn vehicle_step(&mut self) {
+        let Some(v) = &mut self.vehicle else { return };
+        let now = unix_now();
+        let boot = since_start();
+        // Take whatever else the port delivered first.
+        while let Ok(m) = v.link.events().try_recv() {
+            let changed = v
+                .tracker
+                .handle(now, m.system_id, m.component_id, &m.message);
+            if changed.found {
+                if let Some(id) = v.tracker.state().system_id {
+                    tracing::info!(system_id = id, "found the vehicle");
+                    v.link.set_system_id(id);
+                }
+            }
+        }
+        let state = v.tracker.state();
+        let lost = state.is_lost(now);
+        if lost != v.lost {
+            v.lost = lost;
+            if lost {
+                tracing::warn!(
+                    "vehicle lost: no heartbeat for 3 s; ground commands that alter measuring are refused"
+                );
+                v.telemetry.text(
+                    boot,
+                    TextKind::Vehicle,
+                    MavSeverity::MAV_SEVERITY_CRITICAL,
+                    "SAR: vehicle lost",
+                );
+            } else {
+                tracing::warn!("vehicle heard again");
+            }
+        }
+        let safety = vehicle_safety(state, &v.rules, now);
+        if safety != v.safety {
+            v.safety = safety;
+            self.core.set_vehicle_safety(now, safety);
+            let names: Vec<&str> = safety.iter().map(|l| l.as_str()).collect();
+            let mode = state.mode.as_ref().map_or("unknown", |m| m.as_str());
+            if safety.is_nominal() {
+                tracing::warn!(mode, "vehicle safety clear: ground commands accepted again");
+                v.telemetry.text(
+                    boot,
+                    TextKind::Vehicle,
+                    MavSeverity::MAV_SEVERITY_NOTICE,
+                    "SAR: vehicle safety clear",
+                );
+            } else {
+                tracing::warn!(levels = %names.join(","), mode, "vehicle safety levels active");
+                let text = format!("SAR: safety {}", names.join(","));
+                v.telemetry.text(
+                    boot,
+                    TextKind::Vehicle,
+                    MavSeverity::MAV_SEVERITY_WARNING,
+                    &text,
+                );
+            }
+        }
+        v.telemetry.tick(boot);
+        while let Some(msg) = v.telemetry.poll() {
+            v.link.send(msg);
+        }
+    }
+
+    /// An own record for the flight controller: its values, and a text when the beacon is
+    /// detected or lost.
+    fn vehicle_record(&mut self, record: &RssiRecord, detected: bool) {
+        let active = self.core.decision().map(|d| d.source_id);
+        let Some(v) = &mut self.vehicle else { return };
+        let boot = since_start();
+        if detected != v.detected {
+            v.detected = detected;
+            let (severity, text) = if detected {
+                (
+                    MavSeverity::MAV_SEVERITY_NOTICE,
+                    format!("SAR: beacon detected {:.1}", record.rssi_dbm.get()),
+                )
+            } else {
+                (
+                    MavSeverity::MAV_SEVERITY_WARNING,
+                    "SAR: beacon lost".to_owned(),
+                )
+            };
+            v.telemetry.text(boot, TextKind::Detection, severity, &text);
+        }
+        v.telemetry.record(boot, record, active, detected);
+        while let Some(msg) = v.telemetry.poll() {
+            v.link.send(msg);
+        }
+    }
+
+    /// Core events the flight controller's operator should see: fallback, recovery and
+    /// refused commands.
+    fn vehicle_event(&mut self, event: &DroneEvent) {
+        let own = self.core.safety();
+        let Some(v) = &mut self.vehicle else { return };
+        let boot = since_start();
+        match event {
+            DroneEvent::Decision(d) => {
+                if d.fallback && !v.fallback {
+                    let text = format!("SAR: fallback to drone rx ({})", d.reason);
+                    v.telemetry.text(
+                        boot,
+                        TextKind::Fallback,
+                        MavSeverity::MAV_SEVERITY_WARNING,
+                        &text,
+                    );
+                } else if !d.fallback && v.fallback {
+                    let text = format!("SAR: recovered, homing on {}", source_name(d.source_id));
+                    v.telemetry.text(
+                        boot,
+                        TextKind::Recovery,
+                        MavSeverity::MAV_SEVERITY_INFO,
+                        &text,
+                    );
+                }
+                v.fallback = d.fallback;
+            }
+            DroneEvent::Refused { cmd, ack } => {
+                let combined = SafetyState::from_bits(own.bits() | v.safety.bits()).unwrap_or(own);
+                let why = match combined.authorize_cmd(cmd) {
+                    Err(sarlink_coord::Refusal::Safety { level, .. })
+                        if ack.code == Some(sarlink_schema::AckCode::Safety) =>
+                    {
+                        format!("safety {level}")
+                    }
+                    _ => ack.code.as_ref().map_or("", |c| c.as_str()).to_owned(),
+                };
+                let text = format!("SAR: {} {} refused: {why}", cmd.op.as_str(), cmd.id);
+                v.telemetry.text(
+                    boot,
+                    TextKind::Refused,
+                    MavSeverity::MAV_SEVERITY_WARNING,
+                    &text,
+                );
+            }
+            _ => {}
+        }
+        while let Some(msg) = v.telemetry.poll() {
+            v.link.send(msg);
+        }
     }
 }
 
@@ -721,8 +951,27 @@ pub fn status_line(v: &DroneStatus, elapsed: Duration) -> String {
         }
         None => String::new(),
     };
+    let vehicle = match &v.vehicle {
+        None => String::new(),
+        Some(s) if s.is_lost(crate::record::unix_now()) => " | vehicle LOST".to_owned(),
+        Some(s) => {
+            let levels: Vec<&str> = v.vehicle_safety.iter().map(|l| l.as_str()).collect();
+            format!(
+                " | vehicle {} {}{}{}",
+                s.mode.as_ref().map_or("?", |m| m.as_str()),
+                if s.armed { "armed" } else { "disarmed" },
+                s.battery_pct
+                    .map_or_else(String::new, |p| format!(" {p} %")),
+                if levels.is_empty() {
+                    String::new()
+                } else {
+                    format!(" SAFETY {}", levels.join(","))
+                }
+            )
+        }
+    };
     format!(
-        "[{:>6.1}s] own {}{} | ground {} | active {decision} | {link} | {:.0} reports/s (target {} Hz){source}",
+        "[{:>6.1}s] own {}{} | ground {} | active {decision} | {link} | {:.0} reports/s (target {} Hz){source}{vehicle}",
         elapsed.as_secs_f64(),
         rx(v.own.as_ref()),
         if v.stale { " STALE" } else { "" },
