@@ -691,12 +691,13 @@ mod tests {
     #[test]
     fn a_record_is_copy_and_small() {
         // The link's sample ring copies records: they stay `Copy` and small (1.0 fields took
-        // 40 bytes; the 1.1 beacon keys add at most 88).
+        // 40 bytes; the 1.1 keys, beacon, provenance and geotag, add at most 128, so a full
+        // 65,536-record ring stays under 11 MiB).
         fn copy<T: Copy>() {}
         copy::<RssiRecord>();
         copy::<BeaconFields>();
         let size = std::mem::size_of::<RssiRecord>();
-        assert!(size <= 128, "{size} bytes");
+        assert!(size <= 168, "{size} bytes");
     }
 
     #[test]
