@@ -350,12 +350,12 @@ impl DroneNode {
                 DroneInput::LinkUp { ground: peer }
             }
             ClientEvent::Disconnected {
-                reason, retry_in, ..
+                cause, retry_in, ..
             } => {
                 if self.core.link().is_some() {
-                    tracing::warn!(%reason, "lost the ground; deciding on the drone's own receiver");
+                    tracing::warn!(%cause, "lost the ground; deciding on the drone's own receiver");
                 }
-                tracing::debug!(%reason, ?retry_in, "not connected");
+                tracing::debug!(%cause, ?retry_in, "not connected");
                 DroneInput::LinkDown
             }
             ClientEvent::LinkState(s) => DroneInput::LinkState(s),
@@ -422,7 +422,7 @@ impl DroneNode {
                 }
             }
         }
-        let counters = self.client.counters();
+        let counters = self.client.counters().snapshot();
         let mut v = self.view.lock();
         v.own = self.core.own_latest().copied();
         v.ground = self.core.ground_latest().copied();
@@ -431,8 +431,8 @@ impl DroneNode {
         v.rtt = self.core.rtt();
         v.stats.clone_from(self.core.stats());
         v.rate_hz = self.core.current_rate_hz();
-        v.backlog = counters.backlog.load(Ordering::Relaxed);
-        v.resent = counters.samples_resent.load(Ordering::Relaxed);
+        v.backlog = counters.backlog;
+        v.resent = counters.samples_resent;
         Ok(())
     }
 }
