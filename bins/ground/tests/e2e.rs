@@ -77,10 +77,23 @@ impl Proc {
     }
 }
 
+/// Plaintext without a key must be asked for: tests that do not use TLS or a key say so.
+fn insecure_unless_protected(extra: &[&str]) -> &'static [&'static str] {
+    if extra
+        .iter()
+        .any(|a| a.starts_with("--tls") || a.starts_with("--key-file"))
+    {
+        &[]
+    } else {
+        &["--insecure"]
+    }
+}
+
 fn ground(port: u16, extra: &[&str]) -> Proc {
     let mut c = clean(Command::new(ground_bin()));
     c.args(["--listen", &format!("127.0.0.1:{port}"), "--quiet"])
         .args(extra)
+        .args(insecure_unless_protected(extra))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let p = Proc(c.spawn().unwrap());
@@ -96,7 +109,8 @@ fn ground(port: u16, extra: &[&str]) -> Proc {
 fn drone(port: u16, extra: &[&str]) -> Proc {
     let mut c = clean(Command::new(drone_bin()));
     c.args(["--connect", &format!("127.0.0.1:{port}"), "--quiet"])
-        .args(extra);
+        .args(extra)
+        .args(insecure_unless_protected(extra));
     // A simulator at 250 kS/s keeps real time in a debug build while many tests share the
     // machine; recordings keep their own rate.
     let simulated = !extra.iter().any(|a| a.starts_with("file:"));
@@ -623,6 +637,7 @@ fn an_output_that_is_a_device_or_a_fifo_is_refused_at_start() {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--quiet",
+            "--insecure",
             "--output-file",
         ])
         .arg(&target)
@@ -990,4 +1005,23 @@ fn a_tls_fleet_admits_drones_by_certificate_name_and_sighup_rereads_revocations(
         before,
         "a revoked drone streams nothing"
     );
+}
+
+#[test]
+fn plaintext_without_a_key_must_be_asked_for() {
+    let out = clean(Command::new(ground_bin()))
+        .args(["--listen", "127.0.0.1:0", "--seconds", "5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--insecure"), "{stderr}");
+    let out = clean(Command::new(drone_bin()))
+        .args(["--connect", "127.0.0.1:9", "--seconds", "5"])
+        .args(["--sample-rate", "250k"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--insecure"), "{stderr}");
 }

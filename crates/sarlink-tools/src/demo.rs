@@ -179,6 +179,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         metrics: None,
         seconds: None,
         quiet: true,
+        insecure: false,
     };
     let own = Measurement::with_source(
         simulator(GROUND_DISTANCE_M, 11),
@@ -212,6 +213,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         output: Format::None,
         output_file: None,
         quiet: true,
+        insecure: false,
     };
     let start = Instant::now();
     let flying = FlyingSim {

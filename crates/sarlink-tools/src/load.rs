@@ -172,6 +172,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 metrics: None,
                 seconds: None,
                 quiet: true,
+                // In-process load test on loopback: plaintext is what it measures.
+                insecure: true,
             };
             Some(Arc::new(Mutex::new(GroundNode::start(&config)?)))
         }

@@ -87,6 +87,9 @@ pub struct DroneArgs {
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run the link without TLS and without a key (unauthenticated, unprotected; warns)
+    #[arg(long)]
+    pub insecure: bool,
     /// Print the resolved configuration (and where each value came from) and exit
     #[arg(long)]
     pub print_config: bool,
@@ -116,6 +119,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "output",
     "output_file",
     "quiet",
+    "insecure",
 ];
 
 /// The drone's resolved settings.
@@ -161,6 +165,8 @@ pub struct DroneSettings {
     pub output_file: Option<PathBuf>,
     /// No status line.
     pub quiet: bool,
+    /// Plaintext without a key was asked for explicitly.
+    pub insecure: bool,
 }
 
 impl DroneSettings {
@@ -197,6 +203,11 @@ impl DroneSettings {
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
+                Some("false"),
+            ),
+            (
+                "insecure",
+                args.insecure.then(|| "true".to_owned()),
                 Some("false"),
             ),
         ])
@@ -311,6 +322,7 @@ impl DroneSettings {
         let output_file = layers.get_opt::<PathBuf>("output_file", cli.output_file.clone())?;
         let output = layers.get("output", cli.output.clone(), Format::Jsonl)?;
         let quiet = cli.quiet || layers.get("quiet", None, false)?;
+        let insecure = cli.insecure || layers.get("insecure", None, false)?;
         Ok(DroneSettings {
             connect,
             node,
@@ -332,6 +344,7 @@ impl DroneSettings {
             output,
             output_file,
             quiet,
+            insecure,
         })
     }
 }

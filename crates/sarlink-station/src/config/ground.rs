@@ -79,6 +79,9 @@ pub struct GroundArgs {
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run the link without TLS and without a key (unauthenticated, unprotected; warns)
+    #[arg(long)]
+    pub insecure: bool,
     /// Print the resolved configuration as TOML (each value's origin as a comment) and exit
     #[arg(long)]
     pub print_config: bool,
@@ -107,6 +110,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "metrics",
     "seconds",
     "quiet",
+    "insecure",
 ];
 
 /// The ground station's resolved settings.
@@ -150,6 +154,8 @@ pub struct GroundSettings {
     pub seconds: Option<f64>,
     /// No status line.
     pub quiet: bool,
+    /// Plaintext without a key was asked for explicitly.
+    pub insecure: bool,
 }
 
 impl GroundSettings {
@@ -185,6 +191,11 @@ impl GroundSettings {
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
+                Some("false"),
+            ),
+            (
+                "insecure",
+                args.insecure.then(|| "true".to_owned()),
                 Some("false"),
             ),
         ])
@@ -303,6 +314,7 @@ impl GroundSettings {
                 )?
                 .0,
             quiet: args.quiet || layers.get("quiet", None, false)?,
+            insecure: args.insecure || layers.get("insecure", None, false)?,
         };
         if settings
             .source
