@@ -276,6 +276,8 @@ pub struct GroundCore {
     stats: GroundStats,
     quality: QualityConfig,
     output_ok: bool,
+    /// Drones with records written (or on their way) but not yet confirmed.
+    unconfirmed: Vec<Arc<str>>,
 }
 
 impl GroundCore {
@@ -294,6 +296,7 @@ impl GroundCore {
             stats: GroundStats::default(),
             quality: QualityConfig::default(),
             output_ok: true,
+            unconfirmed: Vec::new(),
         }
     }
 
@@ -336,7 +339,11 @@ impl GroundCore {
                 reason: None,
             }));
         }
-        for track in self.drones.values_mut() {
+        // Only the drones with records on their way since the last report.
+        for node in std::mem::take(&mut self.unconfirmed) {
+            let Some(track) = self.drones.get_mut(&node) else {
+                continue;
+            };
             for (stream, next) in &track.next_seq {
                 let w = track.written.entry(*stream).or_insert(0);
                 if *next > *w {
@@ -468,6 +475,9 @@ impl GroundCore {
                 track.gaps += gap;
                 track.latest = records.last().copied();
                 let (node, units) = (Arc::clone(&track.node), track.units);
+                if skip < records.len() as u64 && !self.unconfirmed.contains(&node) {
+                    self.unconfirmed.push(Arc::clone(&node));
+                }
                 self.stats.records += records.len() as u64 - skip;
                 self.stats.duplicates += skip;
                 for (i, record) in records.into_iter().enumerate().skip(skip as usize) {
