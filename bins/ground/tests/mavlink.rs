@@ -8,36 +8,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-fn ground_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sarlink-ground"))
-}
-
-fn drone_bin() -> PathBuf {
-    let path =
-        ground_bin().with_file_name(format!("sarlink-drone{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` so both binaries are built",
-        path.display()
-    );
-    path
-}
-
-fn clean(mut c: Command) -> Command {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SARLINK_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
+mod common;
+use common::{clean, drone_bin, ground_bin};
 
 /// A child process killed when dropped.
 struct Proc(Child);
