@@ -9,7 +9,6 @@
 //! Run: `cargo bench -p sarlink-benches --bench link` (set `SARLINK_BENCH_SECONDS` to
 //! change the run length, default 5).
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sarlink_link::SessionConfig;
@@ -98,12 +97,12 @@ fn throughput(seconds: u64) {
         }
     }
     // Let the backlog drain, then stop.
-    while c.counters().backlog.load(Ordering::Relaxed) > 0 {
+    while c.counters().snapshot().backlog > 0 {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let dropped = c.counters().samples_dropped.load(Ordering::Relaxed);
-    let refused = c.counters().samples_refused.load(Ordering::Relaxed);
+    let dropped = c.counters().snapshot().samples_dropped;
+    let refused = c.counters().snapshot().samples_refused;
     c.close();
     let (received, span) = counter.join().unwrap();
     server.shutdown();

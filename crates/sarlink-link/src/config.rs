@@ -64,6 +64,11 @@ pub struct SessionConfig {
     /// [`Session::confirm`](crate::Session::confirm), e.g. written to its output, instead of
     /// everything received. Default false.
     pub confirm_delivery: bool,
+    /// Receiver side: an `rssi` message starting more than this many samples beyond the
+    /// next expected one is a protocol error (a sender skips only what its ring evicted).
+    /// It closes the session without moving the resume position or delivering anything.
+    /// Default 65,536, the default [`sample_ring`](Self::sample_ring).
+    pub max_seq_ahead: u64,
 }
 
 impl SessionConfig {
@@ -92,6 +97,7 @@ impl SessionConfig {
             bandwidth_cap: None,
             congestion: CongestionConfig::default(),
             confirm_delivery: false,
+            max_seq_ahead: 65_536,
         }
     }
 

@@ -33,9 +33,10 @@ use sarlink_wire::{CloseCode, DecoderConfig, EncoderConfig, FrameDecoder, FrameE
 
 use crate::auth::NONCE_LEN;
 use crate::config::SessionConfig;
+use crate::error::{MIN_MAX_MESSAGE, SessionError};
 use crate::queue::{Priority, SendQueue};
 use crate::rate::{CongestionAdvisor, TokenBucket};
-use crate::stream::{Receiver, SampleLog, SequenceError};
+use crate::stream::{Receiver, SampleLog};
 
 /// The only compression codec of protocol 1.0.
 const LZ4: &str = "lz4";
@@ -77,16 +78,12 @@ pub struct PeerHello {
 }
 
 /// Why a session closed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// We closed it (by [`Session::close`], a protocol error, or a timeout) with this code.
-    Local {
-        /// The code sent in `bye` or `reject`.
-        code: CloseCode,
-        /// Why.
-        reason: String,
-    },
+    /// We closed it (by [`Session::close`] or [`Session::reject`], a protocol error, or a
+    /// timeout); `CloseCode::from(&error)` is the code sent in `bye` or `reject`.
+    Local(SessionError),
     /// The peer sent `bye`.
     PeerBye {
         /// The peer's code (unknown codes are kept as text).
@@ -101,6 +98,29 @@ pub enum CloseReason {
         /// The server's reason.
         reason: String,
     },
+}
+
+impl CloseReason {
+    /// The close code involved: ours, the peer's or the server's (`None` for a peer code
+    /// this version does not know).
+    pub fn code(&self) -> Option<CloseCode> {
+        match self {
+            CloseReason::Local(e) => Some(CloseCode::from(e)),
+            CloseReason::PeerBye { code, .. } | CloseReason::Rejected { code, .. } => {
+                code.close_code()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Local(e) => write!(f, "{e}"),
+            CloseReason::PeerBye { code, reason } => write!(f, "peer said bye ({code}): {reason}"),
+            CloseReason::Rejected { code, reason } => write!(f, "rejected ({code}): {reason}"),
+        }
+    }
 }
 
 /// Something the application should know or act on.
@@ -398,7 +418,10 @@ impl Session {
 
     /// Closes on purpose: `bye` with `code` is sent, then the session is closed.
     pub fn close(&mut self, code: CloseCode, reason: &str) {
-        self.fail(code, reason.to_owned());
+        self.fail(SessionError::Application {
+            code,
+            reason: reason.to_owned(),
+        });
     }
 
     /// Server: accepts the client announced by [`Event::HelloReceived`], telling it to
@@ -439,7 +462,8 @@ impl Session {
             resume_seq,
             now,
         );
-        self.receiver = Some(Receiver::starting_at(resume_seq));
+        self.receiver =
+            Some(Receiver::starting_at(resume_seq).with_max_ahead(self.config.max_seq_ahead));
         self.confirmed = resume_seq;
     }
 
@@ -464,7 +488,10 @@ impl Session {
             self.state,
             State::ServerAwaitAccept { .. } | State::ServerAwaitHello
         ) {
-            self.send_reject(code, reason.to_owned());
+            self.send_reject(SessionError::Application {
+                code,
+                reason: reason.to_owned(),
+            });
         }
     }
 
@@ -502,11 +529,11 @@ impl Session {
                     self.stats.messages_in += 1;
                     match Message::decode(&payload) {
                         Ok(message) => self.handle_message(now, message),
-                        Err(e) => self.fail(e.close_code(), format!("undecodable message: {e}")),
+                        Err(e) => self.fail(e.into()),
                     }
                 }
                 Ok(None) => break,
-                Err(e) => self.fail(e.close_code(), format!("bad frame: {e}")),
+                Err(e) => self.fail(e.into()),
             }
         }
         self.update_link_state(now);
@@ -541,10 +568,7 @@ impl Session {
                     hello,
                     server_nonce,
                 };
-                self.fail(
-                    CloseCode::Protocol,
-                    format!("unexpected {} during handshake", message.kind()),
-                );
+                self.fail(SessionError::UnexpectedInHandshake(message.kind()));
             }
             State::Established => {
                 self.state = State::Established;
@@ -559,10 +583,7 @@ impl Session {
         match message {
             Message::Challenge(Challenge { nonce }) if challenged.is_none() => {
                 let Some(key) = &self.config.key else {
-                    return self.fail(
-                        CloseCode::Auth,
-                        "server requires a key and none is configured".into(),
-                    );
+                    return self.fail(SessionError::KeyRequired);
                 };
                 let mac = Mac(key.client_mac(&self.nonce.0, &nonce.0));
                 self.state = State::ClientAwaitWelcome {
@@ -574,13 +595,16 @@ impl Session {
                 if welcome.version.major != self.config.version.major
                     || welcome.version.minor > self.config.version.minor
                 {
-                    return self.fail(
-                        CloseCode::Version,
-                        format!(
-                            "server agreed version {} which we do not speak",
-                            welcome.version
-                        ),
-                    );
+                    return self.fail(SessionError::Version {
+                        ours: self.config.version,
+                        theirs: welcome.version,
+                    });
+                }
+                if welcome.max_message < MIN_MAX_MESSAGE {
+                    return self.fail(SessionError::MaxMessageTooSmall {
+                        max_message: welcome.max_message,
+                        min: MIN_MAX_MESSAGE,
+                    });
                 }
                 if let Some(key) = &self.config.key {
                     let proven = match (challenged, &welcome.mac) {
@@ -588,21 +612,15 @@ impl Session {
                         _ => false,
                     };
                     if !proven {
-                        return self.fail(
-                            CloseCode::Auth,
-                            "server did not prove the pre-shared key".into(),
-                        );
+                        return self.fail(SessionError::ServerNotAuthenticated);
                     }
                 }
                 let offered = self.config.compression;
                 if welcome.compression.iter().any(|c| c != LZ4 || !offered) {
-                    return self.fail(
-                        CloseCode::Protocol,
-                        "server agreed a codec we did not offer".into(),
-                    );
+                    return self.fail(SessionError::CodecNotOffered);
                 }
                 if let Err(e) = self.samples.resume(welcome.resume_seq) {
-                    return self.fail(CloseCode::Protocol, e.to_string());
+                    return self.fail(e.into());
                 }
                 self.state = State::Established;
                 self.peer_rssi_units = welcome.rssi_units.unwrap_or_default();
@@ -622,35 +640,29 @@ impl Session {
                 self.events
                     .push_back(Event::Closed(CloseReason::Rejected { code, reason }));
             }
-            other => self.fail(
-                CloseCode::Protocol,
-                format!("unexpected {} during handshake", other.kind()),
-            ),
+            other => self.fail(SessionError::UnexpectedInHandshake(other.kind())),
         }
     }
 
     fn server_hello(&mut self, message: Message) {
         self.state = State::ServerAwaitHello;
         let Message::Hello(hello) = message else {
-            return self.send_reject(
-                CloseCode::Protocol,
-                format!("expected hello, got {}", message.kind()),
-            );
+            return self.send_reject(SessionError::ExpectedHello(message.kind()));
         };
         if hello.version.major != self.config.version.major {
-            return self.send_reject(
-                CloseCode::Version,
-                format!(
-                    "version {} is not supported (we speak {})",
-                    hello.version, self.config.version
-                ),
-            );
+            return self.send_reject(SessionError::Version {
+                ours: self.config.version,
+                theirs: hello.version,
+            });
+        }
+        if hello.max_message < MIN_MAX_MESSAGE {
+            return self.send_reject(SessionError::MaxMessageTooSmall {
+                max_message: hello.max_message,
+                min: MIN_MAX_MESSAGE,
+            });
         }
         if !self.config.accept_roles.contains(&hello.role) {
-            return self.send_reject(
-                CloseCode::Role,
-                format!("role {} is not accepted here", hello.role),
-            );
+            return self.send_reject(SessionError::Role(hello.role));
         }
         let hello = Box::new(hello);
         if self.config.key.is_some() {
@@ -672,16 +684,13 @@ impl Session {
 
     fn server_auth(&mut self, hello: Box<Hello>, server_nonce: Nonce, message: Message) {
         let Message::Auth(Auth { mac }) = message else {
-            return self.send_reject(
-                CloseCode::Auth,
-                format!("expected auth, got {}", message.kind()),
-            );
+            return self.send_reject(SessionError::ExpectedAuth(message.kind()));
         };
         let key = self.config.key.as_ref().expect("auth state implies a key");
         if key.verify_client(&hello.nonce.0, &server_nonce.0, &mac.0) {
             self.hello_received(hello, Some(server_nonce));
         } else {
-            self.send_reject(CloseCode::Auth, "authentication failed".into());
+            self.send_reject(SessionError::AuthFailed);
         }
     }
 
@@ -705,7 +714,7 @@ impl Session {
             Message::Rssi(rssi) => self.receive_samples(now, rssi),
             Message::Rx(Rx { seq }) => {
                 if let Err(e) = self.samples.ack(seq) {
-                    self.fail(CloseCode::Protocol, e.to_string());
+                    self.fail(e.into());
                 }
             }
             Message::Ping(ping) => {
@@ -720,24 +729,20 @@ impl Session {
             Message::Ack(ack) => self.events.push_back(Event::Ack(ack)),
             Message::Status(status) => self.events.push_back(Event::Status(status)),
             Message::Decision(decision) => self.events.push_back(Event::Decision(decision)),
-            other => self.fail(
-                CloseCode::Protocol,
-                format!("unexpected {} after the handshake", other.kind()),
-            ),
+            other => self.fail(SessionError::UnexpectedAfterHandshake(other.kind())),
         }
     }
 
     fn receive_samples(&mut self, now: Instant, rssi: Rssi) {
         let seq = rssi.seq();
+        let max_ahead = self.config.max_seq_ahead;
         let receiver = self
             .receiver
-            .get_or_insert_with(|| Receiver::starting_at(seq));
+            .get_or_insert_with(|| Receiver::starting_at(seq).with_max_ahead(max_ahead));
         let accepted = match receiver.accept(seq, rssi.samples().len()) {
             Ok(a) => a,
-            Err(e @ SequenceError::Overflow { .. })
-            | Err(e @ SequenceError::AckBeyondSent { .. }) => {
-                return self.fail(CloseCode::Protocol, e.to_string());
-            }
+            // Nothing was counted: the position stays, the samples reach no one.
+            Err(e) => return self.fail(e.into()),
         };
         if accepted.count > 0 {
             let mut records = rssi.into_samples();
@@ -776,21 +781,17 @@ impl Session {
         }
         if !matches!(self.state, State::Established) {
             if now.saturating_duration_since(self.started) >= self.config.handshake_timeout {
-                let reason = "handshake timed out".to_owned();
                 if self.side == Side::Server {
-                    self.send_reject(CloseCode::Timeout, reason);
+                    self.send_reject(SessionError::HandshakeTimeout);
                 } else {
-                    self.fail(CloseCode::Timeout, reason);
+                    self.fail(SessionError::HandshakeTimeout);
                 }
             }
             return;
         }
         if now.saturating_duration_since(self.last_recv) >= self.config.liveness_timeout {
             self.set_link_state(LinkState::Lost);
-            return self.fail(
-                CloseCode::Timeout,
-                "no frame received within the liveness timeout".into(),
-            );
+            return self.fail(SessionError::LivenessTimeout);
         }
         if now >= self.next_ping {
             self.ping_seq = self.ping_seq.wrapping_add(1);
@@ -941,10 +942,12 @@ impl Session {
         let peer_max = self.encoder.config().max_message_bytes() as usize;
         let fits = peer_max.saturating_sub(32) / MAX_RECORD_BYTES;
         if fits == 0 {
-            return self.fail(
-                CloseCode::TooLarge,
-                format!("the peer's max_message of {peer_max} bytes cannot hold one sample"),
-            );
+            // Unreachable after a handshake (both sides refuse a max_message below 1 KiB),
+            // kept so a batch can never be built for a limit it cannot fit.
+            return self.fail(SessionError::MaxMessageTooSmall {
+                max_message: self.encoder.config().max_message_bytes(),
+                min: MIN_MAX_MESSAGE,
+            });
         }
         let Some((seq, records)) = self.samples.take_batch(self.config.batch_max.min(fits)) else {
             return;
@@ -986,24 +989,24 @@ impl Session {
     }
 
     /// Closes with `bye`: the final frame, then nothing more.
-    fn fail(&mut self, code: CloseCode, reason: String) {
+    fn fail(&mut self, error: SessionError) {
         let bye = Message::Bye(Bye {
-            code: code.into(),
-            reason: reason.clone(),
+            code: CloseCode::from(&error).into(),
+            reason: error.to_string(),
         });
-        self.close_with(&bye, code, reason);
+        self.close_with(&bye, error);
     }
 
     /// Refuses a client with `reject` (server side, during the handshake).
-    fn send_reject(&mut self, code: CloseCode, reason: String) {
+    fn send_reject(&mut self, error: SessionError) {
         let reject = Message::Reject(Reject {
-            code: code.into(),
-            reason: reason.clone(),
+            code: CloseCode::from(&error).into(),
+            reason: error.to_string(),
         });
-        self.close_with(&reject, code, reason);
+        self.close_with(&reject, error);
     }
 
-    fn close_with(&mut self, last: &Message, code: CloseCode, reason: String) {
+    fn close_with(&mut self, last: &Message, error: SessionError) {
         if std::mem::replace(&mut self.closing, true) {
             return;
         }
@@ -1012,7 +1015,7 @@ impl Session {
         self.final_frame = Some(self.scratch.split().freeze());
         self.state = State::Closed;
         self.events
-            .push_back(Event::Closed(CloseReason::Local { code, reason }));
+            .push_back(Event::Closed(CloseReason::Local(error)));
     }
 
     /// The next event, if any.

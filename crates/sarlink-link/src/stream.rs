@@ -25,6 +25,17 @@ pub enum SequenceError {
         /// Its number of samples.
         count: usize,
     },
+    /// An `rssi` message starting further beyond the next expected sample than the stream
+    /// can have produced (see [`Receiver::with_max_ahead`]).
+    #[error("sample {seq} is more than {max_ahead} beyond the expected {expected}")]
+    TooFarAhead {
+        /// The message's first sequence number.
+        seq: u64,
+        /// The next sequence number expected.
+        expected: u64,
+        /// The largest allowed distance.
+        max_ahead: u64,
+    },
 }
 
 /// The sender's side of a sample stream.
@@ -174,9 +185,10 @@ impl<T> SampleLog<T> {
 
 /// The receiver's side of a peer's sample stream: delivers each sequence number at most
 /// once and counts gaps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receiver {
     expected: u64,
+    max_ahead: u64,
     /// Samples delivered.
     pub delivered: u64,
     /// Samples received again (already delivered), discarded.
@@ -199,12 +211,23 @@ pub struct Accepted {
 }
 
 impl Receiver {
-    /// A receiver expecting `resume_seq` next.
+    /// A receiver expecting `resume_seq` next, accepting any gap.
     pub fn starting_at(resume_seq: u64) -> Self {
         Self {
             expected: resume_seq,
-            ..Self::default()
+            max_ahead: u64::MAX,
+            delivered: 0,
+            duplicates: 0,
+            gaps: 0,
         }
+    }
+
+    /// Refuses messages that start more than `max_ahead` beyond the next expected sample:
+    /// a sender can only skip what its ring evicted, so a larger jump is a false claim (a
+    /// takeover trying to move the resume position out of the real sender's reach).
+    pub fn with_max_ahead(mut self, max_ahead: u64) -> Self {
+        self.max_ahead = max_ahead;
+        self
     }
 
     /// The next sequence number expected: every sample below it has been received (the
@@ -216,11 +239,20 @@ impl Receiver {
     /// Accounts for an `rssi` message of `count` samples starting at `seq`.
     ///
     /// # Errors
-    /// [`SequenceError::Overflow`] when `seq + count` does not fit in 64 bits.
+    /// [`SequenceError::Overflow`] when `seq + count` does not fit in 64 bits;
+    /// [`SequenceError::TooFarAhead`] when `seq` is beyond the allowed distance. Nothing is
+    /// counted or moved on error.
     pub fn accept(&mut self, seq: u64, count: usize) -> Result<Accepted, SequenceError> {
         let end = seq
             .checked_add(count as u64)
             .ok_or(SequenceError::Overflow { seq, count })?;
+        if seq.saturating_sub(self.expected) > self.max_ahead {
+            return Err(SequenceError::TooFarAhead {
+                seq,
+                expected: self.expected,
+                max_ahead: self.max_ahead,
+            });
+        }
         let gap = seq.saturating_sub(self.expected);
         let start = seq.max(self.expected);
         let fresh = end.saturating_sub(start);
@@ -342,6 +374,27 @@ mod tests {
                 count: 2
             })
         );
+    }
+
+    #[test]
+    fn a_jump_beyond_the_window_is_refused_and_moves_nothing() {
+        let mut rx = Receiver::starting_at(10).with_max_ahead(100);
+        assert_eq!(
+            rx.accept(1_000_000_000_000_000, 1),
+            Err(SequenceError::TooFarAhead {
+                seq: 1_000_000_000_000_000,
+                expected: 10,
+                max_ahead: 100
+            })
+        );
+        assert_eq!(
+            rx.accept(111, 1).unwrap_err().to_string(),
+            "sample 111 is more than 100 beyond the expected 10"
+        );
+        assert_eq!((rx.expected(), rx.delivered, rx.gaps), (10, 0, 0));
+        // Exactly at the bound: a gap the sender's ring can have made.
+        assert_eq!(rx.accept(110, 1).unwrap().gap, 100);
+        assert_eq!(rx.expected(), 111);
     }
 
     proptest! {

@@ -5,7 +5,11 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use sarlink_link::{CloseReason, Event, LinkState, PreSharedKey, Session, SessionConfig};
+use sarlink_link::stream::SequenceError;
+use sarlink_link::{
+    CloseReason, Event, LinkState, MIN_MAX_MESSAGE, PreSharedKey, Session, SessionConfig,
+    SessionError,
+};
 use sarlink_schema::{
     Ack, AckCode, Challenge, Cmd, CmdOp, Mac, Message, NodeName, Nonce, ProtocolVersion, Role,
     Status, Welcome, WireCode,
@@ -130,10 +134,7 @@ fn client_without_key_cannot_join_a_keyed_server() {
     p.drive();
     assert!(matches!(
         closed(&p.client_events),
-        Some(CloseReason::Local {
-            code: CloseCode::Auth,
-            ..
-        })
+        Some(CloseReason::Local(SessionError::KeyRequired))
     ));
     assert!(!p.server.is_established());
 }
@@ -146,10 +147,7 @@ fn client_with_key_refuses_a_server_that_does_not_prove_it() {
     assert!(!p.client.is_established());
     assert!(matches!(
         closed(&p.client_events),
-        Some(CloseReason::Local {
-            code: CloseCode::Auth,
-            ..
-        })
+        Some(CloseReason::Local(SessionError::ServerNotAuthenticated))
     ));
 }
 
@@ -193,10 +191,7 @@ fn client_refuses_a_forged_server_mac() {
     let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
     assert!(matches!(
         closed(&events),
-        Some(CloseReason::Local {
-            code: CloseCode::Auth,
-            ..
-        })
+        Some(CloseReason::Local(SessionError::ServerNotAuthenticated))
     ));
 
     // The same exchange with the right MAC succeeds, so the check above is the MAC's.
@@ -289,17 +284,11 @@ fn handshake_times_out_on_both_sides() {
     p.advance(20 * MS);
     assert!(matches!(
         closed(&p.client_events),
-        Some(CloseReason::Local {
-            code: CloseCode::Timeout,
-            ..
-        })
+        Some(CloseReason::Local(SessionError::HandshakeTimeout))
     ));
     assert!(matches!(
         closed(&p.server_events),
-        Some(CloseReason::Local {
-            code: CloseCode::Timeout,
-            ..
-        })
+        Some(CloseReason::Local(SessionError::HandshakeTimeout))
     ));
 }
 
@@ -322,7 +311,7 @@ fn garbage_and_frame_errors_close_with_the_right_code() {
         p.server.handle_input(p.now, &mut input);
         p.drive();
         assert!(
-            matches!(closed(&p.server_events), Some(CloseReason::Local { code: c, .. }) if *c == code),
+            matches!(closed(&p.server_events), Some(CloseReason::Local(e)) if CloseCode::from(e) == code),
             "{code:?}: {:?}",
             p.server_events
         );
@@ -404,10 +393,7 @@ fn silence_degrades_then_loses_the_link() {
     assert!(p.client_events.contains(&Event::LinkState(LinkState::Lost)));
     assert!(matches!(
         closed(&p.client_events),
-        Some(CloseReason::Local {
-            code: CloseCode::Timeout,
-            ..
-        })
+        Some(CloseReason::Local(SessionError::LivenessTimeout))
     ));
 }
 
@@ -556,10 +542,12 @@ fn a_peer_acknowledging_unsent_samples_is_a_protocol_error() {
     p.drive();
     assert!(matches!(
         closed(&p.client_events),
-        Some(CloseReason::Local {
-            code: CloseCode::Protocol,
-            ..
-        })
+        Some(CloseReason::Local(SessionError::Sequence(
+            SequenceError::AckBeyondSent {
+                claimed: 5,
+                sent: 1
+            }
+        )))
     ));
 }
 
@@ -735,22 +723,19 @@ fn batches_respect_the_peers_max_message() {
         assert!(payload.len() <= 4096, "{}", payload.len());
     }
 
-    // A peer limit too small for a single sample closes the session instead of dropping.
+    // A peer limit too small to be useful is refused at the handshake, by the client
+    // (from the welcome) as by the server (from the hello).
     let mut s = server_config();
     s.max_message = 140;
     let mut p = Pair::new(client_config(), s);
     p.drive();
-    assert!(p.client.is_established(), "{:?}", p.client_events);
-    p.client.push_sample(record(0));
-    p.drive();
-    assert!(
-        matches!(
-            closed(&p.client_events),
-            Some(CloseReason::Local {
-                code: CloseCode::TooLarge,
-                ..
-            })
-        ),
+    assert!(!p.client.is_established());
+    assert_eq!(
+        closed(&p.client_events),
+        Some(&CloseReason::Local(SessionError::MaxMessageTooSmall {
+            max_message: 140,
+            min: MIN_MAX_MESSAGE
+        })),
         "{:?}",
         p.client_events
     );

@@ -123,7 +123,7 @@ pub fn run(args: &CmdArgs) -> anyhow::Result<Ack> {
                 client.close();
                 return Ok(ack);
             }
-            Ok(ClientEvent::Disconnected { reason, .. }) => last_problem = Some(reason),
+            Ok(ClientEvent::Disconnected { cause, .. }) => last_problem = Some(cause.to_string()),
             _ => {}
         }
     }

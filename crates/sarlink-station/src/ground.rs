@@ -549,9 +549,9 @@ impl GroundCore {
                 }
             }
             ServerEvent::Disconnected {
-                conn, node, reason, ..
+                conn, node, cause, ..
             } => {
-                tracing::info!(?node, %reason, "disconnected");
+                tracing::info!(?node, %cause, "disconnected");
                 if let Some((node, Role::Drone)) = self.conns.remove(&conn) {
                     let track = self.track(&node);
                     if track.conn == Some(conn) {

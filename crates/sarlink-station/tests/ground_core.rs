@@ -227,8 +227,7 @@ fn a_failed_write_confirms_nothing_closes_the_drone_and_takes_the_resent_records
         GroundInput::Link(ServerEvent::Disconnected {
             conn: 1,
             node: Some(NodeName::new("drone-1").unwrap()),
-            reason: "closed".into(),
-            code: None,
+            cause: sarlink_link::driver::Disconnect::PeerHungUp,
         }),
     );
     run(&mut g, connected(2, "drone-1", Role::Drone));
@@ -380,8 +379,7 @@ fn a_disconnected_drone_is_kept_as_lost() {
         GroundInput::Link(ServerEvent::Disconnected {
             conn: 1,
             node: Some(NodeName::new("drone-1").unwrap()),
-            reason: "peer closed".into(),
-            code: None,
+            cause: sarlink_link::driver::Disconnect::PeerHungUp,
         }),
     );
     let t = &g.drones()["drone-1"];
@@ -444,8 +442,7 @@ fn remote_commands_take_the_observers_path_and_are_answered_as_remote_acks() {
         GroundInput::Link(ServerEvent::Disconnected {
             conn: 1,
             node: Some(NodeName::new("drone-1").unwrap()),
-            reason: "closed".into(),
-            code: None,
+            cause: sarlink_link::driver::Disconnect::PeerHungUp,
         }),
     );
     match &out[..] {

@@ -284,7 +284,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         // Let every client take its backlog into its ring before the link comes up.
         while clients
             .iter()
-            .map(|c| c.counters().samples_produced.load(Ordering::Relaxed))
+            .map(|c| c.counters().snapshot().samples_produced)
             .sum::<u64>()
             < total
         {
@@ -319,7 +319,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         while connected < clients.len() && Instant::now() < deadline {
             connected = clients
                 .iter()
-                .filter(|c| c.counters().connections.load(Ordering::Relaxed) > 0)
+                .filter(|c| c.counters().snapshot().connections > 0)
                 .count();
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -502,11 +502,11 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     }
     let resent: u64 = clients
         .iter()
-        .map(|c| c.counters().samples_resent.load(Ordering::Relaxed))
+        .map(|c| c.counters().snapshot().samples_resent)
         .sum();
     let ring_dropped: u64 = clients
         .iter()
-        .map(|c| c.counters().samples_dropped.load(Ordering::Relaxed))
+        .map(|c| c.counters().snapshot().samples_dropped)
         .sum();
     let ground_cpu_pct = thread_cpu_ns("sl-srv").saturating_sub(run_cpu_start.0) as f64
         / 1e9

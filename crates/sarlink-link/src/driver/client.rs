@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use sarlink_pool::BufferPool;
 use sarlink_schema::{
-    Ack, Cmd, Decision, Message, NodeName, ProtocolVersion, RssiRecord, RssiUnits, Status, WireCode,
+    Ack, Cmd, Decision, Message, NodeName, ProtocolVersion, RssiRecord, RssiUnits, Status,
 };
 
-use super::conn::{self, Command, Ended, SocketOptions};
+use super::conn::{self, Command, Disconnect, IoOp, SocketOptions};
 use crate::SessionConfig;
-use crate::session::{CloseReason, Event, LinkState, Session};
+use crate::session::{Event, LinkState, Session};
 
 /// Reconnection delays: `initial`, doubling up to `max`, each scaled by a random factor in
 /// `1 - jitter ..= 1 + jitter` so a fleet does not reconnect in lockstep.
@@ -100,10 +100,8 @@ pub enum ClientEvent {
     },
     /// The connection ended (or could not be made); the next attempt is in `retry_in`.
     Disconnected {
-        /// Why, for humans.
-        reason: String,
-        /// The close code involved, if any.
-        code: Option<WireCode>,
+        /// Why (its `code()` is the close code involved, if any).
+        cause: Disconnect,
         /// Delay before the next attempt.
         retry_in: Duration,
     },
@@ -130,21 +128,50 @@ pub enum ClientEvent {
     AdviseRate(f32),
 }
 
-/// Counters of a [`Client`], readable while it runs.
+/// Counters of a [`Client`], updated by its thread while it runs; read them with
+/// [`ClientCounters::snapshot`].
 #[derive(Debug, Default)]
 pub struct ClientCounters {
+    samples_produced: AtomicU64,
+    samples_refused: AtomicU64,
+    samples_resent: AtomicU64,
+    samples_dropped: AtomicU64,
+    backlog: AtomicU64,
+    connections: AtomicU64,
+}
+
+/// The counters of a [`Client`] at one moment (see [`ClientCounters::snapshot`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientStats {
     /// Samples produced (pushed into the session).
-    pub samples_produced: AtomicU64,
+    pub samples_produced: u64,
     /// Samples the application pushed while the command channel was full (lost).
-    pub samples_refused: AtomicU64,
+    pub samples_refused: u64,
     /// Samples sent again after reconnecting.
-    pub samples_resent: AtomicU64,
+    pub samples_resent: u64,
     /// Samples lost to ring overflow before they were sent.
-    pub samples_dropped: AtomicU64,
+    pub samples_dropped: u64,
     /// Samples waiting to be sent.
-    pub backlog: AtomicU64,
+    pub backlog: u64,
     /// Successful handshakes.
-    pub connections: AtomicU64,
+    pub connections: u64,
+}
+
+impl ClientCounters {
+    /// Every counter as of now. Each is read on its own (they are not one atomic unit), so
+    /// two that move together may be a sample apart.
+    pub fn snapshot(&self) -> ClientStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClientStats {
+            samples_produced: get(&self.samples_produced),
+            samples_refused: get(&self.samples_refused),
+            samples_resent: get(&self.samples_resent),
+            samples_dropped: get(&self.samples_dropped),
+            backlog: get(&self.backlog),
+            connections: get(&self.connections),
+        }
+    }
 }
 
 /// A sarlink client running on its own thread.
@@ -284,13 +311,16 @@ fn client_loop(
         }
         first = false;
         let attempt = resolve(&config.server)
-            .ok_or_else(|| format!("cannot resolve {}", config.server))
+            .ok_or(Disconnect::Io {
+                op: IoOp::Resolve,
+                kind: std::io::ErrorKind::NotFound,
+            })
             .and_then(|addr| {
                 TcpStream::connect_timeout(&addr, config.connect_timeout)
-                    .map_err(|e| format!("connect to {addr} failed: {e}"))
+                    .map_err(|e| Disconnect::io(IoOp::Connect, &e))
             });
-        let (reason, code) = match attempt {
-            Err(reason) => (reason, None),
+        let cause = match attempt {
+            Err(cause) => cause,
             Ok(stream) => {
                 let mut connected = false;
                 let ended = conn::run(
@@ -336,18 +366,7 @@ fn client_loop(
                 if connected {
                     failures = 0;
                 }
-                match ended {
-                    Ended::Closed(CloseReason::Local { code, reason }) => {
-                        (reason, Some(WireCode::from(code)))
-                    }
-                    Ended::Closed(CloseReason::PeerBye { code, reason }) => {
-                        (format!("server said bye: {reason}"), Some(code))
-                    }
-                    Ended::Closed(CloseReason::Rejected { code, reason }) => {
-                        (format!("rejected: {reason}"), Some(code))
-                    }
-                    Ended::Io(reason) => (reason, None),
-                }
+                ended
             }
         };
         publish(&session);
@@ -356,11 +375,7 @@ fn client_loop(
         }
         let retry_in = config.backoff.delay(failures, rand::random::<f64>());
         failures = failures.saturating_add(1);
-        let _ = events.try_send(ClientEvent::Disconnected {
-            reason,
-            code,
-            retry_in,
-        });
+        let _ = events.try_send(ClientEvent::Disconnected { cause, retry_in });
         // Keep taking samples (into the ring) while waiting to reconnect.
         let until = Instant::now() + retry_in;
         loop {

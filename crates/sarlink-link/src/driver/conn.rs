@@ -37,13 +37,67 @@ enum Input {
     Eof(Option<io::Error>),
 }
 
-/// How a connection ended.
-#[derive(Debug)]
-pub(crate) enum Ended {
-    /// The session closed (its final frame was written).
+/// A socket operation of the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IoOp {
+    /// Resolving the server's address.
+    Resolve,
+    /// Connecting to the server.
+    Connect,
+    /// Setting socket options or cloning the socket.
+    Setup,
+    /// Reading.
+    Read,
+    /// Writing.
+    Write,
+}
+
+impl std::fmt::Display for IoOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IoOp::Resolve => "resolve",
+            IoOp::Connect => "connect",
+            IoOp::Setup => "socket setup",
+            IoOp::Read => "read",
+            IoOp::Write => "write",
+        })
+    }
+}
+
+/// Why a connection ended (or could not be made).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Disconnect {
+    /// The session closed: by us (with a [`SessionError`](crate::SessionError)), by the
+    /// peer's `bye` or by the server's `reject`. Its final frame was written.
+    #[error("{0}")]
     Closed(CloseReason),
-    /// The socket failed or the peer hung up without `bye`.
-    Io(String),
+    /// The peer closed the connection without `bye`.
+    #[error("peer closed the connection")]
+    PeerHungUp,
+    /// A socket operation failed.
+    #[error("{op} failed: {kind}")]
+    Io {
+        /// What the driver was doing.
+        op: IoOp,
+        /// How it failed.
+        kind: io::ErrorKind,
+    },
+}
+
+impl Disconnect {
+    /// The close code involved, if the session closed with a known one.
+    pub fn code(&self) -> Option<CloseCode> {
+        match self {
+            Disconnect::Closed(reason) => reason.code(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(op: IoOp, e: &io::Error) -> Self {
+        Disconnect::Io { op, kind: e.kind() }
+    }
 }
 
 /// Socket options applied to every connection.
@@ -65,13 +119,13 @@ pub(crate) fn run(
     commands: &Receiver<Command>,
     stop: &AtomicBool,
     mut on_event: impl FnMut(&mut Session, Event),
-) -> Ended {
+) -> Disconnect {
     if let Err(e) = configure(&stream, options) {
-        return Ended::Io(format!("socket setup failed: {e}"));
+        return Disconnect::io(IoOp::Setup, &e);
     }
     let reader = match stream.try_clone() {
         Ok(r) => r,
-        Err(e) => return Ended::Io(format!("socket clone failed: {e}")),
+        Err(e) => return Disconnect::io(IoOp::Setup, &e),
     };
     let (input_tx, input_rx) = bounded(INPUT_CHANNEL);
     let reader_done = Arc::new(AtomicBool::new(false));
@@ -146,7 +200,7 @@ fn pump(
     commands: &Receiver<Command>,
     stop: &AtomicBool,
     on_event: &mut impl FnMut(&mut Session, Event),
-) -> Ended {
+) -> Disconnect {
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(64 * 1024);
     let mut closed: Option<CloseReason> = None;
@@ -168,11 +222,11 @@ fn pump(
                 break;
             }
             if let Err(e) = stream.write_all(&out) {
-                return Ended::Io(format!("write failed: {e}"));
+                return Disconnect::io(IoOp::Write, &e);
             }
         }
         if let Some(reason) = closed.take() {
-            return Ended::Closed(reason);
+            return Disconnect::Closed(reason);
         }
         if !stopping && stop.load(Ordering::Relaxed) {
             stopping = true;
@@ -199,14 +253,25 @@ fn pump(
                 Ok(Input::Eof(err)) => {
                     session.handle_input(Instant::now(), &mut inbuf);
                     while let Some(event) = session.poll_event() {
+                        if let Event::Closed(reason) = &event {
+                            closed = Some(reason.clone());
+                        }
                         on_event(session, event);
                     }
-                    return Ended::Io(match err {
-                        None => "peer closed the connection".to_owned(),
-                        Some(e) => format!("read failed: {e}"),
-                    });
+                    if let Some(reason) = closed.take() {
+                        return Disconnect::Closed(reason);
+                    }
+                    return match err {
+                        None => Disconnect::PeerHungUp,
+                        Some(e) => Disconnect::io(IoOp::Read, &e),
+                    };
                 }
-                Err(_) => return Ended::Io("reader stopped".to_owned()),
+                Err(_) => {
+                    return Disconnect::Io {
+                        op: IoOp::Read,
+                        kind: io::ErrorKind::BrokenPipe,
+                    };
+                }
             },
             recv(commands) -> cmd => match cmd {
                 Ok(cmd) => apply(session, cmd),

@@ -13,5 +13,6 @@ mod client;
 mod conn;
 mod server;
 
-pub use client::{Backoff, Client, ClientConfig, ClientCounters, ClientEvent};
-pub use server::{ConnId, Server, ServerConfig, ServerEvent};
+pub use client::{Backoff, Client, ClientConfig, ClientCounters, ClientEvent, ClientStats};
+pub use conn::{Disconnect, IoOp};
+pub use server::{ConnId, ResumePosition, Server, ServerConfig, ServerEvent};

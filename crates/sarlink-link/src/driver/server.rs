@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
@@ -15,9 +15,9 @@ use sarlink_pool::BufferPool;
 use sarlink_schema::{Ack, Cmd, Decision, Message, NodeName, Role, RssiRecord, Status};
 use sarlink_wire::CloseCode;
 
-use super::conn::{self, Command, Ended, SocketOptions};
+use super::conn::{self, Command, Disconnect, SocketOptions};
 use crate::SessionConfig;
-use crate::session::{CloseReason, Event, LinkState, PeerHello, Session};
+use crate::session::{Event, LinkState, PeerHello, Session};
 
 /// Identifies one accepted connection for the server's lifetime.
 pub type ConnId = u64;
@@ -28,17 +28,36 @@ pub type ConnId = u64;
 pub struct ServerConfig {
     /// The template every connection's session starts from (node, key, limits, timers).
     pub session: SessionConfig,
-    /// Most clients connected at once; one more is sent `reject busy`. Default 64.
+    /// Most clients past the handshake at once; one more is sent `reject busy`. Connections
+    /// still in the handshake do not count (see [`max_handshakes`](Self::max_handshakes)).
+    /// Default 64.
     pub max_clients: usize,
+    /// Most connections in the handshake (accepted, not yet past `hello`) at once; one more
+    /// is sent `reject busy` and closed without a thread. Default 32.
+    pub max_handshakes: usize,
+    /// Most connections in the handshake from one IP address; one more is sent
+    /// `reject busy`. Default 8.
+    pub max_handshakes_per_addr: usize,
     /// A peer that does not take our bytes for this long is cut off. Default 5 s.
     pub write_timeout: Duration,
     /// Events that may wait for the application before connections block (the channel's
     /// slots are allocated up front). Default 16,384.
     pub event_capacity: usize,
-    /// Resume positions carried over from an earlier run: (node, stream, next expected
-    /// seq). A ground station that persists [`Server::resume_positions`] and passes them
-    /// back here after a restart keeps delivering each sample exactly once. Default empty.
-    pub resume: Vec<(String, u64, u64)>,
+    /// Resume positions carried over from an earlier run. A ground station that persists
+    /// [`Server::resume_positions`] and passes them back here after a restart keeps
+    /// delivering each sample exactly once. Default empty.
+    pub resume: Vec<ResumePosition>,
+}
+
+/// Where a (node, stream) resumes: every sample below `next_seq` was delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResumePosition {
+    /// The sending node's name.
+    pub node: String,
+    /// The sender's stream id.
+    pub stream: u64,
+    /// The next sequence number expected from that stream.
+    pub next_seq: u64,
 }
 
 impl ServerConfig {
@@ -47,6 +66,8 @@ impl ServerConfig {
         Self {
             session,
             max_clients: 64,
+            max_handshakes: 32,
+            max_handshakes_per_addr: 8,
             write_timeout: Duration::from_secs(5),
             event_capacity: 16_384,
             resume: Vec::new(),
@@ -132,10 +153,8 @@ pub enum ServerEvent {
         conn: ConnId,
         /// The client's node name, if the handshake got that far.
         node: Option<NodeName>,
-        /// Why, for humans.
-        reason: String,
-        /// The close code, when the session closed with one.
-        code: Option<CloseCode>,
+        /// Why (its `code()` is the close code, when the session closed with one).
+        cause: Disconnect,
     },
 }
 
@@ -158,6 +177,8 @@ struct Shared {
     conns: Mutex<HashMap<ConnId, ConnEntry>>,
     /// Next expected sequence number per (node, stream), and which connection owns it.
     resume: Mutex<HashMap<(String, u64), ResumeEntry>>,
+    /// Connections in the handshake, per IP address (the total is their sum).
+    pending: Mutex<HashMap<IpAddr, usize>>,
     stop: AtomicBool,
     next_id: AtomicU64,
     events: Sender<ServerEvent>,
@@ -197,11 +218,11 @@ impl Server {
         let resume = config
             .resume
             .iter()
-            .map(|(node, stream, next)| {
+            .map(|p| {
                 (
-                    (node.clone(), *stream),
+                    (p.node.clone(), p.stream),
                     ResumeEntry {
-                        expected: *next,
+                        expected: p.next_seq,
                         owner: 0,
                     },
                 )
@@ -211,6 +232,7 @@ impl Server {
             config,
             conns: Mutex::new(HashMap::new()),
             resume: Mutex::new(resume),
+            pending: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             events: tx,
@@ -319,11 +341,15 @@ impl Server {
 
     /// The next expected sequence number of every (node, stream) seen, for persisting
     /// across restarts (see [`ServerConfig::resume`]).
-    pub fn resume_positions(&self) -> Vec<(String, u64, u64)> {
+    pub fn resume_positions(&self) -> Vec<ResumePosition> {
         let table = self.shared.resume.lock();
         let mut v: Vec<_> = table
             .iter()
-            .map(|((n, s), e)| (n.clone(), *s, e.expected))
+            .map(|((n, s), e)| ResumePosition {
+                node: n.clone(),
+                stream: *s,
+                next_seq: e.expected,
+            })
             .collect();
         v.sort();
         v
@@ -357,16 +383,15 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     while !shared.stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, addr)) => {
+                let Some(slot) = PendingSlot::take(shared, addr.ip()) else {
+                    refuse_busy(stream, shared);
+                    continue;
+                };
                 let _ = stream.set_nonblocking(false);
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
                 let (tx, rx) = bounded(256);
                 {
                     let mut conns = shared.conns.lock();
-                    if conns.len() >= shared.config.max_clients {
-                        drop(conns);
-                        refuse_busy(stream, shared);
-                        continue;
-                    }
                     conns.insert(
                         id,
                         ConnEntry {
@@ -379,7 +404,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
                 let shared2 = Arc::clone(shared);
                 let spawned = thread::Builder::new()
                     .name(format!("sl-srv-{id}"))
-                    .spawn(move || serve(stream, addr, id, &shared2, &rx));
+                    .spawn(move || serve(stream, addr, id, &shared2, &rx, slot));
                 match spawned {
                     Ok(handle) => {
                         let mut threads = shared.threads.lock();
@@ -403,19 +428,74 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-/// Over the client limit: `reject busy` and close, without a thread.
+/// Over a handshake limit: `reject busy` and close, without a thread and without waiting
+/// (the socket is non-blocking: a peer whose buffer is full just gets closed).
 fn refuse_busy(mut stream: TcpStream, shared: &Shared) {
     let mut session = Session::server(
         shared.config.session.clone(),
         Instant::now(),
         rand::random(),
     );
-    session.reject(CloseCode::Busy, "too many clients");
+    session.reject(CloseCode::Busy, "too many connections in the handshake");
     let mut out = BytesMut::new();
     session.poll_transmit(Instant::now(), &mut out);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.set_nonblocking(true);
     let _ = stream.write_all(&out);
     let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// The same host whether it reached us over IPv4 or as an IPv4-mapped IPv6 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// A connection's place among those in the handshake; given back once, when the handshake
+/// ends (either way) or the connection does.
+struct PendingSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    held: bool,
+}
+
+impl PendingSlot {
+    /// A slot for a connection from `ip`, if both the total and the per-address limits allow.
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<PendingSlot> {
+        let ip = canonical(ip);
+        let mut pending = shared.pending.lock();
+        let total: usize = pending.values().sum();
+        let here = pending.get(&ip).copied().unwrap_or(0);
+        if total >= shared.config.max_handshakes || here >= shared.config.max_handshakes_per_addr {
+            return None;
+        }
+        *pending.entry(ip).or_insert(0) += 1;
+        Some(PendingSlot {
+            shared: Arc::clone(shared),
+            ip,
+            held: true,
+        })
+    }
+
+    /// Gives the slot back (the handshake is over); later calls do nothing.
+    fn release(&mut self) {
+        if std::mem::replace(&mut self.held, false) {
+            let mut pending = self.shared.pending.lock();
+            if let Some(n) = pending.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 fn serve(
@@ -424,6 +504,7 @@ fn serve(
     id: ConnId,
     shared: &Arc<Shared>,
     commands: &Receiver<Command>,
+    mut slot: PendingSlot,
 ) {
     let mut session = Session::server(
         shared.config.session.clone(),
@@ -447,6 +528,12 @@ fn serve(
         |session, event| {
             match event {
                 Event::HelloReceived(hello) => {
+                    // The handshake is over either way: free the slot for the next one.
+                    slot.release();
+                    if let Err(refusal) = claim_node(shared, id, &hello) {
+                        session.reject(CloseCode::Busy, &refusal);
+                        return;
+                    }
                     let key = (hello.node.as_str().to_owned(), hello.stream);
                     let resume_seq = {
                         let mut table = shared.resume.lock();
@@ -454,22 +541,11 @@ fn serve(
                             expected: 0,
                             owner: id,
                         });
-                        let previous = std::mem::replace(&mut entry.owner, id);
-                        if previous != id {
-                            // The same stream reconnected: the old connection is stale.
-                            if let Some(old) = shared.conns.lock().get(&previous) {
-                                let _ = old.tx.send(Command::Close(
-                                    CloseCode::Protocol,
-                                    "superseded by a new connection".into(),
-                                ));
-                            }
-                        }
+                        // The node is ours (claim_node): whoever owned the stream before is
+                        // gone, or was not live and is being closed.
+                        entry.owner = id;
                         entry.expected
                     };
-                    if let Some(c) = shared.conns.lock().get_mut(&id) {
-                        c.node = Some(hello.node.clone());
-                        c.role = Some(hello.role);
-                    }
                     session.accept(resume_seq, Instant::now());
                     let _ = events.send(ServerEvent::Connected {
                         conn: id,
@@ -529,18 +605,41 @@ fn serve(
         },
     );
     shared.conns.lock().remove(&id);
-    let (reason, code) = match ended {
-        Ended::Closed(CloseReason::Local { code, reason }) => (reason, Some(code)),
-        Ended::Closed(CloseReason::PeerBye { code, reason }) => {
-            (format!("peer said bye: {reason}"), code.close_code())
-        }
-        Ended::Closed(CloseReason::Rejected { reason, .. }) => (reason, None),
-        Ended::Io(reason) => (reason, None),
-    };
+    drop(slot);
     let _ = events.send(ServerEvent::Disconnected {
         conn: id,
         node: peer.map(|p| p.node),
-        reason,
-        code,
+        cause: ended,
     });
+}
+
+/// Makes connection `id` the holder of `hello.node`, or says why not.
+///
+/// Without an identity proven below the session (no TLS), a name is only a claim: while a
+/// connection holding the same name is live, a second `hello` for it is refused `busy`
+/// instead of superseding it, so a stranger cannot cut a drone off or write under its
+/// name. A connection is live until its session closes, and a session closes itself after
+/// [`SessionConfig::liveness_timeout`](crate::SessionConfig::liveness_timeout) without a
+/// frame; so a drone whose old connection went half-open gets back in once that passes.
+fn claim_node(shared: &Shared, id: ConnId, hello: &PeerHello) -> Result<(), String> {
+    let mut conns = shared.conns.lock();
+    let mut established = 0;
+    for (other, c) in conns.iter() {
+        let Some(node) = &c.node else { continue };
+        if *other == id {
+            continue;
+        }
+        established += 1;
+        if *node == hello.node {
+            return Err(format!("node {} is already connected", hello.node));
+        }
+    }
+    if established >= shared.config.max_clients {
+        return Err("too many clients".to_owned());
+    }
+    if let Some(c) = conns.get_mut(&id) {
+        c.node = Some(hello.node.clone());
+        c.role = Some(hello.role);
+    }
+    Ok(())
 }

@@ -455,9 +455,8 @@ impl DroneNode {
             series.set(ground);
         }
         web.series.set(&view);
-        let counters = self.client.counters();
         web.backlog
-            .set(counters.backlog.load(Ordering::Relaxed) as f64);
+            .set(self.client.counters().snapshot().backlog as f64);
         web.rate.set(f64::from(core.current_rate_hz()));
         let unix = unix_now();
         web.board.set_ground_rx(ground);
@@ -554,12 +553,12 @@ impl DroneNode {
                 }
             }
             ClientEvent::Disconnected {
-                reason, retry_in, ..
+                cause, retry_in, ..
             } => {
                 if self.core.link().is_some() {
-                    tracing::warn!(%reason, "lost the ground; deciding on the drone's own receiver");
+                    tracing::warn!(%cause, "lost the ground; deciding on the drone's own receiver");
                 }
-                tracing::debug!(%reason, ?retry_in, "not connected");
+                tracing::debug!(%cause, ?retry_in, "not connected");
                 DroneInput::LinkDown
             }
             ClientEvent::LinkState(s) => DroneInput::LinkState(s),
@@ -643,7 +642,7 @@ impl DroneNode {
                 }
             }
         }
-        let counters = self.client.counters();
+        let counters = self.client.counters().snapshot();
         let mut v = self.view.lock();
         v.own = self.core.own_latest().copied();
         v.ground = self.core.ground_latest().copied();
@@ -652,8 +651,8 @@ impl DroneNode {
         v.rtt = self.core.rtt();
         v.stats.clone_from(self.core.stats());
         v.rate_hz = self.core.current_rate_hz();
-        v.backlog = counters.backlog.load(Ordering::Relaxed);
-        v.resent = counters.samples_resent.load(Ordering::Relaxed);
+        v.backlog = counters.backlog;
+        v.resent = counters.samples_resent;
         if let Some(vehicle) = &self.vehicle {
             v.vehicle = Some(vehicle.tracker.state().clone());
             v.vehicle_safety = vehicle.safety;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use crossbeam_channel::select;
 use sarlink_link::SessionConfig;
-use sarlink_link::driver::{Server, ServerConfig, ServerEvent};
+use sarlink_link::driver::{ResumePosition, Server, ServerConfig, ServerEvent};
 use sarlink_monitor::ScopeTimer;
 use sarlink_monitor::metrics::{
     Counter, Gauge, Histogram, HistogramSnapshot, LocalHistogram, Registry,
@@ -281,7 +281,15 @@ impl GroundNode {
                 );
             }
             core.resume_from(&recovered.positions);
-            server_config.resume = recovered.positions;
+            server_config.resume = recovered
+                .positions
+                .into_iter()
+                .map(|(node, stream, next_seq)| ResumePosition {
+                    node,
+                    stream,
+                    next_seq,
+                })
+                .collect();
         }
         let output = Output::open(settings.output, settings.output_file.as_deref())
             .context("opening the output")?;
