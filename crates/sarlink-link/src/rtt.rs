@@ -36,6 +36,8 @@ pub struct RttStats {
     pub count: u64,
     /// The latest.
     pub last: Duration,
+    /// Smallest in the window: the link's delay without queueing.
+    pub min: Duration,
     /// Median of the window.
     pub p50: Duration,
     /// 95th percentile of the window.
@@ -66,6 +68,7 @@ impl RttWindow {
         RttStats {
             count: self.total,
             last,
+            min: window[0],
             p50: rank(0.5),
             p95: rank(0.95),
             max: window[self.len - 1],
@@ -89,6 +92,7 @@ mod tests {
         assert_eq!(s.count, 100);
         assert_eq!(s.last, Duration::from_millis(100));
         assert_eq!(s.max, Duration::from_millis(100));
+        assert_eq!(s.min, Duration::from_millis(37));
         assert_eq!(s.p50, Duration::from_millis(68));
         assert_eq!(s.p95, Duration::from_millis(97));
         w.record(Duration::from_millis(1));

@@ -35,7 +35,7 @@ use crate::auth::NONCE_LEN;
 use crate::config::SessionConfig;
 use crate::error::{MIN_MAX_MESSAGE, SessionError};
 use crate::queue::{Priority, SendQueue};
-use crate::rate::{CongestionAdvisor, TokenBucket};
+use crate::rate::{CongestionAdvisor, LinkObservation, TokenBucket};
 use crate::stream::{Receiver, SampleLog};
 
 /// The only compression codec of protocol 1.0.
@@ -267,6 +267,8 @@ pub struct Session {
     ping_outstanding: Option<Ping>,
     last_rtt: Option<Duration>,
     rtt: RttWindow,
+    /// Round trips of this connection only: what congestion advice compares.
+    link_rtt: RttWindow,
     link_state: LinkState,
     bucket: Option<TokenBucket>,
     congestion: CongestionAdvisor,
@@ -332,6 +334,7 @@ impl Session {
             ping_outstanding: None,
             last_rtt: None,
             rtt: RttWindow::default(),
+            link_rtt: RttWindow::default(),
             link_state: LinkState::Healthy,
             bucket,
             congestion: CongestionAdvisor::new(config.congestion.clone()),
@@ -509,6 +512,7 @@ impl Session {
         self.decoder.set_accept_compressed(lz4);
         self.peer_node = Some(peer.clone());
         self.next_ping = now + self.config.ping_interval;
+        self.congestion.link_up();
         self.events.push_back(Event::Connected {
             peer,
             version,
@@ -771,6 +775,7 @@ impl Session {
         let rtt = now.saturating_duration_since(sent);
         self.last_rtt = Some(rtt);
         self.rtt.record(rtt);
+        self.link_rtt.record(rtt);
         self.events.push_back(Event::Rtt(rtt));
     }
 
@@ -809,10 +814,14 @@ impl Session {
             self.liveness_out.push_back(Message::Ping(ping));
             self.next_ping = now + self.config.ping_interval;
             // Congestion advice is re-evaluated once per ping: percentiles are not free.
-            let snapshot = self.rtt.stats();
-            let p95 = (snapshot.count > 0).then_some(snapshot.p95);
-            let backlog = usize::try_from(self.samples.backlog()).unwrap_or(usize::MAX);
-            if let Some(rate) = self.congestion.observe(now, backlog, p95) {
+            // Only this connection's round trips: a ping never spans a reconnect, and the
+            // baseline is this path's own fastest.
+            let snapshot = self.link_rtt.stats();
+            let link = LinkObservation {
+                backlog: usize::try_from(self.samples.backlog()).unwrap_or(usize::MAX),
+                queueing: (snapshot.count > 0).then(|| snapshot.p95.saturating_sub(snapshot.min)),
+            };
+            if let Some(rate) = self.congestion.observe(now, link) {
                 self.events.push_back(Event::AdviseRate(rate));
             }
         }

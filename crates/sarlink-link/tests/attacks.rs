@@ -404,3 +404,75 @@ fn a_hello_with_a_tiny_max_message_gets_reject_protocol() {
     );
     server.shutdown();
 }
+
+// ---------------------------------------------------------------- rate collapse
+
+/// Before: a drone at 50 Hz behind a proxy that cuts every connection every 2 s was advised
+/// down to 2 Hz, then 1 Hz, and delivered between 186 and 1,151 records in 20 s. Now a
+/// reconnect is not congestion: the drone keeps at least 90 % of its records.
+///
+/// The producer below behaves as the drone does: it reports at its configured 50 Hz unless
+/// the link advises a lower rate.
+#[test]
+fn a_drone_at_50_hz_keeps_90_percent_through_a_proxy_that_cuts_every_2_s() {
+    const HZ: f32 = 50.0;
+    const RUN: Duration = Duration::from_secs(20);
+    let server = Server::bind("127.0.0.1:0", server_config()).unwrap();
+    let proxy = FaultProxy::start("127.0.0.1:0", server.local_addr()).unwrap();
+    // A radio link: 30 ms each way, give or take 20.
+    proxy.set_latency(Duration::from_millis(30), Duration::from_millis(20));
+    let mut session = SessionConfig::new(Role::Drone, node("drone-50"), 50);
+    session.congestion.full_rate_hz = HZ;
+    let mut config = ClientConfig::new(session, proxy.local_addr().to_string());
+    config.backoff = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(5),
+        jitter: 0.2,
+    };
+    let drone = Client::spawn(config).unwrap();
+    let started = Instant::now();
+    let mut advised = HZ;
+    let mut lowest = HZ;
+    let mut next_cut = started + Duration::from_secs(2);
+    let mut next_sample = started;
+    let mut produced = 0u64;
+    let mut seen = Seen::default();
+    while started.elapsed() < RUN {
+        for e in drone.events().try_iter() {
+            if let ClientEvent::AdviseRate(hz) = e {
+                advised = hz.min(HZ);
+                lowest = lowest.min(advised);
+            }
+        }
+        let now = Instant::now();
+        if now >= next_cut {
+            proxy.drop_connections();
+            next_cut += Duration::from_secs(2);
+        }
+        if now >= next_sample {
+            assert!(drone.push_sample(record(produced)));
+            produced += 1;
+            next_sample += Duration::from_secs_f32(1.0 / advised);
+        }
+        drain(&server, &mut seen, Duration::from_millis(2));
+    }
+    // What was produced in time gets its chance to arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.samples.get("drone-50").map_or(0, Vec::len) < produced as usize
+        && Instant::now() < deadline
+    {
+        drain(&server, &mut seen, Duration::from_millis(50));
+    }
+    let delivered = seen.samples.get("drone-50").map_or(0, Vec::len);
+    let full = (HZ * RUN.as_secs_f32()) as usize;
+    eprintln!(
+        "produced {produced}, delivered {delivered} of {full}, lowest advice {lowest} Hz, {} cuts",
+        proxy.stats().cut.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(
+        delivered * 10 >= full * 9,
+        "delivered {delivered} of {full} (lowest advice {lowest} Hz)"
+    );
+    drone.close();
+    server.shutdown();
+}

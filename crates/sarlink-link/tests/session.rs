@@ -686,10 +686,12 @@ fn bandwidth_cap_limits_bytes_and_backlog_triggers_rate_advice() {
             }
         })
         .collect();
-    // Observed once per ping (1 s); a step at most every 2 s: at 1 s, 3 s and 5 s.
+    // Observed once per ping (1 s): the first observation of a connection is its baseline,
+    // then a backlog that does not drain steps down at most every 2 s: at 2 s and 4 s, each a
+    // fraction of the configured rate (10 Hz by default).
     assert_eq!(
         advice,
-        [5.0, 2.0, 1.0],
+        [5.0, 2.5],
         "one step down per 2 s while the backlog persists"
     );
     // Nothing was lost, only delayed: what arrived is in order with no gaps.

@@ -225,6 +225,8 @@ impl DroneNode {
         session.key = settings.key.clone();
         session.compression_threshold = settings.compression_threshold;
         session.rssi_units = Some(units);
+        // Congestion advice is a fraction of the rate this drone is set to report at.
+        session.congestion.full_rate_hz = settings.rate_hz;
         let mut client_config = ClientConfig::new(session, settings.connect.clone());
         client_config.backoff = options.backoff;
         let client = Client::spawn(client_config).context("starting the link")?;
