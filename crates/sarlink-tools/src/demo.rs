@@ -167,6 +167,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         sample_rate_given: true,
         key: None,
         max_clients: 8,
+        max_handshakes_per_addr: 8,
         output: Format::None,
         output_file: None,
         fsync: None,

@@ -163,6 +163,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 sample_rate_given: false,
                 key: None,
                 max_clients: args.drones + 8,
+                // Every simulated drone connects from 127.0.0.1 at once.
+                max_handshakes_per_addr: args.drones + 8,
                 output: Format::None,
                 output_file: None,
                 fsync: None,

@@ -53,6 +53,10 @@ pub struct GroundArgs {
     /// Most drones and observers connected at once [default: 64]
     #[arg(long)]
     pub max_clients: Option<String>,
+    /// Most connections still in the handshake from one IP address (others get `busy`)
+    /// [default: 8]
+    #[arg(long)]
+    pub max_handshakes_per_addr: Option<String>,
     /// jsonl, csv or none [default: jsonl]
     #[arg(long)]
     pub output: Option<String>,
@@ -124,6 +128,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "bias_tee",
     "key_file",
     "max_clients",
+    "max_handshakes_per_addr",
     "output",
     "output_file",
     "fsync",
@@ -167,6 +172,8 @@ pub struct GroundSettings {
     pub key: Option<PreSharedKey>,
     /// Client limit.
     pub max_clients: usize,
+    /// Connections in the handshake allowed from one IP address.
+    pub max_handshakes_per_addr: usize,
     /// Output format.
     pub output: Format,
     /// Output file (stdout when `None`).
@@ -202,6 +209,11 @@ impl GroundSettings {
             ),
             ("key_file", args.key_file.clone(), None),
             ("max_clients", args.max_clients.clone(), Some("64")),
+            (
+                "max_handshakes_per_addr",
+                args.max_handshakes_per_addr.clone(),
+                Some("8"),
+            ),
             ("output", args.output.clone(), Some("jsonl")),
             ("output_file", args.output_file.clone(), None),
             ("fsync", args.fsync.clone(), None),
@@ -298,6 +310,17 @@ impl GroundSettings {
                     "max_clients",
                     args.max_clients.clone(),
                     || 64,
+                    |s| match s.parse::<usize>() {
+                        Ok(n) if n > 0 => Ok(n),
+                        _ => Err("must be a positive whole number".to_owned()),
+                    },
+                )?
+                .0,
+            max_handshakes_per_addr: layers
+                .get_with(
+                    "max_handshakes_per_addr",
+                    args.max_handshakes_per_addr.clone(),
+                    || 8,
                     |s| match s.parse::<usize>() {
                         Ok(n) if n > 0 => Ok(n),
                         _ => Err("must be a positive whole number".to_owned()),

@@ -269,6 +269,10 @@ impl GroundNode {
         let own_stream = session.stream;
         let mut server_config = ServerConfig::new(session);
         server_config.max_clients = settings.max_clients;
+        server_config.max_handshakes_per_addr = settings.max_handshakes_per_addr;
+        server_config.max_handshakes = server_config
+            .max_handshakes
+            .max(settings.max_handshakes_per_addr);
         let mut core = GroundCore::new(settings.node.clone(), own_stream);
         if let Some(path) = &settings.output_file {
             let recovered = recover(path)
