@@ -10,6 +10,7 @@ pub mod rate;
 mod rtt;
 mod session;
 pub mod stream;
+pub mod tls;
 
 pub use auth::{KeyFileError, KeyTooShort, PreSharedKey};
 pub use config::SessionConfig;

@@ -15,6 +15,7 @@ use sarlink_schema::{
 use super::conn::{self, Command, Disconnect, IoOp, SocketOptions};
 use crate::SessionConfig;
 use crate::session::{Event, LinkState, Session};
+use crate::tls::ClientTls;
 
 /// Reconnection delays: `initial`, doubling up to `max`, each scaled by a random factor in
 /// `1 - jitter ..= 1 + jitter` so a fleet does not reconnect in lockstep.
@@ -67,6 +68,9 @@ pub struct ClientConfig {
     /// Samples and messages that may wait for the client thread (the channel's slots are
     /// allocated up front). Default 1024: 100 s of samples at 10 Hz.
     pub command_capacity: usize,
+    /// TLS 1.3 with our fleet certificate, checking the server's certificate and name.
+    /// Default: none (the session's bytes go over TCP as they are).
+    pub tls: Option<ClientTls>,
 }
 
 impl ClientConfig {
@@ -79,6 +83,7 @@ impl ClientConfig {
             backoff: Backoff::default(),
             write_timeout: Duration::from_secs(5),
             command_capacity: 1024,
+            tls: None,
         }
     }
 }
@@ -318,19 +323,29 @@ fn client_loop(
             .and_then(|addr| {
                 TcpStream::connect_timeout(&addr, config.connect_timeout)
                     .map_err(|e| Disconnect::io(IoOp::Connect, &e))
+            })
+            .and_then(|stream| {
+                let tls = config
+                    .tls
+                    .as_ref()
+                    .map(|t| t.connection().map(rustls::Connection::Client))
+                    .transpose()
+                    .map_err(Disconnect::Tls)?;
+                Ok((stream, tls))
             });
         let cause = match attempt {
             Err(cause) => cause,
-            Ok(stream) => {
+            Ok((stream, tls)) => {
                 let mut connected = false;
                 let ended = conn::run(
                     &mut session,
                     stream,
+                    tls,
                     options,
                     &pool,
                     commands,
                     stop,
-                    |session, event| {
+                    |session, event, _| {
                         publish(session);
                         let out = match event {
                             Event::Connected {

@@ -16,6 +16,8 @@ use sarlink_pool::{BufferPool, PooledBuf};
 use sarlink_schema::Message;
 use sarlink_wire::CloseCode;
 
+use rustls::pki_types::CertificateDer;
+
 use crate::session::{CloseReason, Event, Session};
 
 /// Read chunks a connection may have in flight to its session thread.
@@ -66,7 +68,7 @@ impl std::fmt::Display for IoOp {
 }
 
 /// Why a connection ended (or could not be made).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Disconnect {
     /// The session closed: by us (with a [`SessionError`](crate::SessionError)), by the
@@ -76,6 +78,10 @@ pub enum Disconnect {
     /// The peer closed the connection without `bye`.
     #[error("peer closed the connection")]
     PeerHungUp,
+    /// TLS failed: the handshake (certificate refused, wrong name, revoked...) or a record
+    /// that did not authenticate.
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
     /// A socket operation failed.
     #[error("{op} failed: {kind}")]
     Io {
@@ -109,16 +115,26 @@ pub(crate) struct SocketOptions {
     pub(crate) reader_name: &'static str,
 }
 
+/// What a connection knows of its peer below the session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer<'a> {
+    /// With TLS: the peer's certificate, verified against the fleet CA by the handshake.
+    pub(crate) certificate: Option<&'a CertificateDer<'static>>,
+}
+
 /// Runs the connection until it ends. `on_event` sees every session event (it may act on
 /// the session, e.g. accept a hello); `stop` asks for a clean close with `bye shutdown`.
+/// With `tls`, the session's bytes travel inside that TLS connection.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     session: &mut Session,
     stream: TcpStream,
+    tls: Option<rustls::Connection>,
     options: SocketOptions,
     pool: &BufferPool,
     commands: &Receiver<Command>,
     stop: &AtomicBool,
-    mut on_event: impl FnMut(&mut Session, Event),
+    mut on_event: impl FnMut(&mut Session, Event, Peer<'_>),
 ) -> Disconnect {
     if let Err(e) = configure(&stream, options) {
         return Disconnect::io(IoOp::Setup, &e);
@@ -137,7 +153,16 @@ pub(crate) fn run(
             .spawn(move || read_loop(reader, &pool, &input_tx, &done))
             .expect("spawn reader thread")
     };
-    let ended = pump(session, &stream, &input_rx, commands, stop, &mut on_event);
+    let mut tls = tls;
+    let ended = pump(
+        session,
+        &stream,
+        &mut tls,
+        &input_rx,
+        commands,
+        stop,
+        &mut on_event,
+    );
     reader_done.store(true, Ordering::Relaxed);
     let _ = stream.shutdown(Shutdown::Both);
     drop(input_rx);
@@ -193,14 +218,82 @@ fn read_loop(mut stream: TcpStream, pool: &BufferPool, tx: &Sender<Input>, done:
     }
 }
 
+/// Writes every TLS record rustls has ready.
+fn flush_tls(tls: &mut rustls::Connection, mut stream: &TcpStream) -> io::Result<()> {
+    while tls.wants_write() {
+        tls.write_tls(&mut stream)?;
+    }
+    Ok(())
+}
+
+/// Feeds received TLS records to rustls and appends the plaintext to `inbuf`. Returns
+/// whether the peer closed its side (close_notify).
+fn tls_input(
+    tls: &mut rustls::Connection,
+    mut data: &[u8],
+    inbuf: &mut BytesMut,
+) -> Result<bool, Disconnect> {
+    let mut peer_closed = false;
+    while !data.is_empty() {
+        tls.read_tls(&mut data)
+            .map_err(|e| Disconnect::io(IoOp::Read, &e))?;
+        let state = tls.process_new_packets().map_err(Disconnect::Tls)?;
+        let n = state.plaintext_bytes_to_read();
+        if n > 0 {
+            let start = inbuf.len();
+            inbuf.resize(start + n, 0);
+            tls.reader()
+                .read_exact(&mut inbuf[start..])
+                .map_err(|e| Disconnect::io(IoOp::Read, &e))?;
+        }
+        peer_closed |= state.peer_has_closed();
+    }
+    Ok(peer_closed)
+}
+
+/// Takes one received chunk in: as is, or through TLS.
+fn take_input(
+    tls: &mut Option<rustls::Connection>,
+    stream: &TcpStream,
+    chunk: &[u8],
+    inbuf: &mut BytesMut,
+) -> Result<bool, Disconnect> {
+    let Some(tls) = tls else {
+        inbuf.extend_from_slice(chunk);
+        return Ok(false);
+    };
+    let result = tls_input(tls, chunk, inbuf);
+    // Handshake answers, or the alert explaining a failure.
+    let flushed = flush_tls(tls, stream);
+    let peer_closed = result?;
+    flushed.map_err(|e| Disconnect::io(IoOp::Write, &e))?;
+    Ok(peer_closed)
+}
+
+fn peer_of(tls: &Option<rustls::Connection>) -> Peer<'_> {
+    Peer {
+        certificate: tls
+            .as_ref()
+            .and_then(|t| t.peer_certificates())
+            .and_then(|c| c.first()),
+    }
+}
+
 fn pump(
     session: &mut Session,
     mut stream: &TcpStream,
+    tls: &mut Option<rustls::Connection>,
     input: &Receiver<Input>,
     commands: &Receiver<Command>,
     stop: &AtomicBool,
-    on_event: &mut impl FnMut(&mut Session, Event),
+    on_event: &mut impl FnMut(&mut Session, Event, Peer<'_>),
 ) -> Disconnect {
+    // A TLS client speaks first.
+    if let Some(t) = tls.as_mut() {
+        if let Err(e) = flush_tls(t, stream) {
+            return Disconnect::io(IoOp::Write, &e);
+        }
+    }
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(64 * 1024);
     let mut closed: Option<CloseReason> = None;
@@ -213,7 +306,7 @@ fn pump(
             if let Event::Closed(reason) = &event {
                 closed = Some(reason.clone());
             }
-            on_event(session, event);
+            on_event(session, event, peer_of(tls));
         }
         // Write everything the session has to say.
         loop {
@@ -221,11 +314,22 @@ fn pump(
             if session.poll_transmit(Instant::now(), &mut out) == 0 {
                 break;
             }
-            if let Err(e) = stream.write_all(&out) {
+            let written = match tls.as_mut() {
+                None => stream.write_all(&out),
+                Some(t) => t
+                    .writer()
+                    .write_all(&out)
+                    .and_then(|()| flush_tls(t, stream)),
+            };
+            if let Err(e) = written {
                 return Disconnect::io(IoOp::Write, &e);
             }
         }
         if let Some(reason) = closed.take() {
+            if let Some(t) = tls.as_mut() {
+                t.send_close_notify();
+                let _ = flush_tls(t, stream);
+            }
             return Disconnect::Closed(reason);
         }
         if !stopping && stop.load(Ordering::Relaxed) {
@@ -242,13 +346,28 @@ fn pump(
         select! {
             recv(input) -> msg => match msg {
                 Ok(Input::Data(chunk)) => {
-                    inbuf.extend_from_slice(&chunk);
+                    let mut peer_closed = match take_input(tls, stream, &chunk, &mut inbuf) {
+                        Ok(c) => c,
+                        Err(d) => return d,
+                    };
                     drop(chunk);
                     // Take whatever else already arrived before decoding.
                     while let Ok(Input::Data(more)) = input.try_recv() {
-                        inbuf.extend_from_slice(&more);
+                        match take_input(tls, stream, &more, &mut inbuf) {
+                            Ok(c) => peer_closed |= c,
+                            Err(d) => return d,
+                        }
                     }
                     session.handle_input(Instant::now(), &mut inbuf);
+                    if peer_closed {
+                        while let Some(event) = session.poll_event() {
+                            if let Event::Closed(reason) = &event {
+                                closed = Some(reason.clone());
+                            }
+                            on_event(session, event, peer_of(tls));
+                        }
+                        return closed.take().map_or(Disconnect::PeerHungUp, Disconnect::Closed);
+                    }
                 }
                 Ok(Input::Eof(err)) => {
                     session.handle_input(Instant::now(), &mut inbuf);
@@ -256,7 +375,7 @@ fn pump(
                         if let Event::Closed(reason) = &event {
                             closed = Some(reason.clone());
                         }
-                        on_event(session, event);
+                        on_event(session, event, peer_of(tls));
                     }
                     if let Some(reason) = closed.take() {
                         return Disconnect::Closed(reason);

@@ -18,6 +18,7 @@ use sarlink_wire::CloseCode;
 use super::conn::{self, Command, Disconnect, SocketOptions};
 use crate::SessionConfig;
 use crate::session::{Event, LinkState, PeerHello, Session};
+use crate::tls::{ServerTls, TlsError, check_name};
 
 /// Identifies one accepted connection for the server's lifetime.
 pub type ConnId = u64;
@@ -43,6 +44,10 @@ pub struct ServerConfig {
     /// Events that may wait for the application before connections block (the channel's
     /// slots are allocated up front). Default 16,384.
     pub event_capacity: usize,
+    /// TLS 1.3 with mutual authentication: clients must present a certificate from the
+    /// fleet CA that is valid for the node they name. Default: none (plaintext, or the
+    /// pre-shared key of the session template).
+    pub tls: Option<ServerTls>,
     /// Resume positions carried over from an earlier run. A ground station that persists
     /// [`Server::resume_positions`] and passes them back here after a restart keeps
     /// delivering each sample exactly once. Default empty.
@@ -70,6 +75,7 @@ impl ServerConfig {
             max_handshakes_per_addr: 8,
             write_timeout: Duration::from_secs(5),
             event_capacity: 16_384,
+            tls: None,
             resume: Vec::new(),
         }
     }
@@ -518,19 +524,50 @@ fn serve(
     };
     let mut peer: Option<PeerHello> = None;
     let events = &shared.events;
+    let tls = match shared
+        .config
+        .tls
+        .as_ref()
+        .map(ServerTls::connection)
+        .transpose()
+    {
+        Ok(tls) => tls.map(rustls::Connection::Server),
+        Err(e) => {
+            shared.conns.lock().remove(&id);
+            let _ = events.send(ServerEvent::Disconnected {
+                conn: id,
+                node: None,
+                cause: Disconnect::Tls(e),
+            });
+            return;
+        }
+    };
     let ended = conn::run(
         &mut session,
         stream,
+        tls,
         options,
         &shared.pool,
         commands,
         &shared.stop,
-        |session, event| {
+        |session, event, below| {
             match event {
                 Event::HelloReceived(hello) => {
                     // The handshake is over either way: free the slot for the next one.
                     slot.release();
-                    if let Err(refusal) = claim_node(shared, id, &hello) {
+                    // With TLS the name is the certificate's, not a claim.
+                    let identified = shared.config.tls.is_some();
+                    if identified {
+                        let named = below.certificate.map_or(
+                            Err(TlsError::NameMismatch(hello.node.as_str().to_owned())),
+                            |cert| check_name(cert, hello.node.as_str()),
+                        );
+                        if let Err(e) = named {
+                            session.reject(CloseCode::Auth, &e.to_string());
+                            return;
+                        }
+                    }
+                    if let Err(refusal) = claim_node(shared, id, &hello, identified) {
                         session.reject(CloseCode::Busy, &refusal);
                         return;
                     }
@@ -621,18 +658,46 @@ fn serve(
 /// name. A connection is live until its session closes, and a session closes itself after
 /// [`SessionConfig::liveness_timeout`](crate::SessionConfig::liveness_timeout) without a
 /// frame; so a drone whose old connection went half-open gets back in once that passes.
-fn claim_node(shared: &Shared, id: ConnId, hello: &PeerHello) -> Result<(), String> {
+///
+/// With TLS (`identified`), the name was proven by a certificate: only the same identity
+/// can hold it, so the newest connection wins and the old one is closed (a drone whose old
+/// connection is half-open gets back at once).
+fn claim_node(
+    shared: &Shared,
+    id: ConnId,
+    hello: &PeerHello,
+    identified: bool,
+) -> Result<(), String> {
     let mut conns = shared.conns.lock();
     let mut established = 0;
+    let mut holder = None;
     for (other, c) in conns.iter() {
         let Some(node) = &c.node else { continue };
         if *other == id {
             continue;
         }
-        established += 1;
         if *node == hello.node {
+            holder = Some(*other);
+        } else {
+            established += 1;
+        }
+    }
+    match holder {
+        Some(_) if !identified => {
             return Err(format!("node {} is already connected", hello.node));
         }
+        Some(old) => {
+            if let Some(c) = conns.get_mut(&old) {
+                let _ = c.tx.send(Command::Close(
+                    CloseCode::Protocol,
+                    "superseded by a newer connection of the same node".into(),
+                ));
+                // No longer the holder: commands for the node go to the new connection.
+                c.node = None;
+                c.role = None;
+            }
+        }
+        None => {}
     }
     if established >= shared.config.max_clients {
         return Err("too many clients".to_owned());
