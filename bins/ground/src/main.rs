@@ -26,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Manage the fleet CA: init, issue NODE, revoke NODE
+    Ca(sarlink_station::ca::CaArgs),
     /// Send an operator command to a drone through a ground station and print its answer
     Cmd(cmd::CmdArgs),
     /// Run the whole system in one process: ground, simulated drone, a link outage
@@ -58,6 +60,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     Ok(match cli.command {
+        Some(Command::Ca(args)) => {
+            println!("{}", sarlink_station::ca::run(&args)?);
+            ExitCode::SUCCESS
+        }
         Some(Command::Cmd(args)) => match cmd::run(&args) {
             Ok(ack) if ack.ok => {
                 println!("ack {}: ok", ack.id);
@@ -103,7 +109,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", GroundSettings::to_toml(&cli.run, &layers));
                 return Ok(ExitCode::SUCCESS);
             }
-            sarlink_station::node::ground::run(&settings, &stop)?;
+            let reload = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))?;
+            sarlink_station::node::ground::run(&settings, &stop, &reload)?;
             ExitCode::SUCCESS
         }
     })

@@ -952,3 +952,85 @@ fn a_tracking_tags_pulses_reach_the_ground_with_their_power_width_and_a_held_lev
         last_age = age;
     }
 }
+
+#[test]
+fn a_tls_fleet_admits_drones_by_certificate_name_and_sighup_rereads_revocations() {
+    let dir = temp_dir("tls");
+    let ca = dir.join("ca");
+    let run_ca = |args: &[&str]| {
+        let out = clean(Command::new(ground_bin()))
+            .arg("ca")
+            .arg("--dir")
+            .arg(&ca)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ca {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run_ca(&["init"]);
+    for node in ["ground", "drone-1", "drone-2"] {
+        run_ca(&["issue", node]);
+    }
+    // An impostor holds drone-2's valid certificate and calls itself drone-3.
+    let imp = dir.join("imp");
+    std::fs::create_dir_all(&imp).unwrap();
+    std::fs::copy(ca.join("ca.pem"), imp.join("ca.pem")).unwrap();
+    std::fs::copy(ca.join("drone-2.pem"), imp.join("drone-3.pem")).unwrap();
+    std::fs::copy(ca.join("drone-2.key"), imp.join("drone-3.key")).unwrap();
+
+    let out = dir.join("out.jsonl");
+    let port = free_port();
+    let tls = format!("--tls={}", ca.display());
+    let mut g = ground(port, &["--output-file", out.to_str().unwrap(), &tls]);
+    let d1 = drone(port, &["--node", "drone-1", &tls]);
+    let _imp = drone(
+        port,
+        &["--node", "drone-3", &format!("--tls={}", imp.display())],
+    );
+    let _plain = drone(port, &["--node", "plain"]);
+    wait_for(
+        "drone-1's records over TLS",
+        Duration::from_secs(30),
+        || records(&out, "drone-1").len() >= 10,
+    );
+    assert!(
+        records(&out, "drone-3").is_empty(),
+        "a borrowed certificate"
+    );
+    assert!(
+        records(&out, "plain").is_empty(),
+        "plaintext to a TLS ground"
+    );
+
+    // A key file others can read is refused with a clear error.
+    let key = ca.join("drone-2.key");
+    let status = Command::new("chmod").arg("644").arg(&key).status().unwrap();
+    assert!(status.success());
+    let refused = clean(Command::new(drone_bin()))
+        .args(["--connect", &format!("127.0.0.1:{port}"), "--quiet"])
+        .args(["--node", "drone-2", &tls, "--seconds", "5"])
+        .args(["--sample-rate", "250k"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("readable by others"), "{stderr}");
+
+    // Revoke drone-1; after SIGHUP the ground refuses its next connection.
+    drop(d1);
+    run_ca(&["revoke", "drone-1"]);
+    g.signal("-HUP");
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = records(&out, "drone-1").len();
+    let _d1_again = drone(port, &["--node", "drone-1", &tls]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        records(&out, "drone-1").len(),
+        before,
+        "a revoked drone streams nothing"
+    );
+}

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod ca;
 pub mod cmd;
 pub mod config;
 pub mod dashboard;

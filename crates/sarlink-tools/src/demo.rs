@@ -155,6 +155,19 @@ fn ms(d: Duration) -> f64 {
 /// When a part of the system cannot start.
 pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::Result<DemoSummary> {
     let total = args.seconds.max(5.0);
+    // The link runs over TLS with a throwaway fleet CA, as a real fleet would with its own
+    // (`sarlink-ground ca init`, `ca issue NODE`).
+    let tls_dir = std::env::temp_dir().join(format!(
+        "sarlink-demo-ca-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
+    sarlink_station::ca::init(&tls_dir).context("making the demo's fleet CA")?;
+    for node in ["ground", "drone-1"] {
+        sarlink_station::ca::issue(&tls_dir, node).context("issuing a demo certificate")?;
+    }
     let ground_settings = GroundSettings {
         listen: "127.0.0.1:0".into(),
         node: NodeName::new("ground").expect("valid"),
@@ -166,6 +179,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         bias_tee: false,
         sample_rate_given: true,
         key: None,
+        tls_dir: Some(tls_dir.clone()),
         max_clients: 8,
         max_handshakes_per_addr: 8,
         output: Format::None,
@@ -199,6 +213,8 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         sample_rate_given: true,
         rate_hz: 10.0,
         key: None,
+        tls_dir: Some(tls_dir.clone()),
+        ground_name: "ground".to_owned(),
         compression_threshold: 1024,
         calibration_db: None,
         smoothing: None,
@@ -398,5 +414,6 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     }
     drop(proxy);
     ground.shutdown();
+    let _ = std::fs::remove_dir_all(&tls_dir);
     Ok(summary)
 }

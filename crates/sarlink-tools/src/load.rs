@@ -162,6 +162,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 bias_tee: false,
                 sample_rate_given: false,
                 key: None,
+                tls_dir: None,
                 max_clients: args.drones + 8,
                 // Every simulated drone connects from 127.0.0.1 at once.
                 max_handshakes_per_addr: args.drones + 8,

@@ -183,6 +183,8 @@ struct Shared {
     conns: Mutex<HashMap<ConnId, ConnEntry>>,
     /// Next expected sequence number per (node, stream), and which connection owns it.
     resume: Mutex<HashMap<(String, u64), ResumeEntry>>,
+    /// The TLS settings new connections get (replaced by [`Server::set_tls`]).
+    tls: parking_lot::RwLock<Option<ServerTls>>,
     /// Connections in the handshake, per IP address (the total is their sum).
     pending: Mutex<HashMap<IpAddr, usize>>,
     stop: AtomicBool,
@@ -234,10 +236,12 @@ impl Server {
                 )
             })
             .collect();
+        let tls = config.tls.clone();
         let shared = Arc::new(Shared {
             config,
             conns: Mutex::new(HashMap::new()),
             resume: Mutex::new(resume),
+            tls: parking_lot::RwLock::new(tls),
             pending: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -359,6 +363,16 @@ impl Server {
             .collect();
         v.sort();
         v
+    }
+
+    /// Replaces the TLS settings for connections accepted from now on (e.g. with a new
+    /// revocation list); open connections keep theirs. Ignored on a server started without
+    /// TLS, which stays plaintext.
+    pub fn set_tls(&self, tls: ServerTls) {
+        let mut current = self.shared.tls.write();
+        if current.is_some() {
+            *current = Some(tls);
+        }
     }
 
     /// Stops accepting, sends `bye shutdown` on every connection and waits for all threads.
@@ -524,13 +538,8 @@ fn serve(
     };
     let mut peer: Option<PeerHello> = None;
     let events = &shared.events;
-    let tls = match shared
-        .config
-        .tls
-        .as_ref()
-        .map(ServerTls::connection)
-        .transpose()
-    {
+    let tls_config = shared.tls.read().clone();
+    let tls = match tls_config.as_ref().map(ServerTls::connection).transpose() {
         Ok(tls) => tls.map(rustls::Connection::Server),
         Err(e) => {
             shared.conns.lock().remove(&id);
@@ -556,7 +565,7 @@ fn serve(
                     // The handshake is over either way: free the slot for the next one.
                     slot.release();
                     // With TLS the name is the certificate's, not a claim.
-                    let identified = shared.config.tls.is_some();
+                    let identified = tls_config.is_some();
                     if identified {
                         let named = below.certificate.map_or(
                             Err(TlsError::NameMismatch(hello.node.as_str().to_owned())),

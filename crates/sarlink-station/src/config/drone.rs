@@ -62,6 +62,13 @@ pub struct DroneArgs {
     /// File holding the pre-shared key (at least 16 bytes)
     #[arg(long)]
     pub key_file: Option<String>,
+    /// TLS: directory with the fleet's ca.pem and this node's NODE.pem and NODE.key (from
+    /// `sarlink-ground ca issue NODE`)
+    #[arg(long, value_name = "DIR")]
+    pub tls: Option<String>,
+    /// TLS: the name the ground's certificate must carry [default: ground]
+    #[arg(long)]
+    pub ground_name: Option<String>,
     /// Payloads above this many bytes are LZ4-compressed [default: 1024]
     #[arg(long)]
     pub compression_threshold: Option<String>,
@@ -128,6 +135,8 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "bias_tee",
     "rate",
     "key_file",
+    "tls",
+    "ground_name",
     "compression_threshold",
     "calibration_db",
     "smoothing",
@@ -169,6 +178,10 @@ pub struct DroneSettings {
     pub rate_hz: f32,
     /// Pre-shared key.
     pub key: Option<PreSharedKey>,
+    /// TLS directory (ca.pem, NODE.pem, NODE.key).
+    pub tls_dir: Option<PathBuf>,
+    /// The name the ground's certificate must carry.
+    pub ground_name: String,
     /// LZ4 threshold in bytes.
     pub compression_threshold: usize,
     /// dBFS -> dBm offset.
@@ -214,6 +227,8 @@ impl DroneSettings {
             ),
             ("rate", args.rate.clone(), Some("10")),
             ("key_file", args.key_file.clone(), None),
+            ("tls", args.tls.clone(), None),
+            ("ground_name", args.ground_name.clone(), Some("ground")),
             (
                 "compression_threshold",
                 args.compression_threshold.clone(),
@@ -324,6 +339,9 @@ impl DroneSettings {
                 |s| units::parse_key_file(s).map(Some),
             )?
             .0;
+        let tls_dir = layers.get_opt::<PathBuf>("tls", cli.tls.clone())?;
+        let ground_name =
+            layers.get("ground_name", cli.ground_name.clone(), "ground".to_owned())?;
         let compression_threshold = layers.get(
             "compression_threshold",
             cli.compression_threshold.clone(),
@@ -422,6 +440,8 @@ impl DroneSettings {
             sample_rate_given,
             rate_hz,
             key,
+            tls_dir,
+            ground_name,
             compression_threshold,
             calibration_db,
             smoothing,

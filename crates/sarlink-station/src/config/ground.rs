@@ -50,6 +50,10 @@ pub struct GroundArgs {
     /// File holding the pre-shared key (at least 16 bytes); drones must prove it
     #[arg(long)]
     pub key_file: Option<String>,
+    /// TLS: directory with the fleet's ca.pem, this node's NODE.pem and NODE.key, and
+    /// crl.pem if any (from `sarlink-ground ca`); the revocation list is read again on SIGHUP
+    #[arg(long, value_name = "DIR")]
+    pub tls: Option<String>,
     /// Most drones and observers connected at once [default: 64]
     #[arg(long)]
     pub max_clients: Option<String>,
@@ -127,6 +131,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "ppm",
     "bias_tee",
     "key_file",
+    "tls",
     "max_clients",
     "max_handshakes_per_addr",
     "output",
@@ -170,6 +175,8 @@ pub struct GroundSettings {
     pub sample_rate_given: bool,
     /// Pre-shared key.
     pub key: Option<PreSharedKey>,
+    /// TLS directory (ca.pem, NODE.pem, NODE.key, crl.pem).
+    pub tls_dir: Option<PathBuf>,
     /// Client limit.
     pub max_clients: usize,
     /// Connections in the handshake allowed from one IP address.
@@ -208,6 +215,7 @@ impl GroundSettings {
                 Some("false"),
             ),
             ("key_file", args.key_file.clone(), None),
+            ("tls", args.tls.clone(), None),
             ("max_clients", args.max_clients.clone(), Some("64")),
             (
                 "max_handshakes_per_addr",
@@ -305,6 +313,7 @@ impl GroundSettings {
                     |s| units::parse_key_file(s).map(Some),
                 )?
                 .0,
+            tls_dir: layers.get_opt::<PathBuf>("tls", args.tls.clone())?,
             max_clients: layers
                 .get_with(
                     "max_clients",

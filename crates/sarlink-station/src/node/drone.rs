@@ -229,6 +229,16 @@ impl DroneNode {
         session.congestion.full_rate_hz = settings.rate_hz;
         let mut client_config = ClientConfig::new(session, settings.connect.clone());
         client_config.backoff = options.backoff;
+        if let Some(dir) = &settings.tls_dir {
+            client_config.tls = Some(
+                crate::ca::client_tls(dir, settings.node.as_str(), &settings.ground_name)
+                    .with_context(|| format!("TLS from {}", dir.display()))?,
+            );
+        } else if settings.key.is_none() {
+            tracing::warn!(
+                "no TLS and no key: the link is neither authenticated nor protected (see docs/SECURITY.md)"
+            );
+        }
         let client = Client::spawn(client_config).context("starting the link")?;
         let registry = Registry::new();
         let ground_latency = registry.histogram(

@@ -268,6 +268,16 @@ impl GroundNode {
         session.confirm_delivery = true;
         let own_stream = session.stream;
         let mut server_config = ServerConfig::new(session);
+        if let Some(dir) = &settings.tls_dir {
+            server_config.tls = Some(
+                crate::ca::server_tls(dir, settings.node.as_str())
+                    .with_context(|| format!("TLS from {}", dir.display()))?,
+            );
+        } else if settings.key.is_none() {
+            tracing::warn!(
+                "no TLS and no key: any client can claim any drone's name and read or rewrite the traffic (see docs/SECURITY.md)"
+            );
+        }
         server_config.max_clients = settings.max_clients;
         server_config.max_handshakes_per_addr = settings.max_handshakes_per_addr;
         server_config.max_handshakes = server_config
@@ -619,6 +629,19 @@ impl GroundNode {
             .publish(web.board.live_json(unix), web.board.history());
     }
 
+    /// Reads the TLS files again (the revocation list above all); on failure the old
+    /// settings stay and the problem is logged.
+    pub fn reload_tls(&self, settings: &GroundSettings) {
+        let Some(dir) = &settings.tls_dir else { return };
+        match crate::ca::server_tls(dir, settings.node.as_str()) {
+            Ok(tls) => {
+                self.server.set_tls(tls);
+                tracing::info!(dir = %dir.display(), "TLS files and revocation list read again");
+            }
+            Err(e) => tracing::warn!(error = %e, "TLS files not reloaded; keeping the old ones"),
+        }
+    }
+
     /// Flushes the output, closes every connection with `bye shutdown`, and gives the MQTT
     /// publisher up to 2 s to publish what it holds and the offline status.
     pub fn shutdown(mut self) {
@@ -736,7 +759,13 @@ impl GroundNode {
 ///
 /// # Errors
 /// When it cannot start, or output fails.
-pub fn run(settings: &GroundSettings, stop: &AtomicBool) -> anyhow::Result<()> {
+/// When `reload` is set (SIGHUP), the TLS files are read again: a new revocation list
+/// applies to every connection from then on.
+pub fn run(
+    settings: &GroundSettings,
+    stop: &AtomicBool,
+    reload: &AtomicBool,
+) -> anyhow::Result<()> {
     let mut ground = GroundNode::start(settings)?;
     if !settings.quiet {
         eprintln!("sarlink-ground: listening on {}", ground.local_addr());
@@ -746,6 +775,9 @@ pub fn run(settings: &GroundSettings, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut next_line = start + Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         ground.step(Instant::now() + Duration::from_millis(250))?;
+        if reload.swap(false, Ordering::Relaxed) {
+            ground.reload_tls(settings);
+        }
         if Instant::now() >= next_line {
             next_line += Duration::from_secs(1);
             ground.publish_metrics();
