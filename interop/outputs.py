@@ -49,7 +49,7 @@ def clean_env():
 def start_ground(port, fmt, path):
     p = subprocess.Popen(
         [os.path.join(BIN, "sarlink-ground"), "--listen", f"127.0.0.1:{port}", "--quiet",
-         "--output", fmt, "--output-file", path],
+         "--output", fmt, "--output-file", path, "--insecure"],
         env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
     while True:
@@ -68,7 +68,7 @@ def run(fmt, path):
     drones = [
         subprocess.Popen(
             [os.path.join(BIN, "sarlink-drone"), "--connect", f"127.0.0.1:{port}", "--quiet",
-             "--node", name, "--rate", "20", "--sample-rate", "250k"],
+             "--node", name, "--rate", "20", "--sample-rate", "250k", "--insecure"],
             env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for name in NAMES
     ]

@@ -567,6 +567,7 @@ fn an_output_that_is_a_device_or_a_fifo_is_refused_at_start() {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--quiet",
+            "--insecure",
             "--output-file",
         ])
         .arg(&target)
@@ -1033,4 +1034,23 @@ fn a_tls_fleet_admits_drones_by_certificate_name_and_sighup_rereads_revocations(
         before,
         "a revoked drone streams nothing"
     );
+}
+
+#[test]
+fn plaintext_without_a_key_must_be_asked_for() {
+    let out = clean(Command::new(ground_bin()))
+        .args(["--listen", "127.0.0.1:0", "--seconds", "5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--insecure"), "{stderr}");
+    let out = clean(Command::new(drone_bin()))
+        .args(["--connect", "127.0.0.1:9", "--seconds", "5"])
+        .args(["--sample-rate", "250k"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--insecure"), "{stderr}");
 }

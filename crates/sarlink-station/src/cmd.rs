@@ -22,6 +22,15 @@ pub struct CmdArgs {
     /// File holding the pre-shared key, when the ground requires one
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// TLS: directory with the fleet's ca.pem and the operator's NAME.pem and NAME.key
+    #[arg(long, value_name = "DIR")]
+    pub tls: Option<PathBuf>,
+    /// With TLS: our name, the one in our certificate [default: operator]
+    #[arg(long, default_value = "operator")]
+    pub node: String,
+    /// With TLS: the name the ground's certificate must carry
+    #[arg(long, default_value = "ground")]
+    pub ground_name: String,
     /// Give up after this many seconds without an answer
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,
@@ -85,12 +94,19 @@ pub fn run(args: &CmdArgs) -> anyhow::Result<Ack> {
     let op = parse_op(&args.op).map_err(anyhow::Error::msg)?;
     let target =
         NodeName::new(args.target.as_str()).map_err(|e| anyhow::anyhow!("--target: {e}"))?;
-    let name = NodeName::new(format!("operator-{}", std::process::id())).expect("short valid name");
+    let name = if args.tls.is_some() {
+        NodeName::new(args.node.as_str()).map_err(|e| anyhow::anyhow!("--node: {e}"))?
+    } else {
+        NodeName::new(format!("operator-{}", std::process::id())).expect("short valid name")
+    };
     let mut session = SessionConfig::new(Role::Observer, name, crate::record::new_stream_id());
     if let Some(path) = &args.key_file {
         session.key = Some(PreSharedKey::from_file(path)?);
     }
     let mut config = ClientConfig::new(session, args.connect.clone());
+    if let Some(dir) = &args.tls {
+        config.tls = Some(crate::ca::client_tls(dir, &args.node, &args.ground_name)?);
+    }
     config.backoff = Backoff {
         initial: Duration::from_millis(200),
         max: Duration::from_secs(1),

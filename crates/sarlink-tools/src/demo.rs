@@ -189,6 +189,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         seconds: None,
         mqtt: None,
         quiet: true,
+        insecure: false,
     };
     let own = Measurement::with_source(
         simulator(GROUND_DISTANCE_M, 11),
@@ -227,6 +228,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         mavlink_budget: sarlink_station::vehicle::DEFAULT_BYTE_BUDGET,
         vehicle_rules: sarlink_station::vehicle::VehicleRules::default(),
         quiet: true,
+        insecure: false,
     };
     let start = Instant::now();
     let flying = FlyingSim {

@@ -173,6 +173,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 seconds: None,
                 mqtt: None,
                 quiet: true,
+                // In-process load test on loopback: plaintext is what it measures.
+                insecure: true,
             };
             Some(Arc::new(Mutex::new(GroundNode::start(&config)?)))
         }

@@ -76,10 +76,23 @@ impl Proc {
     }
 }
 
+/// Plaintext without a key must be asked for: tests that do not use TLS or a key say so.
+pub fn insecure_unless_protected(extra: &[&str]) -> &'static [&'static str] {
+    if extra
+        .iter()
+        .any(|a| a.starts_with("--tls") || a.starts_with("--key-file"))
+    {
+        &[]
+    } else {
+        &["--insecure"]
+    }
+}
+
 pub fn ground(port: u16, extra: &[&str]) -> Proc {
     let mut c = clean(Command::new(ground_bin()));
     c.args(["--listen", &format!("127.0.0.1:{port}"), "--quiet"])
         .args(extra)
+        .args(insecure_unless_protected(extra))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let p = Proc(c.spawn().unwrap());
@@ -95,7 +108,8 @@ pub fn ground(port: u16, extra: &[&str]) -> Proc {
 pub fn drone(port: u16, extra: &[&str]) -> Proc {
     let mut c = clean(Command::new(drone_bin()));
     c.args(["--connect", &format!("127.0.0.1:{port}"), "--quiet"])
-        .args(extra);
+        .args(extra)
+        .args(insecure_unless_protected(extra));
     // A simulator at 250 kS/s keeps real time in a debug build while many tests share the
     // machine; recordings keep their own rate.
     let simulated = !extra.iter().any(|a| a.starts_with("file:"));

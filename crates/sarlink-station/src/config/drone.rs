@@ -115,6 +115,9 @@ pub struct DroneArgs {
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run the link without TLS and without a key (unauthenticated, unprotected; warns)
+    #[arg(long)]
+    pub insecure: bool,
     /// Print the resolved configuration (and where each value came from) and exit
     #[arg(long)]
     pub print_config: bool,
@@ -151,6 +154,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "battery_min",
     "allowed_modes",
     "quiet",
+    "insecure",
 ];
 
 /// The drone's resolved settings.
@@ -206,6 +210,8 @@ pub struct DroneSettings {
     pub vehicle_rules: VehicleRules,
     /// No status line.
     pub quiet: bool,
+    /// Plaintext without a key was asked for explicitly.
+    pub insecure: bool,
 }
 
 impl DroneSettings {
@@ -256,6 +262,11 @@ impl DroneSettings {
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
+                Some("false"),
+            ),
+            (
+                "insecure",
+                args.insecure.then(|| "true".to_owned()),
                 Some("false"),
             ),
         ])
@@ -428,6 +439,7 @@ impl DroneSettings {
             allowed_modes,
         };
         let quiet = cli.quiet || layers.get("quiet", None, false)?;
+        let insecure = cli.insecure || layers.get("insecure", None, false)?;
         Ok(DroneSettings {
             connect,
             node,
@@ -454,6 +466,7 @@ impl DroneSettings {
             mavlink_budget,
             vehicle_rules,
             quiet,
+            insecure,
         })
     }
 }

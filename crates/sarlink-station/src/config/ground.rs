@@ -112,6 +112,9 @@ pub struct GroundArgs {
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run the link without TLS and without a key (unauthenticated, unprotected; warns)
+    #[arg(long)]
+    pub insecure: bool,
     /// Print the resolved configuration as TOML (each value's origin as a comment) and exit
     #[arg(long)]
     pub print_config: bool,
@@ -150,6 +153,7 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "mqtt_queue",
     "mqtt_commands",
     "quiet",
+    "insecure",
 ];
 
 /// The ground station's resolved settings.
@@ -195,6 +199,8 @@ pub struct GroundSettings {
     pub mqtt: Option<MqttSettings>,
     /// No status line.
     pub quiet: bool,
+    /// Plaintext without a key was asked for explicitly.
+    pub insecure: bool,
 }
 
 impl GroundSettings {
@@ -244,6 +250,11 @@ impl GroundSettings {
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
+                Some("false"),
+            ),
+            (
+                "insecure",
+                args.insecure.then(|| "true".to_owned()),
                 Some("false"),
             ),
         ]);
@@ -357,6 +368,7 @@ impl GroundSettings {
                 .0,
             mqtt: resolve_mqtt(args, layers)?,
             quiet: args.quiet || layers.get("quiet", None, false)?,
+            insecure: args.insecure || layers.get("insecure", None, false)?,
         };
         if settings
             .source

@@ -235,8 +235,12 @@ impl DroneNode {
                     .with_context(|| format!("TLS from {}", dir.display()))?,
             );
         } else if settings.key.is_none() {
+            anyhow::ensure!(
+                settings.insecure,
+                "no TLS (--tls DIR) and no key (--key-file): the ground could not be told from an impostor; pass --insecure to run unprotected anyway"
+            );
             tracing::warn!(
-                "no TLS and no key: the link is neither authenticated nor protected (see docs/SECURITY.md)"
+                "--insecure: the link is neither authenticated nor protected (see docs/SECURITY.md)"
             );
         }
         let client = Client::spawn(client_config).context("starting the link")?;

@@ -274,8 +274,12 @@ impl GroundNode {
                     .with_context(|| format!("TLS from {}", dir.display()))?,
             );
         } else if settings.key.is_none() {
+            anyhow::ensure!(
+                settings.insecure,
+                "no TLS (--tls DIR) and no key (--key-file): any client could claim any drone's name; pass --insecure to run unprotected anyway"
+            );
             tracing::warn!(
-                "no TLS and no key: any client can claim any drone's name and read or rewrite the traffic (see docs/SECURITY.md)"
+                "--insecure: any client can claim any drone's name and read or rewrite the traffic (see docs/SECURITY.md)"
             );
         }
         server_config.max_clients = settings.max_clients;
