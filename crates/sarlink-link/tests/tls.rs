@@ -197,6 +197,52 @@ fn a_drone_with_its_certificate_streams_over_tls() {
     server.shutdown();
 }
 
+/// A backlog larger than rustls's outgoing buffer (64 KiB) goes through in pieces: before,
+/// handing rustls a 256 KiB transmit at once failed with "write zero" and reconnected for ever.
+#[test]
+fn a_large_backlog_goes_through_tls_without_reconnecting() {
+    let mut fleet = Fleet::new("fleet");
+    let server = server(&mut fleet, "");
+    let id = fleet.issue("drone-1");
+    let mut config = ClientConfig::new(
+        {
+            let mut s = SessionConfig::new(Role::Drone, node("drone-1"), 7);
+            s.compression = false;
+            s
+        },
+        server.local_addr().to_string(),
+    );
+    config.command_capacity = 40_000;
+    config.tls = Some(
+        ClientTls::from_pem(
+            fleet.ca_pem().as_bytes(),
+            id.cert_pem.as_bytes(),
+            id.key_pem.as_bytes(),
+            "ground",
+        )
+        .unwrap(),
+    );
+    let drone = Client::spawn(config).unwrap();
+    // Produced before the link is up: the first transmit is the whole backlog.
+    for i in 0..20_000 {
+        assert!(drone.push_sample(record(i)));
+    }
+    assert!(matches!(verdict(&drone), ClientEvent::Connected { .. }));
+    assert_eq!(
+        samples_of(&server, "drone-1", 20_000),
+        (0..20_000).collect::<Vec<_>>()
+    );
+    assert!(
+        !drone
+            .events()
+            .try_iter()
+            .any(|e| matches!(e, ClientEvent::Disconnected { .. })),
+        "no reconnect"
+    );
+    drone.close();
+    server.shutdown();
+}
+
 /// Impersonation with TLS: a fleet member's certificate names one node; a `hello` for
 /// another is refused `auth`, and the real drone is untouched.
 #[test]

@@ -226,6 +226,26 @@ fn flush_tls(tls: &mut rustls::Connection, mut stream: &TcpStream) -> io::Result
     Ok(())
 }
 
+/// Encrypts and writes `data`. rustls buffers a bounded amount of outgoing TLS (64 KiB by
+/// default) and takes only what fits, so the data goes in pieces, each written to the socket
+/// before the next: memory stays bounded whatever the session hands over.
+fn write_tls_all(
+    tls: &mut rustls::Connection,
+    stream: &TcpStream,
+    mut data: &[u8],
+) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = tls.writer().write(data)?;
+        data = &data[n..];
+        if n == 0 && !tls.wants_write() {
+            // Nothing taken and nothing to flush: rustls will not take more.
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        flush_tls(tls, stream)?;
+    }
+    Ok(())
+}
+
 /// Feeds received TLS records to rustls and appends the plaintext to `inbuf`. Returns
 /// whether the peer closed its side (close_notify).
 fn tls_input(
@@ -316,10 +336,7 @@ fn pump(
             }
             let written = match tls.as_mut() {
                 None => stream.write_all(&out),
-                Some(t) => t
-                    .writer()
-                    .write_all(&out)
-                    .and_then(|()| flush_tls(t, stream)),
+                Some(t) => write_tls_all(t, stream, &out),
             };
             if let Err(e) = written {
                 return Disconnect::io(IoOp::Write, &e);
