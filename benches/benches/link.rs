@@ -6,26 +6,89 @@
 //! - `throughput`: one connection under backlog: a producer pushes records as fast as the
 //!   client takes them; prints records per second delivered to the server application.
 //!
+//! Each runs twice, over plaintext TCP and over TLS 1.3 with mutual authentication (a
+//! throwaway fleet CA made with rcgen), so the two are compared from one run.
+//!
 //! Run: `cargo bench -p sarlink-benches --bench link` (set `SARLINK_BENCH_SECONDS` to
 //! change the run length, default 5).
 
 use std::time::{Duration, Instant};
 
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent};
+use sarlink_link::tls::{ClientTls, ServerTls};
 use sarlink_schema::{NodeName, Role};
 use sarlink_testkit::record;
 
-fn server() -> Server {
-    let session = SessionConfig::new(Role::Ground, NodeName::new("ground").unwrap(), 1);
-    Server::bind("127.0.0.1:0", ServerConfig::new(session)).expect("bind")
+/// TLS settings for both ends, from a fresh fleet CA.
+#[derive(Clone)]
+struct Tls {
+    server: ServerTls,
+    client: ClientTls,
 }
 
-fn client(server: &Server, ping: Duration) -> Client {
+fn fleet() -> Tls {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, "bench CA");
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = p.self_signed(&ca_key).unwrap();
+    let issue = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (ground_cert, ground_key) = issue("ground");
+    let (bench_cert, bench_key) = issue("bench");
+    let ca_pem = ca.pem();
+    Tls {
+        server: ServerTls::from_pem(
+            ca_pem.as_bytes(),
+            ground_cert.as_bytes(),
+            ground_key.as_bytes(),
+            b"",
+        )
+        .unwrap(),
+        client: ClientTls::from_pem(
+            ca_pem.as_bytes(),
+            bench_cert.as_bytes(),
+            bench_key.as_bytes(),
+            "ground",
+        )
+        .unwrap(),
+    }
+}
+
+fn label(tls: &Option<Tls>) -> &'static str {
+    if tls.is_some() { "tls" } else { "plaintext" }
+}
+
+fn server(tls: &Option<Tls>) -> Server {
+    let session = SessionConfig::new(Role::Ground, NodeName::new("ground").unwrap(), 1);
+    let mut config = ServerConfig::new(session);
+    config.tls = tls.as_ref().map(|t| t.server.clone());
+    Server::bind("127.0.0.1:0", config).expect("bind")
+}
+
+fn client(server: &Server, ping: Duration, tls: &Option<Tls>) -> Client {
     let mut session = SessionConfig::new(Role::Drone, NodeName::new("bench").unwrap(), 2);
     session.ping_interval = ping;
-    let c =
-        Client::spawn(ClientConfig::new(session, server.local_addr().to_string())).expect("spawn");
+    let mut config = ClientConfig::new(session, server.local_addr().to_string());
+    config.tls = tls.as_ref().map(|t| t.client.clone());
+    let c = Client::spawn(config).expect("spawn");
     loop {
         if let Ok(ClientEvent::Connected { .. }) = c.events().recv_timeout(Duration::from_secs(5)) {
             return c;
@@ -38,9 +101,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-fn rtt(seconds: u64) {
-    let server = server();
-    let c = client(&server, Duration::from_millis(1));
+fn rtt(seconds: u64, tls: &Option<Tls>) {
+    let server = server(tls);
+    let c = client(&server, Duration::from_millis(1), tls);
     let drain = std::thread::spawn({
         let events = server.events().clone();
         move || while events.recv_timeout(Duration::from_secs(1)).is_ok() {}
@@ -59,7 +122,8 @@ fn rtt(seconds: u64) {
     let mut rtts: Vec<_> = rtts.into_iter().skip(10).collect();
     rtts.sort();
     println!(
-        "link/rtt: {} pings  p50 {:.1} us  p90 {:.1} us  p99 {:.1} us  max {:.1} us",
+        "link/rtt ({}): {} pings  p50 {:.1} us  p90 {:.1} us  p99 {:.1} us  max {:.1} us",
+        label(tls),
         rtts.len(),
         percentile(&rtts, 0.50).as_secs_f64() * 1e6,
         percentile(&rtts, 0.90).as_secs_f64() * 1e6,
@@ -68,9 +132,9 @@ fn rtt(seconds: u64) {
     );
 }
 
-fn throughput(seconds: u64) {
-    let server = server();
-    let c = client(&server, Duration::from_secs(1));
+fn throughput(seconds: u64, tls: &Option<Tls>) {
+    let server = server(tls);
+    let c = client(&server, Duration::from_secs(1), tls);
     let events = server.events().clone();
     let counter = std::thread::spawn(move || {
         let mut received = 0u64;
@@ -96,9 +160,24 @@ fn throughput(seconds: u64) {
             i += 1;
         }
     }
-    // Let the backlog drain, then stop.
-    while c.counters().snapshot().backlog > 0 {
+    // Let the backlog drain (for at most a minute), then stop.
+    let drain_end = Instant::now() + Duration::from_secs(60);
+    while c.counters().snapshot().backlog > 0 && Instant::now() < drain_end {
         std::thread::sleep(Duration::from_millis(10));
+    }
+    let reconnects: Vec<String> = c
+        .events()
+        .try_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Disconnected { cause, .. } => Some(cause.to_string()),
+            _ => None,
+        })
+        .collect();
+    if !reconnects.is_empty() {
+        println!(
+            "link/throughput ({}): disconnected {reconnects:?}",
+            label(tls)
+        );
     }
     std::thread::sleep(Duration::from_millis(200));
     let dropped = c.counters().snapshot().samples_dropped;
@@ -108,7 +187,8 @@ fn throughput(seconds: u64) {
     server.shutdown();
     let span = span.unwrap_or_default().as_secs_f64().max(1e-9);
     println!(
-        "link/throughput: {received} records in {span:.2} s = {:.0} records/s delivered (pushed {i}, ring drops {dropped}, refused {refused})",
+        "link/throughput ({}): {received} records in {span:.2} s = {:.0} records/s delivered (pushed {i}, ring drops {dropped}, refused {refused})",
+        label(tls),
         received as f64 / span
     );
 }
@@ -125,10 +205,15 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    if wanted("rtt") {
-        rtt(seconds);
+    let modes = [None, Some(fleet())];
+    for tls in &modes {
+        if wanted("rtt") {
+            rtt(seconds, tls);
+        }
     }
-    if wanted("throughput") {
-        throughput(seconds);
+    for tls in &modes {
+        if wanted("throughput") {
+            throughput(seconds, tls);
+        }
     }
 }
