@@ -69,6 +69,12 @@ pub struct SessionConfig {
     /// It closes the session without moving the resume position or delivering anything.
     /// Default 65,536, the default [`sample_ring`](Self::sample_ring).
     pub max_seq_ahead: u64,
+    /// Receiver side: the fastest a sender produces samples, per second. While a stream is
+    /// silent its window grows by this much each second, so a sender whose ring overflowed
+    /// during a long outage is taken back, while a false claim still cannot move the
+    /// position further than the stream can have produced. Default 1,000 (a hundred times
+    /// the usual 10 Hz report rate).
+    pub max_sample_rate: u64,
 }
 
 impl SessionConfig {
@@ -98,6 +104,7 @@ impl SessionConfig {
             congestion: CongestionConfig::default(),
             confirm_delivery: false,
             max_seq_ahead: 65_536,
+            max_sample_rate: 1_000,
         }
     }
 

@@ -428,8 +428,17 @@ impl Session {
     }
 
     /// Server: accepts the client announced by [`Event::HelloReceived`], telling it to
-    /// resume its samples at `resume_seq`. Does nothing in any other state.
+    /// resume its samples at `resume_seq`, for a stream that is new or was heard just now.
+    /// Does nothing in any other state. See [`accept_resumed`](Self::accept_resumed).
     pub fn accept(&mut self, resume_seq: u64, now: Instant) {
+        self.accept_resumed(resume_seq, now, now);
+    }
+
+    /// Server: like [`accept`](Self::accept), for a stream whose position last moved at
+    /// `heard`. The longer it was silent, the further its sender's ring may have run past
+    /// `resume_seq`: the sample window grows by
+    /// [`SessionConfig::max_sample_rate`] for each second since `heard`.
+    pub fn accept_resumed(&mut self, resume_seq: u64, heard: Instant, now: Instant) {
         let State::ServerAwaitAccept {
             hello,
             server_nonce,
@@ -465,8 +474,11 @@ impl Session {
             resume_seq,
             now,
         );
-        self.receiver =
-            Some(Receiver::starting_at(resume_seq).with_max_ahead(self.config.max_seq_ahead));
+        self.receiver = Some(
+            Receiver::starting_at(resume_seq)
+                .with_max_ahead(self.config.max_seq_ahead)
+                .with_growth(self.config.max_sample_rate, heard),
+        );
         self.confirmed = resume_seq;
     }
 
@@ -743,7 +755,7 @@ impl Session {
         let receiver = self
             .receiver
             .get_or_insert_with(|| Receiver::starting_at(seq).with_max_ahead(max_ahead));
-        let accepted = match receiver.accept(seq, rssi.samples().len()) {
+        let accepted = match receiver.accept(seq, rssi.samples().len(), now) {
             Ok(a) => a,
             // Nothing was counted: the position stays, the samples reach no one.
             Err(e) => return self.fail(e.into()),

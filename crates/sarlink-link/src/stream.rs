@@ -3,6 +3,8 @@
 //!
 //! Both are generic over the sample type so the rules can be tested on plain integers.
 
+use std::time::Instant;
+
 use sarlink_pool::RingBuffer;
 
 /// A peer's sequence claim that cannot be true.
@@ -26,14 +28,14 @@ pub enum SequenceError {
         count: usize,
     },
     /// An `rssi` message starting further beyond the next expected sample than the stream
-    /// can have produced (see [`Receiver::with_max_ahead`]).
+    /// can have produced (see [`Receiver::with_max_ahead`] and [`Receiver::with_growth`]).
     #[error("sample {seq} is more than {max_ahead} beyond the expected {expected}")]
     TooFarAhead {
         /// The message's first sequence number.
         seq: u64,
         /// The next sequence number expected.
         expected: u64,
-        /// The largest allowed distance.
+        /// The largest distance allowed at that moment.
         max_ahead: u64,
     },
 }
@@ -189,6 +191,8 @@ impl<T> SampleLog<T> {
 pub struct Receiver {
     expected: u64,
     max_ahead: u64,
+    /// Samples per second the window grows by while the stream is silent, and since when.
+    growth: Option<(u64, Instant)>,
     /// Samples delivered.
     pub delivered: u64,
     /// Samples received again (already delivered), discarded.
@@ -216,6 +220,7 @@ impl Receiver {
         Self {
             expected: resume_seq,
             max_ahead: u64::MAX,
+            growth: None,
             delivered: 0,
             duplicates: 0,
             gaps: 0,
@@ -230,28 +235,59 @@ impl Receiver {
         self
     }
 
+    /// Widens the window by `per_second` samples for every second the stream has been
+    /// silent, counted from `heard` (when the stream's position last moved) and from each
+    /// accepted message after it. A sender produces no faster than `per_second`, so a jump
+    /// within the widened window is a ring that overflowed during a long outage, not a false
+    /// claim; and no claim can ever reach further than that rate allows.
+    pub fn with_growth(mut self, per_second: u64, heard: Instant) -> Self {
+        self.growth = Some((per_second, heard));
+        self
+    }
+
+    /// The largest jump allowed at `now`.
+    pub fn window(&self, now: Instant) -> u64 {
+        let grown = self.growth.map_or(0, |(rate, heard)| {
+            let idle = now.saturating_duration_since(heard);
+            // Whole milliseconds: exact enough, and u128 keeps the product from overflowing.
+            let samples = u128::from(rate) * idle.as_millis() / 1000;
+            u64::try_from(samples).unwrap_or(u64::MAX)
+        });
+        self.max_ahead.saturating_add(grown)
+    }
+
     /// The next sequence number expected: every sample below it has been received (the
     /// value carried by `rx`).
     pub fn expected(&self) -> u64 {
         self.expected
     }
 
-    /// Accounts for an `rssi` message of `count` samples starting at `seq`.
+    /// Accounts for an `rssi` message of `count` samples starting at `seq`, received at
+    /// `now`.
     ///
     /// # Errors
     /// [`SequenceError::Overflow`] when `seq + count` does not fit in 64 bits;
-    /// [`SequenceError::TooFarAhead`] when `seq` is beyond the allowed distance. Nothing is
-    /// counted or moved on error.
-    pub fn accept(&mut self, seq: u64, count: usize) -> Result<Accepted, SequenceError> {
+    /// [`SequenceError::TooFarAhead`] when `seq` is beyond the allowed distance
+    /// ([`window`](Self::window)). Nothing is counted or moved on error.
+    pub fn accept(
+        &mut self,
+        seq: u64,
+        count: usize,
+        now: Instant,
+    ) -> Result<Accepted, SequenceError> {
         let end = seq
             .checked_add(count as u64)
             .ok_or(SequenceError::Overflow { seq, count })?;
-        if seq.saturating_sub(self.expected) > self.max_ahead {
+        let window = self.window(now);
+        if seq.saturating_sub(self.expected) > window {
             return Err(SequenceError::TooFarAhead {
                 seq,
                 expected: self.expected,
-                max_ahead: self.max_ahead,
+                max_ahead: window,
             });
+        }
+        if let Some((_, heard)) = &mut self.growth {
+            *heard = now;
         }
         let gap = seq.saturating_sub(self.expected);
         let start = seq.max(self.expected);
@@ -275,6 +311,13 @@ impl Receiver {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::time::Duration;
+
+    /// One fixed instant: these tests do not depend on time unless they say so.
+    fn t0() -> Instant {
+        static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *T0.get_or_init(Instant::now)
+    }
 
     fn drain<T: Copy>(log: &mut SampleLog<T>, max: usize) -> Vec<(u64, T)> {
         let mut out = Vec::new();
@@ -330,7 +373,7 @@ mod tests {
         log.resume(0).unwrap();
         assert_eq!(drain(&mut log, 3), [(6, 6), (7, 7), (8, 8), (9, 9)]);
         let mut rx = Receiver::starting_at(0);
-        let a = rx.accept(6, 4).unwrap();
+        let a = rx.accept(6, 4, t0()).unwrap();
         assert_eq!(
             a,
             Accepted {
@@ -347,7 +390,7 @@ mod tests {
     fn receiver_delivers_each_sequence_once() {
         let mut rx = Receiver::starting_at(0);
         assert_eq!(
-            rx.accept(0, 3).unwrap(),
+            rx.accept(0, 3, t0()).unwrap(),
             Accepted {
                 skip: 0,
                 seq: 0,
@@ -357,7 +400,7 @@ mod tests {
         );
         // A resend overlapping what was delivered.
         assert_eq!(
-            rx.accept(1, 4).unwrap(),
+            rx.accept(1, 4, t0()).unwrap(),
             Accepted {
                 skip: 2,
                 seq: 3,
@@ -365,10 +408,10 @@ mod tests {
                 gap: 0
             }
         );
-        assert_eq!(rx.accept(0, 2).unwrap().count, 0);
+        assert_eq!(rx.accept(0, 2, t0()).unwrap().count, 0);
         assert_eq!((rx.delivered, rx.duplicates, rx.expected()), (5, 4, 5));
         assert_eq!(
-            rx.accept(u64::MAX, 2),
+            rx.accept(u64::MAX, 2, t0()),
             Err(SequenceError::Overflow {
                 seq: u64::MAX,
                 count: 2
@@ -380,7 +423,7 @@ mod tests {
     fn a_jump_beyond_the_window_is_refused_and_moves_nothing() {
         let mut rx = Receiver::starting_at(10).with_max_ahead(100);
         assert_eq!(
-            rx.accept(1_000_000_000_000_000, 1),
+            rx.accept(1_000_000_000_000_000, 1, t0()),
             Err(SequenceError::TooFarAhead {
                 seq: 1_000_000_000_000_000,
                 expected: 10,
@@ -388,13 +431,42 @@ mod tests {
             })
         );
         assert_eq!(
-            rx.accept(111, 1).unwrap_err().to_string(),
+            rx.accept(111, 1, t0()).unwrap_err().to_string(),
             "sample 111 is more than 100 beyond the expected 10"
         );
         assert_eq!((rx.expected(), rx.delivered, rx.gaps), (10, 0, 0));
         // Exactly at the bound: a gap the sender's ring can have made.
-        assert_eq!(rx.accept(110, 1).unwrap().gap, 100);
+        assert_eq!(rx.accept(110, 1, t0()).unwrap().gap, 100);
         assert_eq!(rx.expected(), 111);
+    }
+
+    #[test]
+    fn a_silent_stream_takes_back_a_ring_that_overflowed_but_never_an_impossible_jump() {
+        // A drone at 10 Hz with a 100-sample ring, out of range for an hour: it resumes at
+        // its oldest sample, 36,000 - 100 beyond the expected one.
+        let heard = t0();
+        let back = heard + Duration::from_secs(3600);
+        let mut rx = Receiver::starting_at(10)
+            .with_max_ahead(100)
+            .with_growth(1_000, heard);
+        assert_eq!(rx.window(heard), 100);
+        assert_eq!(rx.window(back), 100 + 3_600_000);
+        // Nothing is taken that this rate cannot have produced, however long the silence.
+        assert!(matches!(
+            rx.accept(1_000_000_000_000_000, 1, back),
+            Err(SequenceError::TooFarAhead {
+                max_ahead: 3_600_100,
+                ..
+            })
+        ));
+        let a = rx.accept(10 + 35_900, 100, back).unwrap();
+        assert_eq!((a.gap, a.count, rx.expected()), (35_900, 100, 36_010));
+        // The window counts from the last message: a second later it is back to one
+        // second's growth.
+        let later = back + Duration::from_secs(1);
+        assert_eq!(rx.window(later), 1_100);
+        assert!(rx.accept(36_010 + 1_101, 1, later).is_err());
+        assert_eq!(rx.accept(36_010 + 1_100, 1, later).unwrap().gap, 1_100);
     }
 
     proptest! {
@@ -416,7 +488,7 @@ mod tests {
                     },
                     3 => { // the network delivers what is in flight; the receiver acks
                         for (seq, items) in in_flight.drain(..) {
-                            let a = rx.accept(seq, items.len()).unwrap();
+                            let a = rx.accept(seq, items.len(), t0()).unwrap();
                             delivered.extend_from_slice(&items[a.skip..a.skip + a.count]);
                         }
                         log.ack(rx.expected()).unwrap();

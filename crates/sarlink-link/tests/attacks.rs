@@ -269,11 +269,13 @@ fn a_sample_number_beyond_the_window_moves_nothing_and_the_drone_resumes() {
         close_code(&mut s, Duration::from_secs(5)).as_deref(),
         Some("protocol")
     );
-    // A jump just past the default window (65,536) is refused the same way.
+    // So is a jump past what the stream can have produced since it was last heard: the
+    // default window (65,536) plus 1,000 samples per second of silence. This one would
+    // need over ten thousand seconds.
     let (mut s, verdict) = raw_hello(addr, "drone-t", 9);
     assert_eq!(verdict, Ok(100));
     s.write_all(&frame(&Message::Rssi(Rssi::single(
-        100 + 65_537,
+        100 + 65_536 + 10_000_000,
         record(1),
     ))))
     .unwrap();

@@ -782,3 +782,44 @@ fn without_confirmed_delivery_everything_received_is_acknowledged() {
     p.advance(Duration::from_millis(300));
     assert_eq!(p.client.unacked(), 0);
 }
+
+/// A drone out of range for an hour at 10 Hz overflows its ring: it comes back with its
+/// oldest sample far beyond the ground's resume position. The sample window grows with the
+/// time the stream was silent, so the ground takes it back (counting the gap) instead of
+/// closing with `protocol` on every reconnect for ever.
+#[test]
+fn a_drone_whose_ring_overflowed_during_a_long_outage_is_taken_back() {
+    let mut client = client_config();
+    client.sample_ring = 100;
+    let mut server = server_config();
+    server.max_seq_ahead = 100;
+    let mut p = Pair::connected(client, server);
+    for i in 0..10 {
+        p.client.push_sample(record(i));
+    }
+    p.drive();
+    p.c2s_up = false;
+    p.s2c_up = false;
+    for i in 10..36_010 {
+        p.client.push_sample(record(i));
+    }
+    p.now += Duration::from_secs(3600);
+    p.reconnect();
+    assert!(
+        closed(&p.server_events).is_none(),
+        "{:?}",
+        closed(&p.server_events)
+    );
+    let seqs: Vec<u64> = p.delivered().iter().map(|(seq, _)| *seq).collect();
+    let expected: Vec<u64> = (0..10).chain(35_910..36_010).collect();
+    assert_eq!(seqs, expected);
+    let gaps: u64 = p
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Samples { gap, .. } => Some(*gap),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(gaps, 35_900, "the evicted samples are counted as a gap");
+}

@@ -95,9 +95,9 @@ pub struct Pair {
     pub s2c_log: Vec<u8>,
     /// The configuration of the server session, reused by [`reconnect`](Pair::reconnect).
     server_config: SessionConfig,
-    /// Next expected seq per (node, stream), as a server application keeps it across
-    /// connections.
-    resume: HashMap<(String, u64), u64>,
+    /// Next expected seq per (node, stream) and when it last moved, as a server
+    /// application keeps them across connections.
+    resume: HashMap<(String, u64), (u64, Instant)>,
     /// The (node, stream) the current server session accepted.
     accepted: Option<(String, u64)>,
     c2s_in: BytesMut,
@@ -205,12 +205,13 @@ impl Pair {
                 progressed = true;
                 if let Event::HelloReceived(hello) = &e {
                     let key = (hello.node.as_str().to_owned(), hello.stream);
-                    let seq = self.resume.get(&key).copied().unwrap_or(0);
+                    let (seq, heard) = self.resume.get(&key).copied().unwrap_or((0, self.now));
                     self.accepted = Some(key);
-                    self.server.accept(seq, self.now);
+                    self.server.accept_resumed(seq, heard, self.now);
                 }
                 if let (Event::Samples { seq, records, .. }, Some(key)) = (&e, &self.accepted) {
-                    self.resume.insert(key.clone(), seq + records.len() as u64);
+                    self.resume
+                        .insert(key.clone(), (seq + records.len() as u64, self.now));
                 }
                 self.server_events.push(e);
             }

@@ -175,6 +175,9 @@ struct ConnEntry {
 struct ResumeEntry {
     expected: u64,
     owner: ConnId,
+    /// When samples last arrived on the stream (for a restored position: when the server
+    /// started), from which its sample window grows (`SessionConfig::max_sample_rate`).
+    heard: Instant,
 }
 
 #[derive(Debug)]
@@ -223,6 +226,7 @@ impl Server {
             .max_buffer_capacity(64 * 1024)
             .build()
             .expect("valid pool configuration");
+        let started = Instant::now();
         let resume = config
             .resume
             .iter()
@@ -232,6 +236,7 @@ impl Server {
                     ResumeEntry {
                         expected: p.next_seq,
                         owner: 0,
+                        heard: started,
                     },
                 )
             })
@@ -581,18 +586,20 @@ fn serve(
                         return;
                     }
                     let key = (hello.node.as_str().to_owned(), hello.stream);
-                    let resume_seq = {
+                    let now = Instant::now();
+                    let (resume_seq, heard) = {
                         let mut table = shared.resume.lock();
                         let entry = table.entry(key).or_insert(ResumeEntry {
                             expected: 0,
                             owner: id,
+                            heard: now,
                         });
                         // The node is ours (claim_node): whoever owned the stream before is
                         // gone, or was not live and is being closed.
                         entry.owner = id;
-                        entry.expected
+                        (entry.expected, entry.heard)
                     };
-                    session.accept(resume_seq, Instant::now());
+                    session.accept_resumed(resume_seq, heard, now);
                     let _ = events.send(ServerEvent::Connected {
                         conn: id,
                         addr,
@@ -607,6 +614,7 @@ fn serve(
                         let mut table = shared.resume.lock();
                         match table.get_mut(&(p.node.as_str().to_owned(), p.stream)) {
                             Some(entry) if entry.owner == id => {
+                                entry.heard = Instant::now();
                                 // With confirmed delivery the position moves only when the
                                 // application confirms (Server::confirm).
                                 if !shared.config.session.confirm_delivery {
