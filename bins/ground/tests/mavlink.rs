@@ -86,6 +86,7 @@ fn a_pymavlink_vehicle_gets_rssi_geotags_refusals_and_silence_handled() {
     let _ground = Proc(
         clean(Command::new(ground_bin()))
             .args(["--listen", &format!("127.0.0.1:{ground_port}"), "--quiet"])
+            .arg("--insecure")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -122,6 +123,7 @@ fn a_pymavlink_vehicle_gets_rssi_geotags_refusals_and_silence_handled() {
     let spawned_at = unix_s();
     let mut drone = Proc(
         clean(Command::new(drone_bin()))
+            .arg("--insecure")
             .args([
                 "--connect",
                 &format!("127.0.0.1:{ground_port}"),

@@ -153,6 +153,7 @@ fn ground(port: u16, broker: u16, node: &str, out: &Path, extra: &[&str]) -> Pro
         "--output-file",
         out.to_str().unwrap(),
         "--quiet",
+        "--insecure",
     ])
     .args(extra)
     .stdout(Stdio::null())
@@ -175,6 +176,7 @@ fn drone(port: u16, node: &str) -> Proc {
         "--sample-rate",
         "250k",
         "--quiet",
+        "--insecure",
     ])
     .stdout(Stdio::null())
     .stderr(Stdio::null());
@@ -589,6 +591,7 @@ fn grounds_publish_over_tls_with_a_client_certificate_and_with_a_password() {
             "--node",
             node,
             "--quiet",
+            "--insecure",
         ])
         .args(["--output", "none"])
         .args(mqtt)
@@ -672,6 +675,7 @@ fn a_full_publish_queue_is_counted_and_reported_never_silent() {
     let stderr = dir.join("ground.err");
     let mut c = clean(Command::new(ground_bin()));
     c.args(["--listen", &format!("127.0.0.1:{port}"), "--node", "gq"])
+        .arg("--insecure")
         .args(["--output", "none", "--mqtt-queue", "20"])
         .args(["--mqtt", &format!("mqtt://127.0.0.1:{broker_port}")])
         .args(["--metrics", &format!("127.0.0.1:{metrics}")])
