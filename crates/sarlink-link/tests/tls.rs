@@ -358,3 +358,80 @@ fn bad_inputs_are_typed_errors() {
     .unwrap_err();
     assert_eq!(err, TlsError::InvalidName("not a name!".into()));
 }
+
+/// Integrity after the handshake. Without TLS, frames carry XXH64, which has no key: an
+/// on-path proxy can rewrite a record and its checksum, and the ground writes the forgery.
+/// With TLS every record is authenticated: a proxy that flips one bit of what the drone sends
+/// makes the ground refuse that TLS record and drop the connection; the drone reconnects and
+/// resends, and every record the ground delivers is the drone's own, exactly once.
+#[test]
+fn a_proxy_that_rewrites_traffic_gets_nothing_past_tls() {
+    let mut fleet = Fleet::new("fleet");
+    let server = server(&mut fleet, "");
+    let proxy =
+        sarlink_testkit::proxy::FaultProxy::start("127.0.0.1:0", server.local_addr()).unwrap();
+    let id = fleet.issue("drone-1");
+    let drone = client(
+        proxy.local_addr(),
+        &fleet.ca_pem(),
+        &id,
+        "drone-1",
+        "ground",
+    );
+    assert!(matches!(verdict(&drone), ClientEvent::Connected { .. }));
+    let mut seqs = Vec::new();
+    let mut refused = 0;
+    let mut collect = |until: Instant, want: usize, seqs: &mut Vec<u64>| {
+        while seqs.len() < want && Instant::now() < until {
+            match server.events().recv_timeout(Duration::from_millis(50)) {
+                Ok(ServerEvent::Samples { seq, records, .. }) => {
+                    for (i, r) in records.iter().enumerate() {
+                        assert_eq!(*r, record(seq + i as u64), "a rewritten record got through");
+                        seqs.push(seq + i as u64);
+                    }
+                }
+                Ok(ServerEvent::Disconnected {
+                    cause: Disconnect::Tls(_),
+                    ..
+                }) => refused += 1,
+                _ => {}
+            }
+        }
+    };
+    for round in 0..4u64 {
+        if round > 0 {
+            proxy.corrupt_upstream(1);
+        }
+        for i in round * 100..(round + 1) * 100 {
+            assert!(drone.push_sample_blocking(record(i)));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        collect(
+            Instant::now() + Duration::from_secs(15),
+            (round as usize + 1) * 100,
+            &mut seqs,
+        );
+    }
+    // A last look for disconnects still queued.
+    collect(
+        Instant::now() + Duration::from_millis(300),
+        usize::MAX,
+        &mut seqs,
+    );
+    assert_eq!(
+        seqs,
+        (0..400).collect::<Vec<_>>(),
+        "every record exactly once"
+    );
+    let corrupted = proxy
+        .stats()
+        .corrupted
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(corrupted, 3, "the proxy altered three chunks");
+    assert!(
+        refused >= 1,
+        "the ground refused the altered TLS records ({refused} TLS disconnects)"
+    );
+    drone.close();
+    server.shutdown();
+}

@@ -40,6 +40,8 @@ pub struct ProxyStats {
     pub refused: AtomicU64,
     /// Bytes forwarded, both directions.
     pub bytes: AtomicU64,
+    /// Chunks altered by [`FaultProxy::corrupt_upstream`].
+    pub corrupted: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -50,6 +52,8 @@ struct Shared {
     stop: AtomicBool,
     stats: ProxyStats,
     open: Mutex<Vec<(u64, TcpStream, TcpStream)>>,
+    /// Client-to-server chunks still to alter.
+    corrupt_upstream: AtomicU64,
 }
 
 /// A running proxy; dropping it stops it and closes every connection.
@@ -84,6 +88,7 @@ impl FaultProxy {
             stop: AtomicBool::new(false),
             stats: ProxyStats::default(),
             open: Mutex::new(Vec::new()),
+            corrupt_upstream: AtomicU64::new(0),
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
@@ -135,6 +140,14 @@ impl FaultProxy {
         let mut f = self.shared.faults.lock();
         f.latency = latency;
         f.jitter = jitter;
+    }
+
+    /// Alters the next `chunks` pieces the proxy forwards from a client to the server (one
+    /// bit flipped in the middle of each), as an on-path attacker rewriting traffic would.
+    pub fn corrupt_upstream(&self, chunks: u64) {
+        self.shared
+            .corrupt_upstream
+            .fetch_add(chunks, Ordering::SeqCst);
     }
 
     /// Cuts every open connection now (new ones are accepted unless the link is down).
@@ -229,12 +242,15 @@ fn forward_pair(
         .push((id, client.try_clone()?, server.try_clone()?));
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let generation = shared.generation.load(Ordering::SeqCst);
-    for (from, to) in [(client.try_clone()?, server.try_clone()?), (server, client)] {
+    for (upstream, from, to) in [
+        (true, client.try_clone()?, server.try_clone()?),
+        (false, server, client),
+    ] {
         let (tx, rx) = bounded::<(Instant, Vec<u8>)>(256);
         let s = Arc::clone(shared);
         thread::Builder::new()
             .name("sarlink-proxy-r".into())
-            .spawn(move || read_side(from, &tx, &s, generation))?;
+            .spawn(move || read_side(from, &tx, &s, generation, upstream))?;
         let s = Arc::clone(shared);
         thread::Builder::new()
             .name("sarlink-proxy-w".into())
@@ -248,6 +264,7 @@ fn read_side(
     tx: &Sender<(Instant, Vec<u8>)>,
     shared: &Shared,
     generation: u64,
+    upstream: bool,
 ) {
     let mut last_release = Instant::now();
     let mut buf = vec![0u8; 16 * 1024];
@@ -258,6 +275,15 @@ fn read_side(
         };
         if shared.generation.load(Ordering::SeqCst) != generation {
             return;
+        }
+        if upstream
+            && shared
+                .corrupt_upstream
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1))
+                .is_ok()
+        {
+            buf[n / 2] ^= 0x10;
+            shared.stats.corrupted.fetch_add(1, Ordering::Relaxed);
         }
         let faults = *shared.faults.lock();
         let jitter = if faults.jitter.is_zero() {
