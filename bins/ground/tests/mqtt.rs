@@ -7,25 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn ground_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sarlink-ground"))
-}
-
-fn drone_bin() -> PathBuf {
-    let path =
-        ground_bin().with_file_name(format!("sarlink-drone{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p sarlink-drone`)",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::*;
 
 /// `name` on the PATH, or in /usr/sbin (where Debian puts `mosquitto`).
 fn find_tool(name: &str) -> Option<PathBuf> {
@@ -34,67 +21,6 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sarlink-mqtt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn signal(&mut self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.0.id().to_string()])
-            .status();
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-fn clean(mut c: Command) -> Command {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SARLINK_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn wait_listening(port: u16, what: &str) {
