@@ -400,6 +400,15 @@ impl DegradationController {
         self.features.get(id.index())
     }
 
+    /// Every registered feature with its id, in registration order.
+    pub fn features(&self) -> impl Iterator<Item = (FeatureId, &Feature)> {
+        // At most MAX_FEATURES = 64 are registered, so the index fits in u8.
+        self.features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FeatureId(i as u8), f))
+    }
+
     /// Whether feature `id` is currently enabled (unknown ids are reported disabled).
     pub fn is_enabled(&self, id: FeatureId) -> bool {
         id.index() < self.features.len() && !self.disabled().contains(id)

@@ -173,6 +173,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         http: None,
         seconds: None,
         mqtt: None,
+        resources: sarlink_station::monitoring::ResourceSettings::default(),
         quiet: true,
     };
     let own = Measurement::with_source(
@@ -209,6 +210,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         mavlink_component: sarlink_station::vehicle::DEFAULT_COMPONENT_ID,
         mavlink_budget: sarlink_station::vehicle::DEFAULT_BYTE_BUDGET,
         vehicle_rules: sarlink_station::vehicle::VehicleRules::default(),
+        resources: sarlink_station::monitoring::ResourceSettings::default(),
         quiet: true,
     };
     let start = Instant::now();

@@ -169,6 +169,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 http: None,
                 seconds: None,
                 mqtt: None,
+                resources: sarlink_station::monitoring::ResourceSettings::default(),
                 quiet: true,
             };
             Some(Arc::new(Mutex::new(GroundNode::start(&config)?)))

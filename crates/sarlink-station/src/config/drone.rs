@@ -105,6 +105,17 @@ pub struct DroneArgs {
     /// [default: GUIDED,AUTO,LOITER,POSHOLD,BRAKE,CIRCLE,ALT_HOLD,OFFBOARD,AUTO.MISSION,AUTO.LOITER,POSCTL,ALTCTL]
     #[arg(long, value_name = "MODES")]
     pub allowed_modes: Option<String>,
+    /// How often to sample whole-machine CPU, memory and SoC temperature, step the
+    /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
+    #[arg(long, value_name = "INTERVAL")]
+    pub resource_interval: Option<String>,
+    /// Read `stat` and `meminfo` under this directory instead of /proc (tests, containers)
+    /// [default: /proc]
+    #[arg(long, value_name = "DIR")]
+    pub proc_root: Option<String>,
+    /// Read `class/thermal/thermal_zone*` under this directory instead of /sys [default: /sys]
+    #[arg(long, value_name = "DIR")]
+    pub sys_root: Option<String>,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -141,6 +152,9 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "mavlink_budget",
     "battery_min",
     "allowed_modes",
+    "resource_interval",
+    "proc_root",
+    "sys_root",
     "quiet",
 ];
 
@@ -191,6 +205,8 @@ pub struct DroneSettings {
     pub mavlink_budget: u32,
     /// The vehicle rules (battery threshold, allowed modes).
     pub vehicle_rules: VehicleRules,
+    /// Resource sampling: interval and the /proc and /sys roots.
+    pub resources: crate::monitoring::ResourceSettings,
     /// No status line.
     pub quiet: bool,
 }
@@ -238,6 +254,13 @@ impl DroneSettings {
                 args.allowed_modes.clone(),
                 Some(DEFAULT_ALLOWED_MODES),
             ),
+            (
+                "resource_interval",
+                args.resource_interval.clone(),
+                Some("1s"),
+            ),
+            ("proc_root", args.proc_root.clone(), Some("/proc")),
+            ("sys_root", args.sys_root.clone(), Some("/sys")),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
@@ -410,6 +433,12 @@ impl DroneSettings {
             allowed_modes,
         };
         let quiet = cli.quiet || layers.get("quiet", None, false)?;
+        let resources = super::resource_settings(
+            layers,
+            cli.resource_interval.clone(),
+            cli.proc_root.clone(),
+            cli.sys_root.clone(),
+        )?;
         Ok(DroneSettings {
             connect,
             node,
@@ -433,6 +462,7 @@ impl DroneSettings {
             mavlink_component,
             mavlink_budget,
             vehicle_rules,
+            resources,
             quiet,
         })
     }

@@ -101,6 +101,17 @@ pub struct GroundArgs {
     /// decide who may publish there [default: off]
     #[arg(long)]
     pub mqtt_commands: bool,
+    /// How often to sample whole-machine CPU, memory and SoC temperature, step the
+    /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
+    #[arg(long, value_name = "INTERVAL")]
+    pub resource_interval: Option<String>,
+    /// Read `stat` and `meminfo` under this directory instead of /proc (tests, containers)
+    /// [default: /proc]
+    #[arg(long, value_name = "DIR")]
+    pub proc_root: Option<String>,
+    /// Read `class/thermal/thermal_zone*` under this directory instead of /sys [default: /sys]
+    #[arg(long, value_name = "DIR")]
+    pub sys_root: Option<String>,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -139,6 +150,9 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "mqtt_client_id",
     "mqtt_queue",
     "mqtt_commands",
+    "resource_interval",
+    "proc_root",
+    "sys_root",
     "quiet",
 ];
 
@@ -179,6 +193,8 @@ pub struct GroundSettings {
     pub seconds: Option<f64>,
     /// MQTT publishing (`None`: off).
     pub mqtt: Option<MqttSettings>,
+    /// Resource sampling: interval and the /proc and /sys roots.
+    pub resources: crate::monitoring::ResourceSettings,
     /// No status line.
     pub quiet: bool,
 }
@@ -221,6 +237,13 @@ impl GroundSettings {
                 args.mqtt_commands.then(|| "true".to_owned()),
                 Some("false"),
             ),
+            (
+                "resource_interval",
+                args.resource_interval.clone(),
+                Some("1s"),
+            ),
+            ("proc_root", args.proc_root.clone(), Some("/proc")),
+            ("sys_root", args.sys_root.clone(), Some("/sys")),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
@@ -324,6 +347,12 @@ impl GroundSettings {
                 )?
                 .0,
             mqtt: resolve_mqtt(args, layers)?,
+            resources: super::resource_settings(
+                layers,
+                args.resource_interval.clone(),
+                args.proc_root.clone(),
+                args.sys_root.clone(),
+            )?,
             quiet: args.quiet || layers.get("quiet", None, false)?,
         };
         if settings
