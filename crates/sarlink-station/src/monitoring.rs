@@ -59,6 +59,33 @@ pub fn readings_text(r: &Readings) -> String {
     )
 }
 
+/// The name of an alert severity: `warning`, `critical` or `cleared`.
+pub fn severity_name(severity: sarlink_monitor::thresholds::Severity) -> &'static str {
+    use sarlink_monitor::thresholds::Severity as S;
+    match severity {
+        S::Warning => "warning",
+        S::Critical => "critical",
+        S::Cleared => "cleared",
+    }
+}
+
+/// `shed fsync-interval, mqtt-status-rate (shedding-4; cpu 97.0 %, ...)`: a degradation
+/// change for humans (dashboards, MQTT).
+pub fn degradation_text(
+    event: &sarlink_monitor::degradation::Event,
+    features: &[&str],
+    level: &str,
+    readings: &Readings,
+) -> String {
+    use sarlink_monitor::degradation::Action;
+    let what = match event.action {
+        Action::Disable(_) => format!("shed {}", features.join(", ")),
+        Action::Enable(_) => format!("restored {}", features.join(", ")),
+        Action::SetReportRate { .. } => format!("thermal level {:?}", event.cause).to_lowercase(),
+    };
+    format!("{what} ({level}; {})", readings_text(readings))
+}
+
 /// The name of an alert level: `warning`, `critical` or `cleared`.
 pub fn level_name(level: Level) -> &'static str {
     match level {

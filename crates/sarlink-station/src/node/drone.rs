@@ -25,7 +25,7 @@ use crate::drone::{
     ResourceSample,
 };
 use crate::http::{HttpConfig, HttpServer, Hub};
-use crate::monitoring::{MonitorMetrics, ResourceSettings, readings_text};
+use crate::monitoring::{MonitorMetrics, ResourceSettings, degradation_text, readings_text};
 use crate::output::Output;
 use crate::pipeline::{
     DynSource, Measurement, PipelineConfig, PipelineEvent, ReceiverThread, tuning_offset_hz,
@@ -918,16 +918,15 @@ fn alert(board: &mut Dashboard, node: &str, event: &DroneEvent) {
             level,
             readings,
         } => {
-            use sarlink_monitor::degradation::Action;
-            let (severity, what) = match event.action {
-                Action::Disable(_) => (Severity::Warning, format!("shed {}", features.join(", "))),
-                Action::Enable(_) => (Severity::Info, format!("restored {}", features.join(", "))),
-                Action::SetReportRate { .. } => (
-                    Severity::Warning,
-                    format!("thermal level {:?}", event.cause).to_lowercase(),
-                ),
+            let severity = if matches!(
+                event.action,
+                sarlink_monitor::degradation::Action::Enable(_)
+            ) {
+                Severity::Info
+            } else {
+                Severity::Warning
             };
-            let text = format!("{what} ({level}; {})", readings_text(readings));
+            let text = degradation_text(event, features, level, readings);
             board.alert(now, node, severity, text);
         }
         _ => {}
