@@ -281,6 +281,36 @@ impl Layers {
     }
 }
 
+/// Resolves `resource_interval`, `proc_root` and `sys_root` (shared by both binaries).
+pub(crate) fn resource_settings(
+    layers: &Layers,
+    interval: Option<String>,
+    proc_root: Option<String>,
+    sys_root: Option<String>,
+) -> Result<crate::monitoring::ResourceSettings, ConfigError> {
+    let defaults = crate::monitoring::ResourceSettings::default();
+    let interval = layers
+        .get_with(
+            "resource_interval",
+            interval,
+            || defaults.interval,
+            |s| {
+                let d = crate::units::parse_interval(s)?;
+                if d < std::time::Duration::from_millis(100) {
+                    Err("must be at least 100ms (CPU load is a difference of ticks)".to_owned())
+                } else {
+                    Ok(d)
+                }
+            },
+        )?
+        .0;
+    Ok(crate::monitoring::ResourceSettings {
+        interval,
+        proc_root: layers.get("proc_root", proc_root, defaults.proc_root)?,
+        sys_root: layers.get("sys_root", sys_root, defaults.sys_root)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,34 +405,4 @@ mod tests {
             None
         );
     }
-}
-
-/// Resolves `resource_interval`, `proc_root` and `sys_root` (shared by both binaries).
-pub(crate) fn resource_settings(
-    layers: &Layers,
-    interval: Option<String>,
-    proc_root: Option<String>,
-    sys_root: Option<String>,
-) -> Result<crate::monitoring::ResourceSettings, ConfigError> {
-    let defaults = crate::monitoring::ResourceSettings::default();
-    let interval = layers
-        .get_with(
-            "resource_interval",
-            interval,
-            || defaults.interval,
-            |s| {
-                let d = crate::units::parse_interval(s)?;
-                if d < std::time::Duration::from_millis(100) {
-                    Err("must be at least 100ms (CPU load is a difference of ticks)".to_owned())
-                } else {
-                    Ok(d)
-                }
-            },
-        )?
-        .0;
-    Ok(crate::monitoring::ResourceSettings {
-        interval,
-        proc_root: layers.get("proc_root", proc_root, defaults.proc_root)?,
-        sys_root: layers.get("sys_root", sys_root, defaults.sys_root)?,
-    })
 }
