@@ -213,3 +213,60 @@ impl MonitorMetrics {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sarlink_monitor::{Celsius, Percent};
+
+    #[test]
+    fn unknown_readings_read_as_unknown_never_zero() {
+        assert_eq!(
+            readings_text(&Readings::default()),
+            "cpu unknown, memory unknown, temperature unknown"
+        );
+        let r = Readings {
+            cpu: Some(Percent::new(97.25).unwrap()),
+            memory: None,
+            temperature: Some(Celsius::new(71.0).unwrap()),
+        };
+        assert_eq!(
+            readings_text(&r),
+            "cpu 97.2 %, memory unknown, temperature 71.0 C"
+        );
+    }
+
+    #[test]
+    fn gauges_follow_the_controller_and_the_alerts() {
+        use sarlink_monitor::degradation::{ControllerConfig, Priority};
+        let registry = Registry::new();
+        let mut c = DegradationController::new(ControllerConfig::default());
+        c.register("stream", Priority::CriticalSafety, true)
+            .unwrap();
+        c.register("status-line", Priority::Convenience, false)
+            .unwrap();
+        let m = MonitorMetrics::new(&registry, &c).unwrap();
+        let busy = Readings {
+            cpu: Some(Percent::new(99.0).unwrap()),
+            memory: None,
+            temperature: None,
+        };
+        for s in 0..5 {
+            c.step(Duration::from_secs(s), busy);
+        }
+        m.update(&c, &busy, [(MetricKind::Cpu, Level::Critical)].into_iter());
+        let text = registry.to_prometheus_text();
+        for line in [
+            "sarlink_degradation_level 4",
+            "sarlink_feature_enabled{feature=\"status-line\"} 0",
+            "sarlink_alerts_active{kind=\"cpu\",severity=\"critical\"} 1",
+            "sarlink_alerts_active{kind=\"cpu\",severity=\"warning\"} 0",
+            "sarlink_system_cpu_percent 99",
+            "sarlink_system_memory_percent NaN",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        // Never-shed features get no gauge.
+        assert!(!text.contains("feature=\"stream\""));
+    }
+}
