@@ -242,6 +242,12 @@ fn busy_loops_on_every_core_make_the_drone_shed_within_7_s_and_restore_within_20
         ],
         "one class at a time, most important first"
     );
+    eprintln!(
+        "shed logged {:.1} s and reported {:.1} s after the load started; every feature back {:.1} s after it ended",
+        logged.unwrap_or_default().as_secs_f64(),
+        reported.unwrap_or_default().as_secs_f64(),
+        load_end.elapsed().as_secs_f64()
+    );
     wait_for("the ground to see normal", Duration::from_secs(5), || {
         metric(&ground_http, level) == Some(0.0)
     });
