@@ -9,12 +9,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sarlink_monitor::degradation::{DegradationController, FeatureId, Readings};
+use sarlink_monitor::degradation::{ControllerConfig, DegradationController, FeatureId, Readings};
 use sarlink_monitor::metrics::{Gauge, RegisterError, Registry};
 use sarlink_monitor::resources::ResourceSampler;
 use sarlink_monitor::thresholds::{Level, MetricKind};
 
-/// Where and how often resources are sampled.
+/// Where and how often resources are sampled, and the thresholds the degradation
+/// controller applies to them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceSettings {
     /// How often to sample (and step the degradation controller and the resource alerts).
@@ -25,6 +26,8 @@ pub struct ResourceSettings {
     pub proc_root: PathBuf,
     /// The root `/sys` files are read under (`class/thermal/thermal_zone*`). Default `/sys`.
     pub sys_root: PathBuf,
+    /// The degradation controller's thresholds. Default [`ControllerConfig::default`].
+    pub degradation: ControllerConfig,
 }
 
 impl Default for ResourceSettings {
@@ -33,6 +36,7 @@ impl Default for ResourceSettings {
             interval: Duration::from_secs(1),
             proc_root: PathBuf::from("/proc"),
             sys_root: PathBuf::from("/sys"),
+            degradation: ControllerConfig::default(),
         }
     }
 }

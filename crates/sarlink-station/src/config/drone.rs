@@ -105,6 +105,19 @@ pub struct DroneArgs {
     /// [default: GUIDED,AUTO,LOITER,POSHOLD,BRAKE,CIRCLE,ALT_HOLD,OFFBOARD,AUTO.MISSION,AUTO.LOITER,POSCTL,ALTCTL]
     #[arg(long, value_name = "MODES")]
     pub allowed_modes: Option<String>,
+    /// CPU or memory percentage that counts as high pressure: 5 samples in a row shed
+    /// priority classes 4-6 [default: 85]
+    #[arg(long, value_name = "PERCENT")]
+    pub high_pressure: Option<String>,
+    /// Recovery: CPU below this for 10 samples restores shed features [default: 70]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_cpu: Option<String>,
+    /// Recovery: memory below this for 10 samples restores shed features [default: 75]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_memory: Option<String>,
+    /// Thermal steps Warm, Hot, Critical in degrees Celsius, ascending [default: 70,80,85]
+    #[arg(long, value_name = "C,C,C")]
+    pub thermal_steps: Option<String>,
     /// How often to sample whole-machine CPU, memory and SoC temperature, step the
     /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
     #[arg(long, value_name = "INTERVAL")]
@@ -153,6 +166,10 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "battery_min",
     "allowed_modes",
     "resource_interval",
+    "high_pressure",
+    "recovery_cpu",
+    "recovery_memory",
+    "thermal_steps",
     "proc_root",
     "sys_root",
     "quiet",
@@ -253,6 +270,14 @@ impl DroneSettings {
                 "allowed_modes",
                 args.allowed_modes.clone(),
                 Some(DEFAULT_ALLOWED_MODES),
+            ),
+            ("high_pressure", args.high_pressure.clone(), Some("85")),
+            ("recovery_cpu", args.recovery_cpu.clone(), Some("70")),
+            ("recovery_memory", args.recovery_memory.clone(), Some("75")),
+            (
+                "thermal_steps",
+                args.thermal_steps.clone(),
+                Some("70,80,85"),
             ),
             (
                 "resource_interval",
@@ -438,6 +463,12 @@ impl DroneSettings {
             cli.resource_interval.clone(),
             cli.proc_root.clone(),
             cli.sys_root.clone(),
+            [
+                cli.high_pressure.clone(),
+                cli.recovery_cpu.clone(),
+                cli.recovery_memory.clone(),
+                cli.thermal_steps.clone(),
+            ],
         )?;
         Ok(DroneSettings {
             connect,

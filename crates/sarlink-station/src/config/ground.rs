@@ -101,6 +101,19 @@ pub struct GroundArgs {
     /// decide who may publish there [default: off]
     #[arg(long)]
     pub mqtt_commands: bool,
+    /// CPU or memory percentage that counts as high pressure: 5 samples in a row shed
+    /// priority classes 4-6 [default: 85]
+    #[arg(long, value_name = "PERCENT")]
+    pub high_pressure: Option<String>,
+    /// Recovery: CPU below this for 10 samples restores shed features [default: 70]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_cpu: Option<String>,
+    /// Recovery: memory below this for 10 samples restores shed features [default: 75]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_memory: Option<String>,
+    /// Thermal steps Warm, Hot, Critical in degrees Celsius, ascending [default: 70,80,85]
+    #[arg(long, value_name = "C,C,C")]
+    pub thermal_steps: Option<String>,
     /// How often to sample whole-machine CPU, memory and SoC temperature, step the
     /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
     #[arg(long, value_name = "INTERVAL")]
@@ -151,6 +164,10 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "mqtt_queue",
     "mqtt_commands",
     "resource_interval",
+    "high_pressure",
+    "recovery_cpu",
+    "recovery_memory",
+    "thermal_steps",
     "proc_root",
     "sys_root",
     "quiet",
@@ -236,6 +253,14 @@ impl GroundSettings {
                 "mqtt_commands",
                 args.mqtt_commands.then(|| "true".to_owned()),
                 Some("false"),
+            ),
+            ("high_pressure", args.high_pressure.clone(), Some("85")),
+            ("recovery_cpu", args.recovery_cpu.clone(), Some("70")),
+            ("recovery_memory", args.recovery_memory.clone(), Some("75")),
+            (
+                "thermal_steps",
+                args.thermal_steps.clone(),
+                Some("70,80,85"),
             ),
             (
                 "resource_interval",
@@ -352,6 +377,12 @@ impl GroundSettings {
                 args.resource_interval.clone(),
                 args.proc_root.clone(),
                 args.sys_root.clone(),
+                [
+                    args.high_pressure.clone(),
+                    args.recovery_cpu.clone(),
+                    args.recovery_memory.clone(),
+                    args.thermal_steps.clone(),
+                ],
             )?,
             quiet: args.quiet || layers.get("quiet", None, false)?,
         };

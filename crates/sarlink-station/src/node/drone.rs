@@ -210,6 +210,7 @@ impl DroneNode {
         core_config.report_rate_hz = settings.rate_hz;
         core_config.channel_offset_hz = measurement.channel_offset_hz();
         core_config.smoothing = settings.smoothing;
+        core_config.degradation = settings.resources.degradation;
         if settings.calibration_db.is_some() {
             core_config.units = RssiUnits::Dbm;
         }

@@ -283,6 +283,10 @@ impl GroundNode {
         let mut server_config = ServerConfig::new(session);
         server_config.max_clients = settings.max_clients;
         let mut core = GroundCore::new(settings.node.clone(), own_stream);
+        core.set_monitoring(
+            settings.resources.degradation,
+            sarlink_monitor::thresholds::ThresholdConfig::default(),
+        );
         if let Some(path) = &settings.output_file {
             let recovered = recover(path)
                 .with_context(|| format!("recovering stream positions from {}", path.display()))?;
