@@ -468,6 +468,7 @@ pub struct DroneCore {
     stats: DroneStats,
     readings: ResourceSample,
     source: Option<(String, Option<Duration>)>,
+    backlog_held: u64,
 }
 
 fn health(state: LinkState, rtt: Option<Duration>) -> LinkHealth {
@@ -558,6 +559,7 @@ impl DroneCore {
             stats: DroneStats::default(),
             readings: ResourceSample::default(),
             source: None,
+            backlog_held: 0,
             config,
         })
     }
@@ -642,6 +644,7 @@ impl DroneCore {
             }
             DroneInput::Resources(sample) => self.resources(now, sample),
             DroneInput::Backlog { held, capacity } => {
+                self.backlog_held = held;
                 let share = 100.0 * held as f64 / capacity.max(1) as f64;
                 self.observe(now, Observation::Backlog(Percent::saturating(share)));
             }
@@ -826,7 +829,8 @@ impl DroneCore {
             level: self.level(),
             disabled,
             dropped: 0,
-            queued: 0,
+            // Records held for the link (u32 is plenty: the ring holds 65,536).
+            queued: u32::try_from(self.backlog_held).unwrap_or(u32::MAX),
             rate_hz: self.current_rate_hz(),
             source: self
                 .source

@@ -186,6 +186,15 @@ pub enum GroundEvent {
     /// One of the ground's own alerts (CPU, memory, temperature, output errors) was raised
     /// or cleared.
     Alert(Alert),
+    /// A drone's `status` reports another degradation level than its previous one.
+    DroneLevel {
+        /// The drone.
+        node: Arc<str>,
+        /// The new level (`normal`, `shedding-N`).
+        level: String,
+        /// The features it sheds now.
+        disabled: Vec<String>,
+    },
 }
 
 /// The ground's optional features, which its degradation controller may shed (see
@@ -767,6 +776,18 @@ impl GroundCore {
             ServerEvent::Status { conn, status } => {
                 if let Some(node) = self.drone_of(conn) {
                     tracing::debug!(%node, cpu = status.cpu_pct, level = %status.level, "status");
+                    let track = self.track(&node);
+                    let before = track.status.as_ref().map(|s| s.level.clone());
+                    // The first status of a drone that is not shedding is no news.
+                    let changed = before.map_or(status.level != "normal", |b| b != status.level);
+                    if changed {
+                        let event = GroundEvent::DroneLevel {
+                            node: Arc::clone(&track.node),
+                            level: status.level.clone(),
+                            disabled: status.disabled.clone(),
+                        };
+                        self.out.push_back(GroundOutput::Event(event));
+                    }
                     self.track(&node).status = Some(status);
                 }
             }

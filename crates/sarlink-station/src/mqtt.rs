@@ -424,7 +424,8 @@ pub enum AlertKind {
     /// `temperature`, `output_errors`).
     Threshold,
     /// The ground's degradation controller shed (`severity` `warning`) or restored
-    /// (`cleared`) features; `reason` names them, the level and the readings.
+    /// (`cleared`) features; `reason` names them, the level and the readings. On a drone's
+    /// topic: the drone's `status` reported a new level (`cleared` when back to normal).
     Degradation,
 }
 
@@ -524,6 +525,7 @@ fn json_str(b: &mut Vec<u8>, s: &str) {
 /// - `Event(Refused)` -> `.../<drone>/alert`, `command_refused`.
 /// - `Event(Alert)` -> `.../<ground>/alert`, `threshold` with `metric` and `severity`.
 /// - `Event(Degradation)` -> `.../<ground>/alert`, `degradation`.
+/// - `Event(DroneLevel)` -> `.../<drone>/alert`, `degradation` (`cleared` back to normal).
 /// - `RemoteAck` -> `.../<drone>/ack` ([`ack_message`]).
 pub fn map_output(topics: &Topics, out: &GroundOutput, now_ns: i64) -> Option<MqttMessage> {
     match out {
@@ -595,6 +597,31 @@ pub fn map_output(topics: &Topics, out: &GroundOutput, now_ns: i64) -> Option<Mq
                 severity: Some(match event.action {
                     sarlink_monitor::degradation::Action::Enable(_) => "cleared",
                     _ => "warning",
+                }),
+            }
+            .message(topics),
+        ),
+        GroundOutput::Event(GroundEvent::DroneLevel {
+            node,
+            level,
+            disabled,
+        }) => Some(
+            Alert {
+                node: Arc::clone(node),
+                kind: AlertKind::Degradation,
+                timestamp_ns: now_ns,
+                reason: Some(if disabled.is_empty() {
+                    level.clone()
+                } else {
+                    format!("{level} (shed: {})", disabled.join(", "))
+                }),
+                count: None,
+                id: None,
+                metric: None,
+                severity: Some(if level == "normal" {
+                    "cleared"
+                } else {
+                    "warning"
                 }),
             }
             .message(topics),
@@ -726,7 +753,7 @@ pub fn drone_status_message(topics: &Topics, track: &DroneTrack, now_ns: i64) ->
     json_str(&mut p, topics.ground());
     p.extend_from_slice(
         format!(
-            ",\"timestamp_ns\":{now_ns},\"connected\":{},\"link\":\"{:?}\",\"records\":{},\"gaps\":{},\"duplicates\":{},\"decisions\":{},\"rtt_ms\":{},\"quality\":{}}}",
+            ",\"timestamp_ns\":{now_ns},\"connected\":{},\"link\":\"{:?}\",\"records\":{},\"gaps\":{},\"duplicates\":{},\"decisions\":{},\"rtt_ms\":{},\"quality\":{}",
             track.conn.is_some(),
             track.link,
             track.received,
@@ -740,6 +767,31 @@ pub fn drone_status_message(topics: &Topics, track: &DroneTrack, now_ns: i64) ->
         )
         .as_bytes(),
     );
+    // From the drone's own latest `status`: its degradation and load.
+    if let Some(st) = &track.status {
+        p.extend_from_slice(b",\"level\":");
+        json_str(&mut p, &st.level);
+        p.extend_from_slice(b",\"disabled\":");
+        let _ = serde_json::to_writer(&mut p, &st.disabled);
+        let num = |x: f32| {
+            if x.is_finite() {
+                format!("{x}")
+            } else {
+                "null".to_owned()
+            }
+        };
+        p.extend_from_slice(
+            format!(
+                ",\"cpu_pct\":{},\"temp_c\":{},\"rate_hz\":{},\"queued\":{}",
+                num(st.cpu_pct),
+                st.temp_c.map_or("null".to_owned(), num),
+                num(st.rate_hz),
+                st.queued
+            )
+            .as_bytes(),
+        );
+    }
+    p.push(b'}');
     MqttMessage {
         topic: topics.topic(&track.node, Kind::Status),
         payload: p,

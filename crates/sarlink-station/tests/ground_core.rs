@@ -560,3 +560,56 @@ fn failed_writes_raise_an_output_alert_that_clears_when_writing_works() {
     );
     assert_eq!(g.active_alerts().count(), 0);
 }
+
+fn status(level: &str, disabled: &[&str]) -> GroundInput {
+    GroundInput::Link(ServerEvent::Status {
+        conn: 1,
+        status: sarlink_schema::Status {
+            t_ns: 1,
+            cpu_pct: 97.0,
+            mem_bytes: 1 << 20,
+            temp_c: None,
+            level: level.into(),
+            disabled: disabled.iter().map(|d| (*d).to_owned()).collect(),
+            dropped: 0,
+            queued: 12,
+            rate_hz: 10.0,
+            source: None,
+            data_age_ms: None,
+        },
+    })
+}
+
+#[test]
+fn a_drone_changing_its_degradation_level_is_an_event_once_per_change() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let levels = |out: Vec<GroundOutput>| -> Vec<(String, Vec<String>)> {
+        out.into_iter()
+            .filter_map(|o| match o {
+                GroundOutput::Event(GroundEvent::DroneLevel {
+                    node,
+                    level,
+                    disabled,
+                }) => {
+                    assert_eq!(&*node, "drone-1");
+                    Some((level, disabled))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(levels(run(&mut g, status("normal", &[]))), []);
+    assert_eq!(
+        levels(run(&mut g, status("shedding-4", &["status-line"]))),
+        [("shedding-4".to_owned(), vec!["status-line".to_owned()])]
+    );
+    assert_eq!(
+        levels(run(&mut g, status("shedding-4", &["status-line"]))),
+        []
+    );
+    assert_eq!(
+        levels(run(&mut g, status("normal", &[]))),
+        [("normal".to_owned(), vec![])]
+    );
+}

@@ -481,3 +481,43 @@ fn the_grounds_threshold_alerts_and_degradation_go_to_its_alert_topic() {
         "shed dashboard-rate, status-line (shedding-5; cpu unknown, memory unknown, temperature unknown)"
     );
 }
+
+#[test]
+fn a_drones_level_change_is_an_alert_on_its_topic() {
+    let t = topics("g");
+    let m = map_output(
+        &t,
+        &GroundOutput::Event(GroundEvent::DroneLevel {
+            node: Arc::from("d1"),
+            level: "shedding-4".into(),
+            disabled: vec!["smoothing".into(), "status-line".into()],
+        }),
+        5,
+    )
+    .unwrap();
+    assert_eq!(m.topic, "sarlink/g/d1/alert");
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        (&v["kind"], &v["severity"], &v["reason"]),
+        (
+            &"degradation".into(),
+            &"warning".into(),
+            &"shedding-4 (shed: smoothing, status-line)".into()
+        )
+    );
+    let m = map_output(
+        &t,
+        &GroundOutput::Event(GroundEvent::DroneLevel {
+            node: Arc::from("d1"),
+            level: "normal".into(),
+            disabled: vec![],
+        }),
+        6,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        (&v["severity"], &v["reason"]),
+        (&"cleared".into(), &"normal".into())
+    );
+}

@@ -652,6 +652,13 @@ impl GroundNode {
                         web.board.alert(unix_now(), &node, severity, text);
                     }
                 }
+                GroundOutput::Event(GroundEvent::DroneLevel {
+                    node,
+                    level,
+                    disabled,
+                }) => {
+                    tracing::warn!(%node, level, disabled = %disabled.join(","), "drone degradation level");
+                }
                 GroundOutput::Event(GroundEvent::Refused { node, ack }) => {
                     let reason = ack.reason.as_deref().unwrap_or("");
                     tracing::warn!(%node, id = ack.id, reason, "command refused");
