@@ -874,11 +874,18 @@ pub fn run(settings: &GroundSettings, stop: &AtomicBool) -> anyhow::Result<()> {
         if Instant::now() >= next_line {
             next_line += Duration::from_secs(1);
             ground.publish_metrics();
-            if !settings.quiet && ground.status_lines_enabled() {
-                for line in status_lines(&ground, start.elapsed()) {
-                    eprintln!("{line}");
+            if !settings.quiet {
+                // Shed under load; the MQTT line still says when something is wrong.
+                let lines = ground.status_lines_enabled();
+                if lines {
+                    for line in status_lines(&ground, start.elapsed()) {
+                        eprintln!("{line}");
+                    }
                 }
-                if let Some((q, connected)) = ground.mqtt_stats() {
+                if let Some((q, connected)) = ground
+                    .mqtt_stats()
+                    .filter(|(q, connected)| lines || !connected || q.overflow > 0)
+                {
                     eprintln!(
                         "[{:>6.1}s] mqtt: {}, {} queued ({} in flight), {} published{}",
                         start.elapsed().as_secs_f64(),
