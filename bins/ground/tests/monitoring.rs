@@ -152,8 +152,26 @@ fn unix_ns() -> i64 {
 
 #[test]
 fn busy_loops_on_every_core_make_the_drone_shed_within_7_s_and_restore_within_20_s() {
-    wait_for_a_calm_machine();
-    let dir = temp_dir("busy");
+    // The drone rightly reads the whole machine: when other work on this shared machine
+    // pushes it over the recovery threshold after our load ends, the drone must not
+    // recover, and the attempt proves nothing either way. Such an attempt (seen by this
+    // test's own /proc/stat readings) is run again; a drone that does not recover while
+    // the machine is calm fails at once.
+    for attempt in 1..=3 {
+        wait_for_a_calm_machine();
+        if busy_attempt(attempt) {
+            return;
+        }
+        eprintln!(
+            "attempt {attempt}: other work held this machine at 70 % or more while the drone should recover; trying again"
+        );
+    }
+    panic!("three attempts disturbed by other work on this machine");
+}
+
+/// One run of the scenario; false when the machine itself was busy during recovery.
+fn busy_attempt(attempt: u32) -> bool {
+    let dir = temp_dir(&format!("busy-{attempt}"));
     let out = dir.join("out.jsonl");
     let log = dir.join("drone.log");
     let port = free_port();
@@ -223,12 +241,28 @@ fn busy_loops_on_every_core_make_the_drone_shed_within_7_s_and_restore_within_20
     let load_end = Instant::now();
     let load_end_ns = unix_ns();
 
-    // Every feature back within 20 s, one class at a time.
-    wait_for(
-        "every feature restored",
-        Duration::from_secs(20).saturating_sub(load_end.elapsed()),
-        || log_lines(&log, "degradation: restoring").len() >= 3,
-    );
+    // Every feature back within 20 s, one class at a time, unless other work keeps the
+    // machine busy (the first second after the load may still hold some of it).
+    let mut disturbed = None;
+    while log_lines(&log, "degradation: restoring").len() < 3
+        && load_end.elapsed() < Duration::from_secs(20)
+    {
+        let cpu = machine_cpu(Duration::from_secs(1)).unwrap_or(0.0);
+        if cpu >= 70.0 && load_end.elapsed() > Duration::from_millis(2500) {
+            disturbed = Some(cpu);
+        }
+    }
+    let restores = log_lines(&log, "degradation: restoring").len();
+    if restores < 3 {
+        if let Some(cpu) = disturbed {
+            eprintln!("the machine was at {cpu:.0} % while the drone should have recovered");
+            return false;
+        }
+        panic!(
+            "{restores} of 3 classes restored within 20 s of the load ending on a calm machine; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
     let restored: Vec<String> = log_lines(&log, "degradation: restoring")
         .iter()
         .map(|l| features_of(l))
@@ -272,6 +306,7 @@ fn busy_loops_on_every_core_make_the_drone_shed_within_7_s_and_restore_within_20
         during as f64 >= 5.0 * seconds,
         "{during} records in {seconds:.1} s of load"
     );
+    true
 }
 
 #[test]
