@@ -397,17 +397,13 @@ impl DroneNode {
             if now >= next_sample {
                 next_sample = (next_sample + self.resources.interval).max(now);
                 // A file that exists but cannot be read (a container without /proc/stat
-                // access) makes the whole sample unknown, never 0.
-                let r = match sampler.sample(now - start) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        if !sample_warned {
-                            sample_warned = true;
-                            tracing::warn!(error = %e, cause = %error_cause(&e), "resource readings unavailable: CPU, memory and temperature are unknown");
-                        }
-                        sarlink_monitor::resources::ResourceReadings::default()
+                // access) makes its readings unknown, never 0.
+                let r = sampler.sample_each(now - start, |e| {
+                    if !sample_warned {
+                        sample_warned = true;
+                        tracing::warn!(error = %e, cause = %error_cause(&e), "a resource reading is unavailable: it is unknown, never 0");
                     }
-                };
+                });
                 let sample = ResourceSample {
                     readings: sarlink_monitor::degradation::Readings {
                         cpu: r.system_cpu,

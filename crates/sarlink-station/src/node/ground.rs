@@ -446,19 +446,16 @@ impl GroundNode {
             return;
         }
         self.next_sample = (self.next_sample + self.resources.interval).max(now);
-        // A file that exists but cannot be read makes the whole sample unknown, never 0.
-        let r = match self.sampler.sample(now - self.sampler_start) {
-            Ok(r) => r,
-            Err(e) => {
-                if !self.sample_warned {
-                    self.sample_warned = true;
-                    let cause =
-                        std::error::Error::source(&e).map_or_else(String::new, |c| c.to_string());
-                    tracing::warn!(error = %e, %cause, "resource readings unavailable: CPU, memory and temperature are unknown");
-                }
-                sarlink_monitor::resources::ResourceReadings::default()
+        // A file that exists but cannot be read makes its readings unknown, never 0.
+        let warned = &mut self.sample_warned;
+        let r = self.sampler.sample_each(now - self.sampler_start, |e| {
+            if !*warned {
+                *warned = true;
+                let cause =
+                    std::error::Error::source(&e).map_or_else(String::new, |c| c.to_string());
+                tracing::warn!(error = %e, %cause, "a resource reading is unavailable: it is unknown, never 0");
             }
-        };
+        });
         let readings = sarlink_monitor::degradation::Readings {
             cpu: r.system_cpu,
             memory: r.system_memory,
