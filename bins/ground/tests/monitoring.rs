@@ -19,6 +19,16 @@ use std::time::{Duration, Instant};
 mod common;
 use common::*;
 
+/// The two tests run one after the other: the RTT test's processes would otherwise be
+/// load on the machine the busy-loop test measures.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Whole-machine busy share over `over`, from `/proc/stat` (`None` without it).
 fn machine_cpu(over: Duration) -> Option<f64> {
     let read = || -> Option<(u64, u64)> {
@@ -157,6 +167,7 @@ fn busy_loops_on_every_core_make_the_drone_shed_within_7_s_and_restore_within_20
     // recover, and the attempt proves nothing either way. Such an attempt (seen by this
     // test's own /proc/stat readings) is run again; a drone that does not recover while
     // the machine is calm fails at once.
+    let _serial = one_at_a_time();
     for attempt in 1..=3 {
         wait_for_a_calm_machine();
         if busy_attempt(attempt) {
@@ -311,6 +322,7 @@ fn busy_attempt(attempt: u32) -> bool {
 
 #[test]
 fn latency_on_the_link_raises_a_critical_rtt_alert_and_clears_it() {
+    let _serial = one_at_a_time();
     let dir = temp_dir("rtt");
     let log = dir.join("drone.log");
     let port = free_port();
