@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let (settings, layers) = match Layers::load(args.config.as_deref())
         .and_then(|layers| Ok((DroneSettings::resolve(&args, &layers)?, layers)))

@@ -145,6 +145,30 @@ fn bad_values_are_errors_naming_the_key_and_where_it_came_from() {
             },
             &["key_file", "/nonexistent/key"],
         ),
+        (
+            {
+                let mut c = drone();
+                c.args(["--recovery-cpu", "90"]);
+                c
+            },
+            &["recovery_cpu", "command line", "below high_pressure"],
+        ),
+        (
+            {
+                let mut c = drone();
+                c.env("SARLINK_THERMAL_STEPS", "80,70,85");
+                c
+            },
+            &["thermal_steps", "SARLINK_THERMAL_STEPS", "ascending"],
+        ),
+        (
+            {
+                let mut c = drone();
+                c.args(["--resource-interval", "10ms"]);
+                c
+            },
+            &["resource_interval", "at least 100ms"],
+        ),
     ];
     for (mut c, needles) in cases {
         let out = c.arg("--print-config").output().unwrap();
@@ -211,4 +235,29 @@ fn a_bad_mavlink_url_is_refused_at_start_and_good_ones_print_back() {
             && printed.contains("mavlink_budget = \"1000\"  # default"),
         "{printed}"
     );
+}
+
+#[test]
+fn degradation_thresholds_and_resource_roots_are_configurable() {
+    let out = resolved(drone().args([
+        "--high-pressure",
+        "90",
+        "--recovery-cpu",
+        "60",
+        "--thermal-steps",
+        "60,70,80",
+        "--resource-interval",
+        "500ms",
+        "--proc-root",
+        "/host/proc",
+    ]));
+    for line in [
+        "high_pressure = \"90\"",
+        "recovery_cpu = \"60\"",
+        "thermal_steps = \"60,70,80\"",
+        "resource_interval = \"500ms\"",
+        "proc_root = \"/host/proc\"",
+    ] {
+        assert!(out.contains(line), "{line} not in\n{out}");
+    }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 mod common;
-use common::{clean, drone_bin, ground_bin};
+use common::{calm_proc_root, clean, drone_bin, ground_bin};
 
 /// A child process killed when dropped.
 struct Proc(Child);
@@ -143,6 +143,9 @@ fn a_pymavlink_vehicle_gets_rssi_geotags_refusals_and_silence_handled() {
                 "100000",
                 "--output-file",
                 recorder.to_str().unwrap(),
+                // Every value is expected: the machine's load must not shed the extras.
+                "--proc-root",
+                calm_proc_root(&dir).to_str().unwrap(),
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

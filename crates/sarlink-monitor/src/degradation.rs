@@ -21,9 +21,11 @@
 //!   samples.
 //! - **Recovery**: after CPU `<` 70 % and memory `<` 75 % for 10 consecutive samples, the
 //!   most important disabled class is re-enabled, provided the current thermal level does
-//!   not still demand it off. The run then restarts: the next class needs another 10 calm
-//!   samples. At most one class is re-enabled per step, and never in a step that disabled
-//!   something.
+//!   not still demand it off. Each next class follows after 3 more calm samples
+//!   (`recovery_step_samples`), so three shed classes are all back 16 samples after the
+//!   pressure ends, one class at a time. A sample that is not calm breaks the run: the next
+//!   class again needs 10. At most one class is re-enabled per step, and never in a step
+//!   that disabled something.
 //! - An unknown reading (`None`) is neither high nor calm: it breaks both runs. Unknown
 //!   temperature never triggers extreme pressure or a thermal change.
 //!
@@ -289,9 +291,12 @@ pub struct ControllerConfig {
     pub recovery_cpu_percent: f64,
     /// Calm: memory below this. Default 75.
     pub recovery_memory_percent: f64,
-    /// Calm samples before re-enabling one class, and again before each next one;
-    /// also the cool samples before the thermal level falls one step. Default 10.
+    /// Calm samples before re-enabling the first shed class; also the cool samples before
+    /// the thermal level falls one step. Default 10.
     pub recovery_samples: u32,
+    /// Further calm samples before re-enabling each next class (capped at
+    /// `recovery_samples`). Default 3.
+    pub recovery_step_samples: u32,
     /// Thermal steps (Warm, Hot, Critical) in degrees Celsius. Default 70, 80, 85.
     pub thermal_steps_c: [f64; 3],
     /// How far below a step the temperature must be before the level falls. Default 3 C.
@@ -311,6 +316,7 @@ impl Default for ControllerConfig {
             recovery_cpu_percent: 70.0,
             recovery_memory_percent: 75.0,
             recovery_samples: 10,
+            recovery_step_samples: 3,
             thermal_steps_c: [70.0, 80.0, 85.0],
             thermal_hysteresis_c: 3.0,
             report_rates_hz: [10, 5, 2, 1],
@@ -394,6 +400,15 @@ impl DegradationController {
         self.features.get(id.index())
     }
 
+    /// Every registered feature with its id, in registration order.
+    pub fn features(&self) -> impl Iterator<Item = (FeatureId, &Feature)> {
+        // At most MAX_FEATURES = 64 are registered, so the index fits in u8.
+        self.features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FeatureId(i as u8), f))
+    }
+
     /// Whether feature `id` is currently enabled (unknown ids are reported disabled).
     pub fn is_enabled(&self, id: FeatureId) -> bool {
         id.index() < self.features.len() && !self.disabled().contains(id)
@@ -467,7 +482,9 @@ impl DegradationController {
             let class = self.shed_from;
             let features = FeatureSet(self.mask_from(class, class + 1));
             self.shed_from += 1;
-            self.calm_run = 0;
+            // The next class needs `recovery_step_samples` more calm samples.
+            let needed = c.recovery_samples.max(1);
+            self.calm_run = needed.saturating_sub(c.recovery_step_samples.clamp(1, needed));
             // `class` is in 3..=6 here.
             let cause =
                 Cause::Recovery(Priority::from_class(class).unwrap_or(Priority::Convenience));

@@ -348,15 +348,39 @@ impl ResourceSampler {
     /// [`SampleError`] if a present `/proc` file cannot be read or parsed. Absent files
     /// give `None` fields.
     pub fn sample(&mut self, now: Duration) -> Result<ResourceReadings, SampleError> {
+        let mut first = None;
+        let readings = self.sample_each(now, |e| {
+            first.get_or_insert(e);
+        });
+        match first {
+            Some(e) => Err(e),
+            None => Ok(readings),
+        }
+    }
+
+    /// Takes one sample at `now`, each reading on its own: a file that cannot be read or
+    /// parsed (a container that denies `/proc/stat`) makes only its readings unknown and
+    /// is passed to `failed`; the others are still taken. This is what a driver wants.
+    pub fn sample_each(
+        &mut self,
+        now: Duration,
+        mut failed: impl FnMut(SampleError),
+    ) -> ResourceReadings {
         let mut readings = ResourceReadings::default();
 
-        let system = read_parsed(&self.proc_root.join("stat"), parse_stat)?;
+        let system = taken(
+            &mut failed,
+            read_parsed(&self.proc_root.join("stat"), parse_stat),
+        );
         if let (Some(prev), Some(cur)) = (self.previous_system, system) {
             readings.system_cpu = system_cpu_percent(prev, cur);
         }
         self.previous_system = system;
 
-        let process = read_parsed(&self.proc_root.join("self/stat"), parse_pid_stat)?;
+        let process = taken(
+            &mut failed,
+            read_parsed(&self.proc_root.join("self/stat"), parse_pid_stat),
+        );
         if let (Some((then, prev)), Some(cur), Some(sys)) = (self.previous_process, process, system)
         {
             readings.process_cpu =
@@ -364,13 +388,30 @@ impl ResourceSampler {
         }
         self.previous_process = process.map(|p| (now, p));
 
-        readings.rss_bytes =
-            read_parsed(&self.proc_root.join("self/status"), parse_status_rss)?.flatten();
-        readings.system_memory = read_parsed(&self.proc_root.join("meminfo"), parse_meminfo)?
-            .and_then(|m| m.used_percent());
+        readings.rss_bytes = taken(
+            &mut failed,
+            read_parsed(&self.proc_root.join("self/status"), parse_status_rss),
+        )
+        .flatten();
+        readings.system_memory = taken(
+            &mut failed,
+            read_parsed(&self.proc_root.join("meminfo"), parse_meminfo),
+        )
+        .and_then(|m| m.used_percent());
         readings.cpu_temperature = read_cpu_temperature(&self.sys_root.join("class/thermal"));
-        Ok(readings)
+        readings
     }
+}
+
+/// The value of a read, or `None` after handing its error to `failed`.
+fn taken<T>(
+    failed: &mut impl FnMut(SampleError),
+    result: Result<Option<T>, SampleError>,
+) -> Option<T> {
+    result.unwrap_or_else(|e| {
+        failed(e);
+        None
+    })
 }
 
 fn read_text(path: &Path) -> Result<Option<String>, SampleError> {

@@ -27,13 +27,17 @@ use crate::{Celsius, Percent};
 /// Default number of consecutive samples that confirm a level change: 3.
 pub const DEFAULT_DEBOUNCE_SAMPLES: u32 = 3;
 
+/// Default number of consecutive samples a baseline deviation must last before it alerts: 5.
+pub const DEFAULT_DEVIATION_SAMPLES: u32 = 5;
+
 /// Default minimum interval between two notifications of one rule: 10 s.
 pub const DEFAULT_MIN_NOTIFY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What is measured. Each kind has a fixed unit for its limits (see [`MetricKind::unit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MetricKind {
-    /// Round-trip time of the ground link, in milliseconds.
+    /// Round-trip time of the ground link, in milliseconds (the drone feeds the p95 over a
+    /// short window, see [`RttWindow`]).
     LinkRtt,
     /// Processing time of one RSSI cycle, in milliseconds.
     CycleProcessing,
@@ -43,24 +47,63 @@ pub enum MetricKind {
     Memory,
     /// CPU temperature, in degrees Celsius.
     Temperature,
+    /// Processing time of one RSSI cycle as a share of the report period, in percent.
+    CycleLoad,
+    /// Records held for the link as a share of the ring's capacity, in percent.
+    Backlog,
+    /// Failed output writes since the last successful one (a count).
+    OutputErrors,
+    /// How far the link RTT sits from its EWMA baseline, in standard deviations.
+    RttDeviation,
+    /// How far the RSSI cycle time sits from its EWMA baseline, in standard deviations.
+    CycleDeviation,
 }
+
+/// Number of [`MetricKind`]s.
+const KINDS: usize = 10;
 
 impl MetricKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; KINDS] = [
         Self::LinkRtt,
         Self::CycleProcessing,
         Self::Cpu,
         Self::Memory,
         Self::Temperature,
+        Self::CycleLoad,
+        Self::Backlog,
+        Self::OutputErrors,
+        Self::RttDeviation,
+        Self::CycleDeviation,
     ];
 
-    /// The unit of limits and alert values for this kind: `"ms"`, `"%"` or `"C"`.
+    /// The unit of limits and alert values for this kind: `"ms"`, `"%"`, `"C"`, `"errors"`
+    /// or `"sigma"`.
     pub fn unit(self) -> &'static str {
         match self {
             Self::LinkRtt | Self::CycleProcessing => "ms",
-            Self::Cpu | Self::Memory => "%",
+            Self::Cpu | Self::Memory | Self::CycleLoad | Self::Backlog => "%",
             Self::Temperature => "C",
+            Self::OutputErrors => "errors",
+            Self::RttDeviation | Self::CycleDeviation => "sigma",
+        }
+    }
+
+    /// A short machine name (`link_rtt`, `cycle_time`, `cpu`, `memory`, `temperature`,
+    /// `cycle_load`, `backlog`, `output_errors`, `rtt_deviation`, `cycle_deviation`): the
+    /// `kind` label of the active-alerts gauge and of alerts on MQTT.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LinkRtt => "link_rtt",
+            Self::CycleProcessing => "cycle_time",
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+            Self::Temperature => "temperature",
+            Self::CycleLoad => "cycle_load",
+            Self::Backlog => "backlog",
+            Self::OutputErrors => "output_errors",
+            Self::RttDeviation => "rtt_deviation",
+            Self::CycleDeviation => "cycle_deviation",
         }
     }
 
@@ -77,6 +120,11 @@ impl fmt::Display for MetricKind {
             Self::Cpu => "cpu",
             Self::Memory => "memory",
             Self::Temperature => "temperature",
+            Self::CycleLoad => "rssi cycle load",
+            Self::Backlog => "link backlog",
+            Self::OutputErrors => "output write errors",
+            Self::RttDeviation => "link rtt off its baseline",
+            Self::CycleDeviation => "rssi cycle time off its baseline",
         })
     }
 }
@@ -94,6 +142,16 @@ pub enum Observation {
     Memory(Percent),
     /// CPU temperature.
     Temperature(Celsius),
+    /// Cycle time as a share of the report period.
+    CycleLoad(Percent),
+    /// Share of the link ring held.
+    Backlog(Percent),
+    /// Failed output writes since the last successful one.
+    OutputErrors(u64),
+    /// Distance of the link RTT from its baseline, standard deviations (0 when within it).
+    RttDeviation(f64),
+    /// Distance of the cycle time from its baseline, standard deviations.
+    CycleDeviation(f64),
 }
 
 impl Observation {
@@ -105,6 +163,11 @@ impl Observation {
             Self::Cpu(_) => MetricKind::Cpu,
             Self::Memory(_) => MetricKind::Memory,
             Self::Temperature(_) => MetricKind::Temperature,
+            Self::CycleLoad(_) => MetricKind::CycleLoad,
+            Self::Backlog(_) => MetricKind::Backlog,
+            Self::OutputErrors(_) => MetricKind::OutputErrors,
+            Self::RttDeviation(_) => MetricKind::RttDeviation,
+            Self::CycleDeviation(_) => MetricKind::CycleDeviation,
         }
     }
 
@@ -112,8 +175,17 @@ impl Observation {
     pub fn value(&self) -> f64 {
         match self {
             Self::LinkRtt(d) | Self::CycleProcessing(d) => d.as_secs_f64() * 1000.0,
-            Self::Cpu(p) | Self::Memory(p) => p.value(),
+            Self::Cpu(p) | Self::Memory(p) | Self::CycleLoad(p) | Self::Backlog(p) => p.value(),
             Self::Temperature(c) => c.value(),
+            Self::OutputErrors(n) => *n as f64,
+            // Non-finite distances (a baseline with no spread) count as very far.
+            Self::RttDeviation(s) | Self::CycleDeviation(s) => {
+                if s.is_nan() {
+                    0.0
+                } else {
+                    s.abs().min(1e6)
+                }
+            }
         }
     }
 }
@@ -175,14 +247,21 @@ impl Limits {
     }
 
     /// The default limits of `kind`: link RTT 30/50 ms, RSSI cycle processing 75/100 ms,
-    /// CPU 70/85 %, memory 75/90 %, temperature 70/85 C.
+    /// CPU 70/85 % and memory 75/85 % (approaching, then at, the degradation controller's
+    /// high-pressure threshold), temperature 70/80 C (its first two thermal steps), cycle
+    /// load 50/100 % of the report period, backlog 50/90 % of the ring, output errors 1/1
+    /// (critical at the first failed write), baseline deviations 3/6 sigma.
     pub fn default_for(kind: MetricKind) -> Self {
         let (warning, critical) = match kind {
             MetricKind::LinkRtt => (30.0, 50.0),
             MetricKind::CycleProcessing => (75.0, 100.0),
             MetricKind::Cpu => (70.0, 85.0),
-            MetricKind::Memory => (75.0, 90.0),
-            MetricKind::Temperature => (70.0, 85.0),
+            MetricKind::Memory => (75.0, 85.0),
+            MetricKind::Temperature => (70.0, 80.0),
+            MetricKind::CycleLoad => (50.0, 100.0),
+            MetricKind::Backlog => (50.0, 90.0),
+            MetricKind::OutputErrors => (1.0, 1.0),
+            MetricKind::RttDeviation | MetricKind::CycleDeviation => (3.0, 6.0),
         };
         Self { warning, critical }
     }
@@ -213,12 +292,19 @@ pub struct ThresholdRule {
 }
 
 impl ThresholdRule {
-    /// The default rule for `kind` ([`Limits::default_for`] and the default debounce and
-    /// interval).
+    /// The default rule for `kind`: [`Limits::default_for`], the default interval, and the
+    /// default debounce except for output errors (1 sample: a failed write is announced at
+    /// once) and baseline deviations ([`DEFAULT_DEVIATION_SAMPLES`]: the N samples in a row
+    /// a deviation must last).
     pub fn default_for(kind: MetricKind) -> Self {
+        let debounce_samples = match kind {
+            MetricKind::OutputErrors => 1,
+            MetricKind::RttDeviation | MetricKind::CycleDeviation => DEFAULT_DEVIATION_SAMPLES,
+            _ => DEFAULT_DEBOUNCE_SAMPLES,
+        };
         Self {
             limits: Limits::default_for(kind),
-            debounce_samples: DEFAULT_DEBOUNCE_SAMPLES,
+            debounce_samples,
             min_notify_interval: DEFAULT_MIN_NOTIFY_INTERVAL,
         }
     }
@@ -227,7 +313,7 @@ impl ThresholdRule {
 /// One rule per [`MetricKind`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThresholdConfig {
-    rules: [ThresholdRule; 5],
+    rules: [ThresholdRule; KINDS],
 }
 
 impl Default for ThresholdConfig {
@@ -353,7 +439,7 @@ struct RuleState {
 #[derive(Debug, Clone)]
 pub struct Thresholds {
     config: ThresholdConfig,
-    states: [RuleState; 5],
+    states: [RuleState; KINDS],
 }
 
 impl Thresholds {
@@ -361,7 +447,7 @@ impl Thresholds {
     pub fn new(config: ThresholdConfig) -> Self {
         Self {
             config,
-            states: [RuleState::default(); 5],
+            states: [RuleState::default(); KINDS],
         }
     }
 
@@ -379,6 +465,20 @@ impl Thresholds {
     /// a notification is held by rate limiting).
     pub fn level(&self, kind: MetricKind) -> Level {
         self.states[kind.index()].level
+    }
+
+    /// The severity last announced for `kind` ([`Level::Normal`] once cleared): what an
+    /// operator has been told is active.
+    pub fn notified(&self, kind: MetricKind) -> Level {
+        self.states[kind.index()].notified
+    }
+
+    /// Every kind whose last announcement is a warning or critical, with that level.
+    pub fn active(&self) -> impl Iterator<Item = (MetricKind, Level)> + '_ {
+        MetricKind::ALL
+            .into_iter()
+            .map(|k| (k, self.notified(k)))
+            .filter(|(_, l)| *l != Level::Normal)
     }
 
     /// Feeds one observation taken at `now` (any monotonic epoch the caller picks) and
@@ -453,6 +553,71 @@ impl Thresholds {
     }
 }
 
+/// Most RTT samples an [`RttWindow`] holds.
+pub const RTT_WINDOW_CAPACITY: usize = 64;
+
+/// The 95th percentile of the link RTTs measured over a sliding time window (nearest
+/// rank). With one ping a second and the default 5 s window this is the slowest of the last
+/// five: an alert is raised within a few pings of latency appearing, and clears a window
+/// plus the debounce after it ends.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use sarlink_monitor::thresholds::RttWindow;
+///
+/// let ms = Duration::from_millis;
+/// let mut w = RttWindow::new(Duration::from_secs(5));
+/// assert_eq!(w.observe(Duration::from_secs(1), ms(10)), ms(10));
+/// assert_eq!(w.observe(Duration::from_secs(2), ms(120)), ms(120));
+/// // Six seconds later the slow sample has left the window.
+/// assert_eq!(w.observe(Duration::from_secs(8), ms(12)), ms(12));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RttWindow {
+    window: Duration,
+    samples: std::collections::VecDeque<(Duration, Duration)>,
+    scratch: Vec<Duration>,
+}
+
+impl RttWindow {
+    /// An empty window `window` long.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            samples: std::collections::VecDeque::with_capacity(RTT_WINDOW_CAPACITY),
+            scratch: Vec::with_capacity(RTT_WINDOW_CAPACITY),
+        }
+    }
+
+    /// Adds the RTT measured at `now` (samples older than the window, and past
+    /// [`RTT_WINDOW_CAPACITY`] the oldest, are dropped) and returns the p95 of the window.
+    pub fn observe(&mut self, now: Duration, rtt: Duration) -> Duration {
+        while self
+            .samples
+            .front()
+            .is_some_and(|&(at, _)| now.saturating_sub(at) > self.window)
+            || self.samples.len() >= RTT_WINDOW_CAPACITY
+        {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((now, rtt));
+        self.p95().unwrap_or(rtt)
+    }
+
+    /// The p95 of the samples held, `None` when empty.
+    pub fn p95(&mut self) -> Option<Duration> {
+        self.scratch.clear();
+        self.scratch.extend(self.samples.iter().map(|&(_, r)| r));
+        self.scratch.sort_unstable();
+        // Nearest rank: ceil(0.95 n), 1-based; n >= 1 here so the index is in range.
+        let n = self.scratch.len();
+        let rank = (n * 95).div_ceil(100).max(1);
+        self.scratch.get(rank - 1).copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,8 +643,13 @@ mod tests {
                 (30.0, 50.0),
                 (75.0, 100.0),
                 (70.0, 85.0),
-                (75.0, 90.0),
-                (70.0, 85.0)
+                (75.0, 85.0),
+                (70.0, 80.0),
+                (50.0, 100.0),
+                (50.0, 90.0),
+                (1.0, 1.0),
+                (3.0, 6.0),
+                (3.0, 6.0)
             ]
         );
         assert_eq!(c.rule(MetricKind::Cpu).debounce_samples, 3);

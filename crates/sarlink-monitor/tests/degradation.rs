@@ -122,7 +122,7 @@ fn extreme_pressure_sheds_class_3_at_once_and_never_classes_1_2() {
 }
 
 #[test]
-fn recovery_is_one_class_per_ten_calm_samples() {
+fn recovery_starts_after_ten_calm_samples_then_one_class_per_three() {
     let mut f = fixture();
     let busy = readings(90.0, 50.0, None);
     let calm = readings(69.9, 74.9, None);
@@ -142,7 +142,7 @@ fn recovery_is_one_class_per_ten_calm_samples() {
             Action::Enable(f.set(&[3]))
         )]
     );
-    f.quiet(9, calm);
+    f.quiet(2, calm);
     let e = f.step(calm);
     assert_eq!(
         e,
@@ -151,7 +151,7 @@ fn recovery_is_one_class_per_ten_calm_samples() {
             Action::Enable(f.set(&[4]))
         )]
     );
-    f.quiet(9, calm);
+    f.quiet(2, calm);
     let e = f.step(calm);
     assert_eq!(
         e,
@@ -260,20 +260,24 @@ fn thermal_steps_set_report_rate_and_shed_then_cool_down_with_hysteresis() {
             ),
         ]
     );
-    f.quiet(9, at(60.0));
+    // Warm sheds nothing: class 6 follows 3 calm samples later, the rate stays at 5 Hz.
+    f.quiet(2, at(60.0));
     let e = f.step(at(60.0));
     assert_eq!(
         e,
-        [
-            f.event(
-                Cause::Thermal(ThermalLevel::Normal),
-                Action::SetReportRate { hz: 10 }
-            ),
-            f.event(
-                Cause::Recovery(Priority::Convenience),
-                Action::Enable(f.set(&[5]))
-            ),
-        ]
+        [f.event(
+            Cause::Recovery(Priority::Convenience),
+            Action::Enable(f.set(&[5]))
+        )]
+    );
+    f.quiet(6, at(60.0));
+    let e = f.step(at(60.0));
+    assert_eq!(
+        e,
+        [f.event(
+            Cause::Thermal(ThermalLevel::Normal),
+            Action::SetReportRate { hz: 10 }
+        )]
     );
     assert_eq!(f.c.thermal_level(), ThermalLevel::Normal);
 }

@@ -153,6 +153,25 @@ fn sampler_computes_cpu_deltas_between_samples() {
     std::fs::write(dir.join("meminfo"), "garbage\n").unwrap();
     let err = s.sample(Duration::from_secs(13)).unwrap_err();
     assert!(matches!(err, SampleError::Parse { ref path, .. } if path.ends_with("meminfo")));
+
+    // Each reading on its own: an unreadable /proc/stat (a directory stands in for a
+    // file the container denies) makes CPU unknown, not 0, and memory is still read.
+    std::fs::write(
+        dir.join("meminfo"),
+        "MemTotal: 1000 kB\nMemAvailable: 250 kB\n",
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("stat")).unwrap();
+    std::fs::create_dir(dir.join("stat")).unwrap();
+    let mut failures = Vec::new();
+    let r = s.sample_each(Duration::from_secs(14), |e| failures.push(e));
+    assert_eq!(r.system_cpu, None);
+    assert_eq!(r.process_cpu, None);
+    assert_eq!(r.system_memory.unwrap().value(), 75.0);
+    assert!(
+        matches!(&failures[..], [SampleError::Io { path, .. }] if path.ends_with("stat")),
+        "{failures:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -281,6 +281,103 @@ impl Layers {
     }
 }
 
+/// Resolves `resource_interval`, `proc_root`, `sys_root` and the degradation thresholds
+/// (`high_pressure`, `recovery_cpu`, `recovery_memory`, `thermal_steps`), shared by both
+/// binaries.
+pub(crate) fn resource_settings(
+    layers: &Layers,
+    interval: Option<String>,
+    proc_root: Option<String>,
+    sys_root: Option<String>,
+    [high, recovery_cpu, recovery_memory, thermal]: [Option<String>; 4],
+) -> Result<crate::monitoring::ResourceSettings, ConfigError> {
+    let defaults = crate::monitoring::ResourceSettings::default();
+    let interval = layers
+        .get_with(
+            "resource_interval",
+            interval,
+            || defaults.interval,
+            |s| {
+                let d = crate::units::parse_interval(s)?;
+                if d < std::time::Duration::from_millis(100) {
+                    Err("must be at least 100ms (CPU load is a difference of ticks)".to_owned())
+                } else {
+                    Ok(d)
+                }
+            },
+        )?
+        .0;
+    let percent = |s: &str| -> Result<f64, String> {
+        match s.trim_end_matches('%').trim().parse::<f64>() {
+            Ok(p) if (1.0..=100.0).contains(&p) => Ok(p),
+            _ => Err("must be a percentage from 1 to 100".to_owned()),
+        }
+    };
+    let mut degradation = defaults.degradation;
+    degradation.high_pressure_percent = layers
+        .get_with(
+            "high_pressure",
+            high,
+            || degradation.high_pressure_percent,
+            percent,
+        )?
+        .0;
+    let (cpu, cpu_origin) = layers.get_with(
+        "recovery_cpu",
+        recovery_cpu,
+        || degradation.recovery_cpu_percent,
+        percent,
+    )?;
+    let (memory, memory_origin) = layers.get_with(
+        "recovery_memory",
+        recovery_memory,
+        || degradation.recovery_memory_percent,
+        percent,
+    )?;
+    degradation.recovery_cpu_percent = cpu;
+    degradation.recovery_memory_percent = memory;
+    degradation.thermal_steps_c = layers
+        .get_with(
+            "thermal_steps",
+            thermal,
+            || degradation.thermal_steps_c,
+            |s| {
+                let steps: Vec<f64> = s
+                    .split(',')
+                    .map(|w| w.trim().trim_end_matches('C').trim().parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| "three temperatures, e.g. 70,80,85".to_owned())?;
+                match steps[..] {
+                    [a, b, c] if a.is_finite() && a < b && b < c && c < 150.0 => Ok([a, b, c]),
+                    _ => Err("three ascending temperatures below 150, e.g. 70,80,85".to_owned()),
+                }
+            },
+        )?
+        .0;
+    for (key, recovery, origin) in [
+        ("recovery_cpu", cpu, cpu_origin),
+        ("recovery_memory", memory, memory_origin),
+    ] {
+        if recovery >= degradation.high_pressure_percent {
+            return Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                value: recovery.to_string(),
+                origin,
+                reason: format!(
+                    "must be below high_pressure ({}): there would be no hysteresis",
+                    degradation.high_pressure_percent
+                ),
+            });
+        }
+    }
+    Ok(crate::monitoring::ResourceSettings {
+        interval,
+        proc_root: layers.get("proc_root", proc_root, defaults.proc_root)?,
+        sys_root: layers.get("sys_root", sys_root, defaults.sys_root)?,
+        degradation,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

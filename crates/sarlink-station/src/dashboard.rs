@@ -292,7 +292,8 @@ impl Dashboard {
                 let (severity, text) = if level == "normal" {
                     (Severity::Info, "degradation: back to normal".to_owned())
                 } else {
-                    // A drone shedding its status detail reports its level but no list.
+                    // Drones before issue 20 left the list out when shedding their status
+                    // detail; today's always send it.
                     let shed = if view.shed.is_empty() {
                         "not reported".to_owned()
                     } else {

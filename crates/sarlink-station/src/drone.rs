@@ -51,11 +51,14 @@ use sarlink_coord::{
     LinkState as CoordLinkState, Reason, SafetyLevel, SafetyState,
 };
 use sarlink_link::LinkState;
+use sarlink_monitor::Percent;
 use sarlink_monitor::baseline::{Baseline, BaselineConfig, Deviation};
 use sarlink_monitor::degradation::{
     Action, ControllerConfig, DegradationController, FeatureId, Priority, Readings, RegisterError,
 };
-use sarlink_monitor::thresholds::{Alert, MetricKind, Observation, ThresholdConfig, Thresholds};
+use sarlink_monitor::thresholds::{
+    Alert, Level, MetricKind, Observation, RttWindow, ThresholdConfig, Thresholds,
+};
 use sarlink_schema::{
     Ack, AckCode, Cmd, CmdOp, Decision, Message, NodeName, RssiRecord, RssiUnits, SourceId, Status,
 };
@@ -100,8 +103,11 @@ pub struct DroneConfig {
     pub units: RssiUnits,
     /// The degradation controller's thresholds.
     pub degradation: ControllerConfig,
-    /// Alert thresholds (link RTT, measurement cycle time, CPU, memory, temperature).
+    /// Alert thresholds (link RTT p95, measurement cycle load, CPU, memory, temperature,
+    /// backlog, output errors, baseline deviations).
     pub thresholds: ThresholdConfig,
+    /// The window the link RTT's p95 is taken over for its alert. Default 5 s.
+    pub rtt_window: Duration,
 }
 
 impl DroneConfig {
@@ -118,6 +124,7 @@ impl DroneConfig {
             units: RssiUnits::Dbfs,
             degradation: ControllerConfig::default(),
             thresholds: ThresholdConfig::default(),
+            rtt_window: Duration::from_secs(5),
         }
     }
 }
@@ -183,6 +190,73 @@ pub enum Control {
     },
 }
 
+/// The drone's optional features, which the degradation controller may shed (see
+/// [`DroneCore::is_enabled`]); the table with their classes is in `docs/OPERATIONS.md`.
+/// Measuring, the sample stream, the coordinator's fallback, the safety authority, the
+/// `status` message and the flight recorder are registered as never shed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DroneFeature {
+    /// Class 3: reporting at the configured rate; shed (extreme pressure only), the rate
+    /// is halved.
+    FullReportRate,
+    /// Class 4: the receiver's delivery detail in `status` (`source`, `data_age_ms`); the
+    /// level and the list of shed features are always sent.
+    StatusDetail,
+    /// Class 4: MAVLink extras: STATUSTEXT notices and the extra NAMED_VALUE_FLOATs (the
+    /// RSSI value itself is kept).
+    MavlinkExtras,
+    /// Class 5: EWMA smoothing of RSSI (records then say `smoothing` is off).
+    Smoothing,
+    /// Class 5: dashboard and per-drone series published every second; shed, every 5 s.
+    DashboardRate,
+    /// Class 6: the status line on stderr.
+    StatusLine,
+}
+
+impl DroneFeature {
+    /// Every optional feature, most important first.
+    pub const ALL: [DroneFeature; 6] = [
+        DroneFeature::FullReportRate,
+        DroneFeature::StatusDetail,
+        DroneFeature::MavlinkExtras,
+        DroneFeature::Smoothing,
+        DroneFeature::DashboardRate,
+        DroneFeature::StatusLine,
+    ];
+
+    /// The name it is registered, logged and reported under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DroneFeature::FullReportRate => "full-report-rate",
+            DroneFeature::StatusDetail => "status-detail",
+            DroneFeature::MavlinkExtras => "mavlink-extras",
+            DroneFeature::Smoothing => "smoothing",
+            DroneFeature::DashboardRate => "dashboard-rate",
+            DroneFeature::StatusLine => "status-line",
+        }
+    }
+
+    /// Its priority class.
+    pub fn priority(self) -> Priority {
+        match self {
+            DroneFeature::FullReportRate => Priority::PrimaryFunction,
+            DroneFeature::StatusDetail | DroneFeature::MavlinkExtras => Priority::Enhanced,
+            DroneFeature::Smoothing | DroneFeature::DashboardRate => Priority::Optimisation,
+            DroneFeature::StatusLine => Priority::Convenience,
+        }
+    }
+}
+
+/// Features of the drone that are registered with the controller but never shed.
+pub const DRONE_NEVER_SHED: [(&str, Priority); 6] = [
+    ("measuring", Priority::CriticalSafety),
+    ("rssi-stream", Priority::CriticalSafety),
+    ("coordinator-fallback", Priority::CriticalSafety),
+    ("safety-authority", Priority::CriticalSafety),
+    ("status-message", Priority::EssentialOperation),
+    ("flight-recorder", Priority::EssentialOperation),
+];
+
 /// Whole-machine resource readings, taken about once a second by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ResourceSample {
@@ -237,6 +311,17 @@ pub enum DroneInput<'a> {
     CycleTime(Duration),
     /// Resource readings (about once a second).
     Resources(ResourceSample),
+    /// Records held on the drone for the link (about once a second, before
+    /// [`DroneInput::Resources`]): evaluated against the ring's capacity.
+    Backlog {
+        /// Records held.
+        held: u64,
+        /// The ring's capacity.
+        capacity: u64,
+    },
+    /// The flight recorder's failed writes since its last successful one (0 once it
+    /// writes again).
+    OutputErrors(u64),
     /// How a live receiver delivers (about once a second; recordings and the simulator
     /// send none): `streaming`, `stalled`, `reconnecting` or `stale`, and the age of its
     /// newest samples. Reported in `status`.
@@ -285,7 +370,16 @@ pub enum DroneEvent {
     /// The safety state changed.
     Safety(SafetyState),
     /// The degradation controller shed or restored features or changed the report rate.
-    Degradation(sarlink_monitor::degradation::Event),
+    Degradation {
+        /// What changed.
+        event: sarlink_monitor::degradation::Event,
+        /// The features it sheds or restores, by name (empty for a rate change).
+        features: Vec<&'static str>,
+        /// The level after it (`normal` or `shedding-N`).
+        level: String,
+        /// The readings that caused it.
+        readings: Readings,
+    },
     /// An alert was raised or cleared.
     Alert(Alert),
     /// A link RTT or measurement cycle time strayed from its own recent baseline (an
@@ -332,8 +426,10 @@ pub struct DroneCore {
     config: DroneConfig,
     coordinator: Coordinator,
     controller: DegradationController,
-    features: Features,
+    /// The ids of [`DroneFeature::ALL`], in that order.
+    features: Vec<FeatureId>,
     thresholds: Thresholds,
+    rtt_window: RttWindow,
     rtt_baseline: Baseline,
     cycle_baseline: Baseline,
     out: VecDeque<DroneOutput>,
@@ -349,7 +445,7 @@ pub struct DroneCore {
     // Receiver and rate.
     rate_hz: f32,
     advised_hz: f32,
-    shed_hz: f32,
+    shed_factor: f32,
     applied_hz: f32,
     smoothing_applied: Option<f32>,
     streaming: bool,
@@ -372,12 +468,7 @@ pub struct DroneCore {
     stats: DroneStats,
     readings: ResourceSample,
     source: Option<(String, Option<Duration>)>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Features {
-    status_detail: FeatureId,
-    smoothing: FeatureId,
+    backlog_held: u64,
 }
 
 fn health(state: LinkState, rtt: Option<Duration>) -> LinkHealth {
@@ -419,16 +510,17 @@ impl DroneCore {
         }
         let coordinator = Coordinator::new(config.coord.clone())?;
         let mut controller = DegradationController::new(config.degradation);
-        controller.register("rssi-stream", Priority::CriticalSafety, true)?;
-        controller.register("coordinator-fallback", Priority::CriticalSafety, true)?;
-        controller.register("safety-authority", Priority::CriticalSafety, true)?;
-        let features = Features {
-            status_detail: controller.register("status-detail", Priority::Enhanced, false)?,
-            smoothing: controller.register("smoothing", Priority::Optimisation, false)?,
-        };
+        for (name, priority) in DRONE_NEVER_SHED {
+            controller.register(name, priority, true)?;
+        }
+        let features = DroneFeature::ALL
+            .iter()
+            .map(|f| controller.register(f.as_str(), f.priority(), false))
+            .collect::<Result<Vec<_>, _>>()?;
         let rate = config.report_rate_hz;
         Ok(DroneCore {
             thresholds: Thresholds::new(config.thresholds),
+            rtt_window: RttWindow::new(config.rtt_window),
             rtt_baseline: Baseline::new(BaselineConfig::default()),
             cycle_baseline: Baseline::new(BaselineConfig::default()),
             smoothing_applied: config.smoothing,
@@ -446,7 +538,7 @@ impl DroneCore {
             offsets: VecDeque::with_capacity(OFFSET_WINDOW),
             rate_hz: rate,
             advised_hz: f32::INFINITY,
-            shed_hz: f32::INFINITY,
+            shed_factor: 1.0,
             applied_hz: rate,
             streaming: true,
             detected_at: None,
@@ -467,6 +559,7 @@ impl DroneCore {
             stats: DroneStats::default(),
             readings: ResourceSample::default(),
             source: None,
+            backlog_held: 0,
             config,
         })
     }
@@ -530,7 +623,10 @@ impl DroneCore {
                     self.coordinator
                         .update_link(SourceId::GROUND, health(state, Some(rtt)), now);
                 }
-                self.observe(now, Observation::LinkRtt(rtt));
+                let p95 = self.rtt_window.observe(now, rtt);
+                let sigmas = self.baseline_sigmas(MetricKind::LinkRtt, rtt);
+                self.observe(now, Observation::LinkRtt(p95));
+                self.observe(now, Observation::RttDeviation(sigmas));
             }
             DroneInput::AdviseRate(hz) => {
                 self.advised_hz = hz;
@@ -538,8 +634,21 @@ impl DroneCore {
             }
             DroneInput::Command(cmd) => self.command(now, cmd),
             DroneInput::ControlDone { cmd_id, outcome } => self.control_done(cmd_id, outcome),
-            DroneInput::CycleTime(d) => self.observe(now, Observation::CycleProcessing(d)),
+            DroneInput::CycleTime(d) => {
+                let sigmas = self.baseline_sigmas(MetricKind::CycleProcessing, d);
+                // The share of the report period the cycle took (the period in force).
+                let period = 1.0 / f64::from(self.current_rate_hz().max(0.01));
+                let load = Percent::saturating(100.0 * d.as_secs_f64() / period);
+                self.observe(now, Observation::CycleLoad(load));
+                self.observe(now, Observation::CycleDeviation(sigmas));
+            }
             DroneInput::Resources(sample) => self.resources(now, sample),
+            DroneInput::Backlog { held, capacity } => {
+                self.backlog_held = held;
+                let share = 100.0 * held as f64 / capacity.max(1) as f64;
+                self.observe(now, Observation::Backlog(Percent::saturating(share)));
+            }
+            DroneInput::OutputErrors(n) => self.observe(now, Observation::OutputErrors(n)),
             DroneInput::Source { state, data_age } => self.source = Some((state, data_age)),
             DroneInput::Tick => {}
         }
@@ -611,19 +720,26 @@ impl DroneCore {
         }
     }
 
-    fn observe(&mut self, now: Duration, observation: Observation) {
-        let baseline = match observation {
-            Observation::LinkRtt(_) => Some(&mut self.rtt_baseline),
-            Observation::CycleProcessing(_) => Some(&mut self.cycle_baseline),
-            _ => None,
+    /// Folds `value` into its baseline; a deviation is reported as an event, and its
+    /// distance in standard deviations returned (0 within the baseline) for the alert.
+    fn baseline_sigmas(&mut self, metric: MetricKind, value: Duration) -> f64 {
+        let baseline = if metric == MetricKind::LinkRtt {
+            &mut self.rtt_baseline
+        } else {
+            &mut self.cycle_baseline
         };
-        if let Some(deviation) = baseline.and_then(|b| b.update(observation.value())) {
-            self.out
-                .push_back(DroneOutput::Event(DroneEvent::Deviation {
-                    metric: observation.kind(),
-                    deviation,
-                }));
-        }
+        let Some(deviation) = baseline.update(value.as_secs_f64() * 1000.0) else {
+            return 0.0;
+        };
+        self.out
+            .push_back(DroneOutput::Event(DroneEvent::Deviation {
+                metric,
+                deviation,
+            }));
+        deviation.sigmas
+    }
+
+    fn observe(&mut self, now: Duration, observation: Observation) {
         if let Some(alert) = self.thresholds.observe(now, observation) {
             self.out
                 .push_back(DroneOutput::Event(DroneEvent::Alert(alert)));
@@ -645,14 +761,39 @@ impl DroneCore {
         }
         let events = self.controller.step(now, r).to_vec();
         for event in events {
-            if let Action::SetReportRate { hz } = event.action {
-                self.shed_hz = hz as f32;
-            }
+            let set = match event.action {
+                Action::SetReportRate { hz } => {
+                    // Stepped down relative to the configured rate: the controller's rates
+                    // are for a 10 Hz drone.
+                    let normal = self.config.degradation.report_rates_hz[0].max(1);
+                    self.shed_factor = hz as f32 / normal as f32;
+                    None
+                }
+                Action::Disable(set) | Action::Enable(set) => Some(set),
+            };
+            let features = set
+                .map(|set| {
+                    set.iter()
+                        .filter_map(|id| {
+                            self.features
+                                .iter()
+                                .position(|f| *f == id)
+                                .map(|i| DroneFeature::ALL[i].as_str())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let level = self.level();
             self.out
-                .push_back(DroneOutput::Event(DroneEvent::Degradation(event)));
+                .push_back(DroneOutput::Event(DroneEvent::Degradation {
+                    event,
+                    features,
+                    level,
+                    readings: r,
+                }));
         }
         self.apply_rate();
-        let alpha = if self.controller.is_enabled(self.features.smoothing) {
+        let alpha = if self.is_enabled(DroneFeature::Smoothing) {
             self.config.smoothing
         } else {
             None
@@ -671,16 +812,14 @@ impl DroneCore {
 
     /// The `status` message the drone sends once a second.
     fn status(&self, now: Duration) -> Status {
-        let detail = self.controller.is_enabled(self.features.status_detail);
-        let disabled = if detail {
-            self.controller
-                .disabled()
-                .iter()
-                .filter_map(|id| self.controller.feature(id).map(|f| f.name.clone()))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // The level and the shed features are always sent: the ground must see them.
+        let detail = self.is_enabled(DroneFeature::StatusDetail);
+        let disabled = self
+            .controller
+            .disabled()
+            .iter()
+            .filter_map(|id| self.controller.feature(id).map(|f| f.name.clone()))
+            .collect();
         let r = self.readings;
         Status {
             t_ns: ns(now),
@@ -690,12 +829,18 @@ impl DroneCore {
             level: self.level(),
             disabled,
             dropped: 0,
-            queued: 0,
+            // Records held for the link (u32 is plenty: the ring holds 65,536).
+            queued: u32::try_from(self.backlog_held).unwrap_or(u32::MAX),
             rate_hz: self.current_rate_hz(),
-            source: self.source.as_ref().map(|(s, _)| s.clone()),
+            source: self
+                .source
+                .as_ref()
+                .filter(|_| detail)
+                .map(|(s, _)| s.clone()),
             data_age_ms: self
                 .source
                 .as_ref()
+                .filter(|_| detail)
                 .and_then(|(_, age)| *age)
                 .map(|a| u32::try_from(a.as_millis()).unwrap_or(u32::MAX)),
         }
@@ -711,9 +856,34 @@ impl DroneCore {
     }
 
     /// The report rate in force: the configured (or commanded) rate, capped by the link's
-    /// advice and the degradation controller.
+    /// advice, then stepped down by the thermal level (relative to the configured rate:
+    /// 1/2, 1/5, 1/10 at Warm, Hot, Critical by default) and halved while
+    /// [`DroneFeature::FullReportRate`] is shed; never below 0.1 Hz.
     pub fn current_rate_hz(&self) -> f32 {
-        self.rate_hz.min(self.advised_hz).min(self.shed_hz)
+        let mut hz = self.rate_hz.min(self.advised_hz) * self.shed_factor;
+        if !self.is_enabled(DroneFeature::FullReportRate) {
+            hz /= 2.0;
+        }
+        hz.max(*RATE_RANGE_HZ.start())
+    }
+
+    /// Whether the degradation controller currently lets `feature` run.
+    pub fn is_enabled(&self, feature: DroneFeature) -> bool {
+        DroneFeature::ALL
+            .iter()
+            .position(|f| *f == feature)
+            .and_then(|i| self.features.get(i))
+            .is_some_and(|id| self.controller.is_enabled(*id))
+    }
+
+    /// The alerts in force (announced and not yet cleared), with their level.
+    pub fn active_alerts(&self) -> impl Iterator<Item = (MetricKind, Level)> + '_ {
+        self.thresholds.active()
+    }
+
+    /// The latest resource readings.
+    pub fn readings(&self) -> &ResourceSample {
+        &self.readings
     }
 
     fn apply_rate(&mut self) {

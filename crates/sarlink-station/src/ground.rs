@@ -51,7 +51,13 @@ use std::time::Duration;
 
 use sarlink_link::LinkState;
 use sarlink_link::driver::{ConnId, ServerEvent};
+use sarlink_monitor::degradation::{
+    Action, ControllerConfig, DegradationController, FeatureId, Priority, Readings,
+};
 use sarlink_monitor::quality::{JitterEstimator, LinkStats, QualityConfig, assess};
+use sarlink_monitor::thresholds::{
+    Alert, Level, MetricKind, Observation, ThresholdConfig, Thresholds,
+};
 use sarlink_schema::{Ack, AckCode, Cmd, Decision, Message, NodeName, Role, RssiRecord, Status};
 use sarlink_schema::{CloseCode, RssiUnits};
 
@@ -73,6 +79,9 @@ pub enum GroundInput {
         /// Why, for humans.
         reason: String,
     },
+    /// Whole-machine resource readings (about once a second): they step the ground's
+    /// degradation controller and its CPU, memory and temperature alerts.
+    Resources(Readings),
     /// An operator command that did not come over the link (from MQTT): relayed to
     /// `cmd.target` exactly like an observer's, its answer returned as
     /// [`GroundOutput::RemoteAck`] under `cmd.id`.
@@ -163,6 +172,141 @@ pub enum GroundEvent {
         /// Its answer (with the operator's id).
         ack: Ack,
     },
+    /// The ground's degradation controller shed or restored features.
+    Degradation {
+        /// What changed.
+        event: sarlink_monitor::degradation::Event,
+        /// The features it sheds or restores, by name (empty for a thermal change).
+        features: Vec<&'static str>,
+        /// The level after it (`normal` or `shedding-N`).
+        level: String,
+        /// The readings that caused it.
+        readings: Readings,
+    },
+    /// One of the ground's own alerts (CPU, memory, temperature, output errors) was raised
+    /// or cleared.
+    Alert(Alert),
+    /// A drone's `status` reports another degradation level than its previous one.
+    DroneLevel {
+        /// The drone.
+        node: Arc<str>,
+        /// The new level (`normal`, `shedding-N`).
+        level: String,
+        /// The features it sheds now.
+        disabled: Vec<String>,
+    },
+}
+
+/// The ground's optional features, which its degradation controller may shed (see
+/// [`GroundCore::is_enabled`]); the table is in `docs/OPERATIONS.md`. Writing records,
+/// acknowledging them, relaying records to drones and relaying commands are registered as
+/// never shed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroundFeature {
+    /// Class 4: the configured `--fsync` interval; shed, the output is synced 4 times less
+    /// often (at most every 60 s, the option's bound). Acknowledgements wait for the sync,
+    /// so drones hold records longer.
+    OutputFsync,
+    /// Class 4: the MQTT status publications at their rate (the ground's every second,
+    /// each drone's every 5 s); shed, every 5 s and every 30 s. Records, decisions and
+    /// alerts are never held back.
+    MqttStatusRate,
+    /// Class 5: dashboard clients up to the HTTP limit; shed, new connections beyond 8 are
+    /// refused with 503 (those open stay).
+    DashboardClients,
+    /// Class 5: dashboard and per-drone series published every second; shed, every 5 s.
+    DashboardRate,
+    /// Class 6: the status lines on stderr.
+    StatusLine,
+}
+
+impl GroundFeature {
+    /// Every optional feature, most important first.
+    pub const ALL: [GroundFeature; 5] = [
+        GroundFeature::OutputFsync,
+        GroundFeature::MqttStatusRate,
+        GroundFeature::DashboardClients,
+        GroundFeature::DashboardRate,
+        GroundFeature::StatusLine,
+    ];
+
+    /// The name it is registered, logged and reported under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroundFeature::OutputFsync => "fsync-interval",
+            GroundFeature::MqttStatusRate => "mqtt-status-rate",
+            GroundFeature::DashboardClients => "dashboard-clients",
+            GroundFeature::DashboardRate => "dashboard-rate",
+            GroundFeature::StatusLine => "status-line",
+        }
+    }
+
+    /// Its priority class.
+    pub fn priority(self) -> Priority {
+        match self {
+            GroundFeature::OutputFsync | GroundFeature::MqttStatusRate => Priority::Enhanced,
+            GroundFeature::DashboardClients | GroundFeature::DashboardRate => {
+                Priority::Optimisation
+            }
+            GroundFeature::StatusLine => Priority::Convenience,
+        }
+    }
+}
+
+/// Features of the ground that are registered with the controller but never shed.
+pub const GROUND_NEVER_SHED: [(&str, Priority); 4] = [
+    ("record-writing", Priority::CriticalSafety),
+    ("acknowledgements", Priority::CriticalSafety),
+    ("drone-relay", Priority::CriticalSafety),
+    ("command-relay", Priority::EssentialOperation),
+];
+
+/// The ground's degradation controller and alerts, fed by [`GroundInput::Resources`] and
+/// the output's results.
+#[derive(Debug)]
+struct Monitor {
+    controller: DegradationController,
+    /// The ids of [`GroundFeature::ALL`], in that order.
+    features: Vec<FeatureId>,
+    thresholds: Thresholds,
+    readings: Readings,
+    output_errors: u64,
+}
+
+impl Monitor {
+    fn new(degradation: ControllerConfig, thresholds: ThresholdConfig) -> Monitor {
+        let mut controller = DegradationController::new(degradation);
+        // Fewer than MAX_FEATURES with distinct names: registration cannot fail.
+        for (name, priority) in GROUND_NEVER_SHED {
+            let _ = controller.register(name, priority, true);
+        }
+        let features = GroundFeature::ALL
+            .iter()
+            .filter_map(|f| controller.register(f.as_str(), f.priority(), false).ok())
+            .collect();
+        Monitor {
+            controller,
+            features,
+            thresholds: Thresholds::new(thresholds),
+            readings: Readings::default(),
+            output_errors: 0,
+        }
+    }
+
+    fn name_of(&self, id: FeatureId) -> Option<&'static str> {
+        self.features
+            .iter()
+            .position(|f| *f == id)
+            .and_then(|i| GroundFeature::ALL.get(i))
+            .map(|f| f.as_str())
+    }
+
+    fn level(&self) -> String {
+        self.controller.shed_from().map_or_else(
+            || "normal".to_owned(),
+            |p| format!("shedding-{}", p.class()),
+        )
+    }
 }
 
 /// What the ground knows of one drone.
@@ -278,6 +422,7 @@ pub struct GroundCore {
     output_ok: bool,
     /// Drones with records written (or on their way) but not yet confirmed.
     unconfirmed: Vec<Arc<str>>,
+    monitor: Monitor,
 }
 
 impl GroundCore {
@@ -297,6 +442,81 @@ impl GroundCore {
             quality: QualityConfig::default(),
             output_ok: true,
             unconfirmed: Vec::new(),
+            monitor: Monitor::new(ControllerConfig::default(), ThresholdConfig::default()),
+        }
+    }
+
+    /// Replaces the degradation controller's thresholds and the alert thresholds (call
+    /// before the first [`GroundInput::Resources`]; the state starts afresh).
+    pub fn set_monitoring(&mut self, degradation: ControllerConfig, thresholds: ThresholdConfig) {
+        self.monitor = Monitor::new(degradation, thresholds);
+    }
+
+    /// Whether the degradation controller currently lets `feature` run.
+    pub fn is_enabled(&self, feature: GroundFeature) -> bool {
+        GroundFeature::ALL
+            .iter()
+            .position(|f| *f == feature)
+            .and_then(|i| self.monitor.features.get(i))
+            .is_some_and(|id| self.monitor.controller.is_enabled(*id))
+    }
+
+    /// The ground's own degradation level: `normal` or `shedding-N`.
+    pub fn level(&self) -> String {
+        self.monitor.level()
+    }
+
+    /// The ground's degradation controller (features, levels).
+    pub fn degradation(&self) -> &DegradationController {
+        &self.monitor.controller
+    }
+
+    /// The ground's alerts in force (announced and not yet cleared), with their level.
+    pub fn active_alerts(&self) -> impl Iterator<Item = (MetricKind, Level)> + '_ {
+        self.monitor.thresholds.active()
+    }
+
+    /// The latest resource readings.
+    pub fn readings(&self) -> &Readings {
+        &self.monitor.readings
+    }
+
+    fn observe(&mut self, now: Duration, observation: Observation) {
+        if let Some(alert) = self.monitor.thresholds.observe(now, observation) {
+            self.out
+                .push_back(GroundOutput::Event(GroundEvent::Alert(alert)));
+        }
+    }
+
+    fn resources(&mut self, now: Duration, r: Readings) {
+        self.monitor.readings = r;
+        for o in [
+            r.cpu.map(Observation::Cpu),
+            r.memory.map(Observation::Memory),
+            r.temperature.map(Observation::Temperature),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.observe(now, o);
+        }
+        let events = self.monitor.controller.step(now, r).to_vec();
+        for event in events {
+            let features = match event.action {
+                Action::Disable(set) | Action::Enable(set) => set
+                    .iter()
+                    .filter_map(|id| self.monitor.name_of(id))
+                    .collect(),
+                // The ground has no report rate: a thermal step shows in the level only.
+                Action::SetReportRate { .. } => Vec::new(),
+            };
+            self.out
+                .push_back(GroundOutput::Event(GroundEvent::Degradation {
+                    event,
+                    features,
+                    level: self.monitor.level(),
+                    readings: r,
+                }));
         }
     }
 
@@ -315,12 +535,23 @@ impl GroundCore {
 
     /// Feeds one input at `now` (wall-clock time since the Unix epoch).
     pub fn handle(&mut self, now: Duration, input: GroundInput) {
-        let _ = now;
         match input {
             GroundInput::OwnRecord(record) => self.own_record(record),
             GroundInput::Link(event) => self.link(event),
-            GroundInput::Written => self.written(),
-            GroundInput::WriteFailed { reason } => self.write_failed(reason),
+            GroundInput::Written => {
+                if self.monitor.output_errors > 0 {
+                    self.monitor.output_errors = 0;
+                    self.observe(now, Observation::OutputErrors(0));
+                }
+                self.written();
+            }
+            GroundInput::WriteFailed { reason } => {
+                self.monitor.output_errors += 1;
+                let n = self.monitor.output_errors;
+                self.observe(now, Observation::OutputErrors(n));
+                self.write_failed(reason);
+            }
+            GroundInput::Resources(readings) => self.resources(now, readings),
             GroundInput::RemoteCommand(cmd) => {
                 let target = cmd
                     .target
@@ -545,6 +776,18 @@ impl GroundCore {
             ServerEvent::Status { conn, status } => {
                 if let Some(node) = self.drone_of(conn) {
                     tracing::debug!(%node, cpu = status.cpu_pct, level = %status.level, "status");
+                    let track = self.track(&node);
+                    let before = track.status.as_ref().map(|s| s.level.clone());
+                    // The first status of a drone that is not shedding is no news.
+                    let changed = before.map_or(status.level != "normal", |b| b != status.level);
+                    if changed {
+                        let event = GroundEvent::DroneLevel {
+                            node: Arc::clone(&track.node),
+                            level: status.level.clone(),
+                            disabled: status.disabled.clone(),
+                        };
+                        self.out.push_back(GroundOutput::Event(event));
+                    }
                     self.track(&node).status = Some(status);
                 }
             }

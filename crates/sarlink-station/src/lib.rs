@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod drone;
 pub mod ground;
 pub mod http;
+pub mod monitoring;
 pub mod mqtt;
 pub mod node;
 pub mod output;

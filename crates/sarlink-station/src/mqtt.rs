@@ -419,6 +419,14 @@ pub enum AlertKind {
     /// The MQTT publish queue was full: messages were dropped (`count` says how many since
     /// the last such alert).
     MqttOverflow,
+    /// One of the ground's threshold alerts was raised (`severity` `warning` or
+    /// `critical`) or cleared (`cleared`); `metric` names it (`cpu`, `memory`,
+    /// `temperature`, `output_errors`).
+    Threshold,
+    /// The ground's degradation controller shed (`severity` `warning`) or restored
+    /// (`cleared`) features; `reason` names them, the level and the readings. On a drone's
+    /// topic: the drone's `status` reported a new level (`cleared` when back to normal).
+    Degradation,
 }
 
 impl AlertKind {
@@ -429,13 +437,16 @@ impl AlertKind {
             AlertKind::OutputRestored => "output_restored",
             AlertKind::CommandRefused => "command_refused",
             AlertKind::MqttOverflow => "mqtt_overflow",
+            AlertKind::Threshold => "threshold",
+            AlertKind::Degradation => "degradation",
         }
     }
 }
 
 /// An alert: `{"type":"alert","node":..,"kind":..,"timestamp_ns":..,"time":..,"reason":..}`
-/// plus `count` for [`AlertKind::MqttOverflow`] and `id` for
-/// [`AlertKind::CommandRefused`].
+/// plus `count` for [`AlertKind::MqttOverflow`], `id` for [`AlertKind::CommandRefused`],
+/// and `metric` and `severity` for [`AlertKind::Threshold`] (`severity` also for
+/// [`AlertKind::Degradation`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     /// The node it concerns (the ground itself, or a drone).
@@ -450,6 +461,10 @@ pub struct Alert {
     pub count: Option<u64>,
     /// The command id that goes with the kind.
     pub id: Option<u32>,
+    /// The metric of a threshold alert (`cpu`, `link_rtt`, ...).
+    pub metric: Option<&'static str>,
+    /// `warning`, `critical` or `cleared`.
+    pub severity: Option<&'static str>,
 }
 
 impl Alert {
@@ -478,6 +493,14 @@ impl Alert {
         if let Some(id) = self.id {
             p.extend_from_slice(format!(",\"id\":{id}").as_bytes());
         }
+        if let Some(metric) = self.metric {
+            p.extend_from_slice(b",\"metric\":");
+            json_str(&mut p, metric);
+        }
+        if let Some(severity) = self.severity {
+            p.extend_from_slice(b",\"severity\":");
+            json_str(&mut p, severity);
+        }
         p.push(b'}');
         MqttMessage {
             topic: topics.topic(&self.node, Kind::Alert),
@@ -500,6 +523,9 @@ fn json_str(b: &mut Vec<u8>, s: &str) {
 /// - `Write(Decision)` -> `.../<node>/decision`, the JSON-lines object, retained.
 /// - `Event(Output)` -> `.../<ground>/alert`, `output_failed` or `output_restored`.
 /// - `Event(Refused)` -> `.../<drone>/alert`, `command_refused`.
+/// - `Event(Alert)` -> `.../<ground>/alert`, `threshold` with `metric` and `severity`.
+/// - `Event(Degradation)` -> `.../<ground>/alert`, `degradation`.
+/// - `Event(DroneLevel)` -> `.../<drone>/alert`, `degradation` (`cleared` back to normal).
 /// - `RemoteAck` -> `.../<drone>/ack` ([`ack_message`]).
 pub fn map_output(topics: &Topics, out: &GroundOutput, now_ns: i64) -> Option<MqttMessage> {
     match out {
@@ -516,6 +542,8 @@ pub fn map_output(topics: &Topics, out: &GroundOutput, now_ns: i64) -> Option<Mq
                 reason: reason.clone(),
                 count: None,
                 id: None,
+                metric: None,
+                severity: None,
             }
             .message(topics),
         ),
@@ -532,6 +560,69 @@ pub fn map_output(topics: &Topics, out: &GroundOutput, now_ns: i64) -> Option<Mq
                 }),
                 count: None,
                 id: Some(ack.id),
+                metric: None,
+                severity: None,
+            }
+            .message(topics),
+        ),
+        GroundOutput::Event(GroundEvent::Alert(a)) => Some(
+            Alert {
+                node: Arc::clone(topics.ground()),
+                kind: AlertKind::Threshold,
+                timestamp_ns: now_ns,
+                reason: Some(a.to_string()),
+                count: None,
+                id: None,
+                metric: Some(a.kind.as_str()),
+                severity: Some(crate::monitoring::severity_name(a.severity)),
+            }
+            .message(topics),
+        ),
+        GroundOutput::Event(GroundEvent::Degradation {
+            event,
+            features,
+            level,
+            readings,
+        }) => Some(
+            Alert {
+                node: Arc::clone(topics.ground()),
+                kind: AlertKind::Degradation,
+                timestamp_ns: now_ns,
+                reason: Some(crate::monitoring::degradation_text(
+                    event, features, level, readings,
+                )),
+                count: None,
+                id: None,
+                metric: None,
+                severity: Some(match event.action {
+                    sarlink_monitor::degradation::Action::Enable(_) => "cleared",
+                    _ => "warning",
+                }),
+            }
+            .message(topics),
+        ),
+        GroundOutput::Event(GroundEvent::DroneLevel {
+            node,
+            level,
+            disabled,
+        }) => Some(
+            Alert {
+                node: Arc::clone(node),
+                kind: AlertKind::Degradation,
+                timestamp_ns: now_ns,
+                reason: Some(if disabled.is_empty() {
+                    level.clone()
+                } else {
+                    format!("{level} (shed: {})", disabled.join(", "))
+                }),
+                count: None,
+                id: None,
+                metric: None,
+                severity: Some(if level == "normal" {
+                    "cleared"
+                } else {
+                    "warning"
+                }),
             }
             .message(topics),
         ),
@@ -662,7 +753,7 @@ pub fn drone_status_message(topics: &Topics, track: &DroneTrack, now_ns: i64) ->
     json_str(&mut p, topics.ground());
     p.extend_from_slice(
         format!(
-            ",\"timestamp_ns\":{now_ns},\"connected\":{},\"link\":\"{:?}\",\"records\":{},\"gaps\":{},\"duplicates\":{},\"decisions\":{},\"rtt_ms\":{},\"quality\":{}}}",
+            ",\"timestamp_ns\":{now_ns},\"connected\":{},\"link\":\"{:?}\",\"records\":{},\"gaps\":{},\"duplicates\":{},\"decisions\":{},\"rtt_ms\":{},\"quality\":{}",
             track.conn.is_some(),
             track.link,
             track.received,
@@ -676,6 +767,31 @@ pub fn drone_status_message(topics: &Topics, track: &DroneTrack, now_ns: i64) ->
         )
         .as_bytes(),
     );
+    // From the drone's own latest `status`: its degradation and load.
+    if let Some(st) = &track.status {
+        p.extend_from_slice(b",\"level\":");
+        json_str(&mut p, &st.level);
+        p.extend_from_slice(b",\"disabled\":");
+        let _ = serde_json::to_writer(&mut p, &st.disabled);
+        let num = |x: f32| {
+            if x.is_finite() {
+                format!("{x}")
+            } else {
+                "null".to_owned()
+            }
+        };
+        p.extend_from_slice(
+            format!(
+                ",\"cpu_pct\":{},\"temp_c\":{},\"rate_hz\":{},\"queued\":{}",
+                num(st.cpu_pct),
+                st.temp_c.map_or("null".to_owned(), num),
+                num(st.rate_hz),
+                st.queued
+            )
+            .as_bytes(),
+        );
+    }
+    p.push(b'}');
     MqttMessage {
         topic: topics.topic(&track.node, Kind::Status),
         payload: p,

@@ -636,7 +636,13 @@ pub struct Telemetry {
     texts: [TextSlot; 5],
     out: VecDeque<MavMessage>,
     stats: TelemetryStats,
+    extras: bool,
 }
+
+/// The values of [`VALUE_NAMES`] that are extras, left out while extras are shed
+/// ([`Telemetry::set_extras`]): `SAR_SNR`, `SAR_QUAL`, `SAR_PULSE`. `SAR_RSSI`, `SAR_SRC`
+/// and `SAR_DET`, what homing needs, are always sent.
+pub const EXTRA_VALUES: [&str; 3] = ["SAR_SNR", "SAR_QUAL", "SAR_PULSE"];
 
 /// The encoded size of `msg` in a MAVLink 2 frame (payload with trailing zeros cut, plus
 /// header and checksum).
@@ -664,7 +670,15 @@ impl Telemetry {
             texts: Default::default(),
             out: VecDeque::new(),
             stats: TelemetryStats::default(),
+            extras: true,
         }
+    }
+
+    /// Sends the extras or not (default on): without them, records carry only `SAR_RSSI`,
+    /// `SAR_SRC` and `SAR_DET` (see [`EXTRA_VALUES`]), and detection and refusal
+    /// `STATUSTEXT`s are dropped; fallback, recovery and vehicle texts are always sent.
+    pub fn set_extras(&mut self, on: bool) {
+        self.extras = on;
     }
 
     /// Counters.
@@ -710,6 +724,7 @@ impl Telemetry {
         let msgs: Vec<MavMessage> = VALUE_NAMES
             .iter()
             .zip(values)
+            .filter(|(name, _)| self.extras || !EXTRA_VALUES.contains(name))
             .filter_map(|(name, value)| {
                 let name = ValueName::new(name).ok()?;
                 Some(MavMessage::NAMED_VALUE_FLOAT(NAMED_VALUE_FLOAT_DATA {
@@ -734,6 +749,9 @@ impl Telemetry {
     /// the last second, else queued and sent when its turn comes: a second, different event
     /// is never lost to the limit (an identical one waiting already is not queued twice).
     pub fn text(&mut self, boot: Duration, kind: TextKind, severity: MavSeverity, text: &str) {
+        if !self.extras && matches!(kind, TextKind::Detection | TextKind::Refused) {
+            return;
+        }
         let slot = &mut self.texts[kind.index()];
         if slot.queue.iter().any(|(_, t)| t == text) {
             return;

@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use sarlink_coord::{SafetyLevel, SafetyState};
 use sarlink_link::LinkState;
+use sarlink_monitor::degradation::Readings;
+use sarlink_monitor::thresholds::{Level, MetricKind, Severity};
 use sarlink_schema::{
     AckCode, Cmd, CmdOp, Db, Dbm, FrequencyHz, Message, NodeName, QualityScore, RssiRecord,
     RssiUnits, SourceId,
 };
 use sarlink_station::drone::{
     Control, ControlOutcome, DroneConfig, DroneCore, DroneInput, DroneOutput, HELD_DECISIONS,
+    ResourceSample,
 };
 use sarlink_station::output::Entry;
 
@@ -440,7 +443,6 @@ fn unknown_ops_are_unsupported() {
 
 #[test]
 fn a_cycle_time_far_off_its_baseline_is_reported_and_over_its_limit_alerts() {
-    use sarlink_monitor::thresholds::MetricKind;
     use sarlink_station::drone::DroneEvent;
     let mut d = Drone::new();
     for i in 0..60 {
@@ -466,12 +468,257 @@ fn a_cycle_time_far_off_its_baseline_is_reported_and_over_its_limit_alerts() {
         )),
         "{out:?}"
     );
-    // Far beyond the documented critical limit, held: an alert.
-    let mut alerted = false;
+    // 150 ms a cycle at 10 Hz is 150 % of the 100 ms report period (reported capped at
+    // 100 %), held: a critical cycle-load alert after the 3-sample debounce.
+    let mut alerts = Vec::new();
     for _ in 0..5 {
         d.now += STEP;
-        d.input(DroneInput::CycleTime(Duration::from_millis(500)));
-        alerted |= d.take().iter().any(|o| matches!(o, DroneOutput::Event(DroneEvent::Alert(a)) if a.kind == MetricKind::CycleProcessing));
+        d.input(DroneInput::CycleTime(Duration::from_millis(150)));
+        alerts.extend(d.take().into_iter().filter_map(|o| match o {
+            DroneOutput::Event(DroneEvent::Alert(a)) => Some((a.kind, a.severity, a.value)),
+            _ => None,
+        }));
     }
-    assert!(alerted);
+    assert_eq!(
+        alerts,
+        [(MetricKind::CycleLoad, Severity::Critical, 100.0)],
+        "{alerts:?}"
+    );
+    assert!(
+        d.core
+            .active_alerts()
+            .any(|(k, l)| k == MetricKind::CycleLoad && l == Level::Critical)
+    );
+}
+
+#[test]
+fn cycle_load_is_judged_against_the_report_period_in_force() {
+    // 60 ms: 60 % of 100 ms at 10 Hz (warning), 12 % of 500 ms at 2 Hz (nothing).
+    let mut d = Drone::new();
+    let mut kinds = Vec::new();
+    for _ in 0..4 {
+        d.now += STEP;
+        d.input(DroneInput::CycleTime(Duration::from_millis(60)));
+    }
+    kinds.extend(alerts(&d.take()));
+    assert_eq!(kinds, [(MetricKind::CycleLoad, Severity::Warning)]);
+    let mut slow = DroneConfig::new(NodeName::new("drone-1").unwrap());
+    slow.report_rate_hz = 2.0;
+    let mut d = Drone::with(slow);
+    for _ in 0..10 {
+        d.now += STEP;
+        d.input(DroneInput::CycleTime(Duration::from_millis(60)));
+    }
+    assert_eq!(alerts(&d.take()), []);
+}
+
+fn alerts(outputs: &[DroneOutput]) -> Vec<(sarlink_monitor::thresholds::MetricKind, Severity)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            DroneOutput::Event(sarlink_station::drone::DroneEvent::Alert(a)) => {
+                Some((a.kind, a.severity))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_link_rtt_alert_is_on_the_p95_of_a_window_and_clears_once_it_is_fast_again() {
+    let mut d = Drone::new();
+    d.input(DroneInput::LinkUp {
+        ground: NodeName::new("ground").unwrap(),
+        units: RssiUnits::Dbfs,
+    });
+    let ms = Duration::from_millis;
+    let mut log = Vec::new();
+    // One ping a second: 20 fast, 15 slow (125 ms, as 60 ms of latency each way gives),
+    // then fast again.
+    let rtts = std::iter::repeat_n(5, 20)
+        .chain(std::iter::repeat_n(125, 15))
+        .chain(std::iter::repeat_n(5, 20));
+    for (i, rtt) in rtts.enumerate() {
+        d.now += Duration::from_secs(1);
+        d.input(DroneInput::Rtt(ms(rtt)));
+        for a in alerts(&d.take()) {
+            if a.0 == MetricKind::LinkRtt {
+                log.push((i, a.1));
+            }
+        }
+    }
+    // Raised on the third slow ping (debounce 3). The last slow ping (34) has left the
+    // 5 s window at 40; 3 fast p95s later (42), 8 s after the latency ended, it clears.
+    assert_eq!(log, [(22, Severity::Critical), (42, Severity::Cleared)]);
+    assert_eq!(d.core.active_alerts().count(), 0);
+}
+
+#[test]
+fn backlog_and_output_errors_alert_and_clear() {
+    let mut d = Drone::new();
+    let mut log = Vec::new();
+    let backlog = [10u64, 600, 600, 600, 950, 950, 950, 0, 0, 0];
+    for (i, held) in backlog.into_iter().enumerate() {
+        d.now += Duration::from_secs(20);
+        d.input(DroneInput::Backlog {
+            held,
+            capacity: 1000,
+        });
+        log.extend(alerts(&d.take()).into_iter().map(|a| (i, a.0, a.1)));
+    }
+    assert_eq!(
+        log,
+        [
+            (3, MetricKind::Backlog, Severity::Warning),
+            (6, MetricKind::Backlog, Severity::Critical),
+            (9, MetricKind::Backlog, Severity::Cleared),
+        ]
+    );
+    d.input(DroneInput::OutputErrors(1));
+    assert_eq!(
+        alerts(&d.take()),
+        [(MetricKind::OutputErrors, Severity::Critical)]
+    );
+    d.now += Duration::from_secs(20);
+    d.input(DroneInput::OutputErrors(0));
+    assert_eq!(
+        alerts(&d.take()),
+        [(MetricKind::OutputErrors, Severity::Cleared)]
+    );
+}
+
+fn busy(cpu: f64) -> DroneInput<'static> {
+    use sarlink_monitor::Percent;
+    DroneInput::Resources(ResourceSample {
+        readings: Readings {
+            cpu: Some(Percent::new(cpu).unwrap()),
+            memory: Some(Percent::new(40.0).unwrap()),
+            temperature: None,
+        },
+        rss_bytes: Some(20 << 20),
+    })
+}
+
+#[test]
+fn high_cpu_sheds_the_drone_matrix_reports_it_in_status_and_restores_one_class_at_a_time() {
+    use sarlink_station::drone::{DroneEvent, DroneFeature};
+    let mut config = DroneConfig::new(NodeName::new("drone-1").unwrap());
+    config.smoothing = Some(0.3);
+    let mut d = Drone::with(config);
+    d.input(DroneInput::LinkUp {
+        ground: NodeName::new("ground").unwrap(),
+        units: RssiUnits::Dbfs,
+    });
+    d.input(DroneInput::Source {
+        state: "streaming".into(),
+        data_age: Some(Duration::from_millis(30)),
+    });
+    let mut changes = Vec::new();
+    let mut statuses = Vec::new();
+    let mut controls = Vec::new();
+    let cpu = std::iter::repeat_n(97.0, 6).chain(std::iter::repeat_n(20.0, 20));
+    for (i, c) in cpu.enumerate() {
+        d.now += Duration::from_secs(1);
+        d.input(busy(c));
+        for o in d.take() {
+            match o {
+                DroneOutput::Event(DroneEvent::Degradation {
+                    features,
+                    level,
+                    readings,
+                    ..
+                }) => changes.push((i, features, level, readings.cpu.unwrap().value())),
+                DroneOutput::Send(Message::Status(s)) => statuses.push(s),
+                DroneOutput::Control(c) => controls.push((i, c)),
+                _ => {}
+            }
+        }
+    }
+    let shed = vec![
+        "status-detail",
+        "mavlink-extras",
+        "smoothing",
+        "dashboard-rate",
+        "status-line",
+    ];
+    let owned = |v: &[&'static str]| v.to_vec();
+    assert_eq!(
+        changes,
+        [
+            (4, shed, "shedding-4".to_owned(), 97.0),
+            (
+                15,
+                owned(&["status-detail", "mavlink-extras"]),
+                "shedding-5".to_owned(),
+                20.0
+            ),
+            (
+                18,
+                owned(&["smoothing", "dashboard-rate"]),
+                "shedding-6".to_owned(),
+                20.0
+            ),
+            (21, owned(&["status-line"]), "normal".to_owned(), 20.0),
+        ]
+    );
+    // Status once a second, with the level and the shed features; the delivery detail is
+    // left out while status-detail is shed.
+    assert_eq!(statuses.len(), 26);
+    assert_eq!(statuses[3].level, "normal");
+    assert_eq!(statuses[3].source.as_deref(), Some("streaming"));
+    assert_eq!(statuses[4].level, "shedding-4");
+    assert_eq!(statuses[4].disabled.len(), 5);
+    assert_eq!(statuses[4].source, None);
+    assert_eq!(statuses[4].cpu_pct, 97.0);
+    assert_eq!(statuses[25].level, "normal");
+    assert!(statuses[25].disabled.is_empty());
+    // High pressure keeps the full report rate (class 3); smoothing goes off and on.
+    assert!(statuses.iter().all(|s| s.rate_hz == 10.0));
+    assert_eq!(
+        controls,
+        [
+            (4, Control::Smoothing { alpha: None }),
+            (18, Control::Smoothing { alpha: Some(0.3) }),
+        ]
+    );
+    assert!(DroneFeature::ALL.iter().all(|f| d.core.is_enabled(*f)));
+}
+
+#[test]
+fn extreme_pressure_halves_the_rate_and_thermal_steps_are_relative_to_the_configured_rate() {
+    use sarlink_monitor::{Celsius, Percent};
+    let mut config = DroneConfig::new(NodeName::new("drone-1").unwrap());
+    config.report_rate_hz = 20.0;
+    let mut d = Drone::with(config);
+    let hot = |t: f64| {
+        DroneInput::Resources(ResourceSample {
+            readings: Readings {
+                cpu: Some(Percent::new(95.0).unwrap()),
+                memory: Some(Percent::new(90.0).unwrap()),
+                temperature: Some(Celsius::new(t).unwrap()),
+            },
+            rss_bytes: None,
+        })
+    };
+    d.now += Duration::from_secs(1);
+    d.input(hot(75.0));
+    // Warm: 20 Hz configured, stepped down to half.
+    assert_eq!(d.core.current_rate_hz(), 10.0);
+    d.now += Duration::from_secs(1);
+    d.input(hot(86.0));
+    // Critical: a tenth (2 Hz), and extreme pressure sheds class 3: halved again.
+    assert!(
+        !d.core
+            .is_enabled(sarlink_station::drone::DroneFeature::FullReportRate)
+    );
+    assert_eq!(d.core.current_rate_hz(), 1.0);
+    let rates: Vec<f32> = d
+        .take()
+        .into_iter()
+        .filter_map(|o| match o {
+            DroneOutput::Control(Control::ReportRate { hz }) => Some(hz),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rates, [10.0, 1.0]);
 }

@@ -453,3 +453,160 @@ fn remote_commands_take_the_observers_path_and_are_answered_as_remote_acks() {
         other => panic!("{other:?}"),
     }
 }
+
+fn machine(cpu: f64, temp: Option<f64>) -> GroundInput {
+    use sarlink_monitor::{Celsius, Percent};
+    GroundInput::Resources(sarlink_monitor::degradation::Readings {
+        cpu: Some(Percent::new(cpu).unwrap()),
+        memory: Some(Percent::new(30.0).unwrap()),
+        temperature: temp.map(|t| Celsius::new(t).unwrap()),
+    })
+}
+
+#[test]
+fn the_ground_sheds_its_own_matrix_under_load_and_restores_one_class_at_a_time() {
+    use sarlink_monitor::thresholds::{MetricKind, Severity};
+    use sarlink_station::ground::GroundFeature;
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let mut changes = Vec::new();
+    let mut alerts = Vec::new();
+    let cpu = std::iter::repeat_n(96.0, 5).chain(std::iter::repeat_n(15.0, 20));
+    for (i, c) in cpu.enumerate() {
+        let now = T0 + Duration::from_secs(i as u64);
+        g.handle(now, machine(c, None));
+        // Records keep being written and relayed while the ground sheds.
+        g.handle(now, samples(1, i as u64, 1));
+        g.handle(now, GroundInput::Written);
+        while let Some(o) = g.poll_output() {
+            match o {
+                GroundOutput::Event(GroundEvent::Degradation {
+                    features, level, ..
+                }) => changes.push((i, features.join(","), level)),
+                GroundOutput::Event(GroundEvent::Alert(a)) => {
+                    alerts.push((i, a.kind, a.severity));
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        changes,
+        [
+            (
+                4,
+                "fsync-interval,mqtt-status-rate,dashboard-clients,dashboard-rate,status-line"
+                    .to_owned(),
+                "shedding-4".to_owned()
+            ),
+            (
+                14,
+                "fsync-interval,mqtt-status-rate".to_owned(),
+                "shedding-5".to_owned()
+            ),
+            (
+                17,
+                "dashboard-clients,dashboard-rate".to_owned(),
+                "shedding-6".to_owned()
+            ),
+            (20, "status-line".to_owned(), "normal".to_owned()),
+        ]
+    );
+    // CPU over the critical 85 % for 3 samples: alert; cleared after 3 calm samples once
+    // 10 s have passed since.
+    assert_eq!(
+        alerts,
+        [
+            (2, MetricKind::Cpu, Severity::Critical),
+            (12, MetricKind::Cpu, Severity::Cleared)
+        ]
+    );
+    assert!(GroundFeature::ALL.iter().all(|f| g.is_enabled(*f)));
+    assert_eq!(g.stats().records, 25, "nothing shed from the records");
+}
+
+#[test]
+fn failed_writes_raise_an_output_alert_that_clears_when_writing_works() {
+    use sarlink_monitor::thresholds::{MetricKind, Severity};
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    let alerts = |out: &[GroundOutput]| -> Vec<(MetricKind, Severity)> {
+        out.iter()
+            .filter_map(|o| match o {
+                GroundOutput::Event(GroundEvent::Alert(a)) => Some((a.kind, a.severity)),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = run(
+        &mut g,
+        GroundInput::WriteFailed {
+            reason: "No space left on device".into(),
+        },
+    );
+    assert_eq!(
+        alerts(&out),
+        [(MetricKind::OutputErrors, Severity::Critical)]
+    );
+    assert_eq!(g.active_alerts().count(), 1);
+    // Rate limited: the clear waits 10 s after the raise.
+    g.handle(T0 + Duration::from_secs(11), GroundInput::Written);
+    let out: Vec<GroundOutput> = std::iter::from_fn(|| g.poll_output()).collect();
+    assert_eq!(
+        alerts(&out),
+        [(MetricKind::OutputErrors, Severity::Cleared)]
+    );
+    assert_eq!(g.active_alerts().count(), 0);
+}
+
+fn status(level: &str, disabled: &[&str]) -> GroundInput {
+    GroundInput::Link(ServerEvent::Status {
+        conn: 1,
+        status: sarlink_schema::Status {
+            t_ns: 1,
+            cpu_pct: 97.0,
+            mem_bytes: 1 << 20,
+            temp_c: None,
+            level: level.into(),
+            disabled: disabled.iter().map(|d| (*d).to_owned()).collect(),
+            dropped: 0,
+            queued: 12,
+            rate_hz: 10.0,
+            source: None,
+            data_age_ms: None,
+        },
+    })
+}
+
+#[test]
+fn a_drone_changing_its_degradation_level_is_an_event_once_per_change() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let levels = |out: Vec<GroundOutput>| -> Vec<(String, Vec<String>)> {
+        out.into_iter()
+            .filter_map(|o| match o {
+                GroundOutput::Event(GroundEvent::DroneLevel {
+                    node,
+                    level,
+                    disabled,
+                }) => {
+                    assert_eq!(&*node, "drone-1");
+                    Some((level, disabled))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(levels(run(&mut g, status("normal", &[]))), []);
+    assert_eq!(
+        levels(run(&mut g, status("shedding-4", &["status-line"]))),
+        [("shedding-4".to_owned(), vec!["status-line".to_owned()])]
+    );
+    assert_eq!(
+        levels(run(&mut g, status("shedding-4", &["status-line"]))),
+        []
+    );
+    assert_eq!(
+        levels(run(&mut g, status("normal", &[]))),
+        [("normal".to_owned(), vec![])]
+    );
+}

@@ -188,6 +188,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         http: None,
         seconds: None,
         mqtt: None,
+        resources: sarlink_station::monitoring::ResourceSettings::default(),
         quiet: true,
         insecure: false,
     };
@@ -227,6 +228,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         mavlink_component: sarlink_station::vehicle::DEFAULT_COMPONENT_ID,
         mavlink_budget: sarlink_station::vehicle::DEFAULT_BYTE_BUDGET,
         vehicle_rules: sarlink_station::vehicle::VehicleRules::default(),
+        resources: sarlink_station::monitoring::ResourceSettings::default(),
         quiet: true,
         insecure: false,
     };

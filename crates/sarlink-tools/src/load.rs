@@ -172,6 +172,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 http: None,
                 seconds: None,
                 mqtt: None,
+                resources: sarlink_station::monitoring::ResourceSettings::default(),
                 quiet: true,
                 // In-process load test on loopback: plaintext is what it measures.
                 insecure: true,

@@ -155,3 +155,23 @@ pub fn installed(program: &str) -> bool {
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
+
+/// A `/proc` stand-in under `dir` whose readings never change: CPU is unknown (no ticks pass)
+/// and memory 25 % used. A drone given it with `--proc-root` never sheds, whatever else
+/// this shared machine runs: for tests of other things than degradation (the monitoring
+/// tests read the real `/proc`).
+pub fn calm_proc_root(dir: &std::path::Path) -> PathBuf {
+    let root = dir.join("calm-proc");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("stat"),
+        "cpu  1000 0 1000 8000 0 0 0 0 0 0\ncpu0 500 0 500 4000 0 0 0 0 0 0\ncpu1 500 0 500 4000 0 0 0 0 0 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("meminfo"),
+        "MemTotal:        4000000 kB\nMemFree:         2000000 kB\nMemAvailable:    3000000 kB\n",
+    )
+    .unwrap();
+    root
+}

@@ -112,6 +112,30 @@ pub struct DroneArgs {
     /// [default: GUIDED,AUTO,LOITER,POSHOLD,BRAKE,CIRCLE,ALT_HOLD,OFFBOARD,AUTO.MISSION,AUTO.LOITER,POSCTL,ALTCTL]
     #[arg(long, value_name = "MODES")]
     pub allowed_modes: Option<String>,
+    /// CPU or memory percentage that counts as high pressure: 5 samples in a row shed
+    /// priority classes 4-6 [default: 85]
+    #[arg(long, value_name = "PERCENT")]
+    pub high_pressure: Option<String>,
+    /// Recovery: CPU below this for 10 samples restores shed features [default: 70]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_cpu: Option<String>,
+    /// Recovery: memory below this for 10 samples restores shed features [default: 75]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_memory: Option<String>,
+    /// Thermal steps Warm, Hot, Critical in degrees Celsius, ascending [default: 70,80,85]
+    #[arg(long, value_name = "C,C,C")]
+    pub thermal_steps: Option<String>,
+    /// How often to sample whole-machine CPU, memory and SoC temperature, step the
+    /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
+    #[arg(long, value_name = "INTERVAL")]
+    pub resource_interval: Option<String>,
+    /// Read `stat` and `meminfo` under this directory instead of /proc (tests, containers)
+    /// [default: /proc]
+    #[arg(long, value_name = "DIR")]
+    pub proc_root: Option<String>,
+    /// Read `class/thermal/thermal_zone*` under this directory instead of /sys [default: /sys]
+    #[arg(long, value_name = "DIR")]
+    pub sys_root: Option<String>,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -153,6 +177,13 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "mavlink_budget",
     "battery_min",
     "allowed_modes",
+    "resource_interval",
+    "high_pressure",
+    "recovery_cpu",
+    "recovery_memory",
+    "thermal_steps",
+    "proc_root",
+    "sys_root",
     "quiet",
     "insecure",
 ];
@@ -208,6 +239,8 @@ pub struct DroneSettings {
     pub mavlink_budget: u32,
     /// The vehicle rules (battery threshold, allowed modes).
     pub vehicle_rules: VehicleRules,
+    /// Resource sampling: interval and the /proc and /sys roots.
+    pub resources: crate::monitoring::ResourceSettings,
     /// No status line.
     pub quiet: bool,
     /// Plaintext without a key was asked for explicitly.
@@ -259,6 +292,21 @@ impl DroneSettings {
                 args.allowed_modes.clone(),
                 Some(DEFAULT_ALLOWED_MODES),
             ),
+            ("high_pressure", args.high_pressure.clone(), Some("85")),
+            ("recovery_cpu", args.recovery_cpu.clone(), Some("70")),
+            ("recovery_memory", args.recovery_memory.clone(), Some("75")),
+            (
+                "thermal_steps",
+                args.thermal_steps.clone(),
+                Some("70,80,85"),
+            ),
+            (
+                "resource_interval",
+                args.resource_interval.clone(),
+                Some("1s"),
+            ),
+            ("proc_root", args.proc_root.clone(), Some("/proc")),
+            ("sys_root", args.sys_root.clone(), Some("/sys")),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
@@ -440,6 +488,18 @@ impl DroneSettings {
         };
         let quiet = cli.quiet || layers.get("quiet", None, false)?;
         let insecure = cli.insecure || layers.get("insecure", None, false)?;
+        let resources = super::resource_settings(
+            layers,
+            cli.resource_interval.clone(),
+            cli.proc_root.clone(),
+            cli.sys_root.clone(),
+            [
+                cli.high_pressure.clone(),
+                cli.recovery_cpu.clone(),
+                cli.recovery_memory.clone(),
+                cli.thermal_steps.clone(),
+            ],
+        )?;
         Ok(DroneSettings {
             connect,
             node,
@@ -465,6 +525,7 @@ impl DroneSettings {
             mavlink_component,
             mavlink_budget,
             vehicle_rules,
+            resources,
             quiet,
             insecure,
         })

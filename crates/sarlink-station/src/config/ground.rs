@@ -109,6 +109,30 @@ pub struct GroundArgs {
     /// decide who may publish there [default: off]
     #[arg(long)]
     pub mqtt_commands: bool,
+    /// CPU or memory percentage that counts as high pressure: 5 samples in a row shed
+    /// priority classes 4-6 [default: 85]
+    #[arg(long, value_name = "PERCENT")]
+    pub high_pressure: Option<String>,
+    /// Recovery: CPU below this for 10 samples restores shed features [default: 70]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_cpu: Option<String>,
+    /// Recovery: memory below this for 10 samples restores shed features [default: 75]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_memory: Option<String>,
+    /// Thermal steps Warm, Hot, Critical in degrees Celsius, ascending [default: 70,80,85]
+    #[arg(long, value_name = "C,C,C")]
+    pub thermal_steps: Option<String>,
+    /// How often to sample whole-machine CPU, memory and SoC temperature, step the
+    /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
+    #[arg(long, value_name = "INTERVAL")]
+    pub resource_interval: Option<String>,
+    /// Read `stat` and `meminfo` under this directory instead of /proc (tests, containers)
+    /// [default: /proc]
+    #[arg(long, value_name = "DIR")]
+    pub proc_root: Option<String>,
+    /// Read `class/thermal/thermal_zone*` under this directory instead of /sys [default: /sys]
+    #[arg(long, value_name = "DIR")]
+    pub sys_root: Option<String>,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -152,6 +176,13 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "mqtt_client_id",
     "mqtt_queue",
     "mqtt_commands",
+    "resource_interval",
+    "high_pressure",
+    "recovery_cpu",
+    "recovery_memory",
+    "thermal_steps",
+    "proc_root",
+    "sys_root",
     "quiet",
     "insecure",
 ];
@@ -197,6 +228,8 @@ pub struct GroundSettings {
     pub seconds: Option<f64>,
     /// MQTT publishing (`None`: off).
     pub mqtt: Option<MqttSettings>,
+    /// Resource sampling: interval and the /proc and /sys roots.
+    pub resources: crate::monitoring::ResourceSettings,
     /// No status line.
     pub quiet: bool,
     /// Plaintext without a key was asked for explicitly.
@@ -247,6 +280,21 @@ impl GroundSettings {
                 args.mqtt_commands.then(|| "true".to_owned()),
                 Some("false"),
             ),
+            ("high_pressure", args.high_pressure.clone(), Some("85")),
+            ("recovery_cpu", args.recovery_cpu.clone(), Some("70")),
+            ("recovery_memory", args.recovery_memory.clone(), Some("75")),
+            (
+                "thermal_steps",
+                args.thermal_steps.clone(),
+                Some("70,80,85"),
+            ),
+            (
+                "resource_interval",
+                args.resource_interval.clone(),
+                Some("1s"),
+            ),
+            ("proc_root", args.proc_root.clone(), Some("/proc")),
+            ("sys_root", args.sys_root.clone(), Some("/sys")),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
@@ -367,6 +415,18 @@ impl GroundSettings {
                 )?
                 .0,
             mqtt: resolve_mqtt(args, layers)?,
+            resources: super::resource_settings(
+                layers,
+                args.resource_interval.clone(),
+                args.proc_root.clone(),
+                args.sys_root.clone(),
+                [
+                    args.high_pressure.clone(),
+                    args.recovery_cpu.clone(),
+                    args.recovery_memory.clone(),
+                    args.thermal_steps.clone(),
+                ],
+            )?,
             quiet: args.quiet || layers.get("quiet", None, false)?,
             insecure: args.insecure || layers.get("insecure", None, false)?,
         };

@@ -132,6 +132,9 @@ struct Shared {
     hub: Hub,
     metrics: HttpMetrics,
     active: AtomicUsize,
+    /// Connections allowed now (at most `config.max_connections`), see
+    /// [`HttpServer::set_connection_cap`].
+    cap: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -179,6 +182,7 @@ impl HttpServer {
             registry,
             hub,
             active: AtomicUsize::new(0),
+            cap: AtomicUsize::new(usize::MAX),
             stop: AtomicBool::new(false),
         });
         let acceptor = {
@@ -203,6 +207,15 @@ impl HttpServer {
     /// Connections being served now.
     pub fn active_connections(&self) -> usize {
         self.shared.active.load(Ordering::Relaxed)
+    }
+
+    /// Refuses (503) new connections while `cap` or more are open, `None` for the
+    /// configured limit again. Connections already open are not closed. Used to shed
+    /// dashboard clients under load.
+    pub fn set_connection_cap(&self, cap: Option<usize>) {
+        self.shared
+            .cap
+            .store(cap.map_or(usize::MAX, |c| c.max(1)), Ordering::Relaxed);
     }
 }
 
@@ -251,7 +264,11 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         };
         let active = shared.active.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = Slot(Arc::clone(shared));
-        if active > shared.config.max_connections {
+        let limit = shared
+            .config
+            .max_connections
+            .min(shared.cap.load(Ordering::Relaxed));
+        if active > limit {
             shared.metrics.busy.inc();
             // Never block the acceptor on a client: a non-blocking best-effort answer.
             let _ = stream.set_nonblocking(true);

@@ -424,3 +424,100 @@ fn sent_without_a_handed_message_changes_nothing() {
     assert!(!q.acked(1));
     assert_eq!(q.next_waiting(), Some(&msg(0)));
 }
+
+#[test]
+fn the_grounds_threshold_alerts_and_degradation_go_to_its_alert_topic() {
+    use sarlink_monitor::degradation::{Action, Cause, Event, FeatureSet, Readings};
+    use sarlink_monitor::thresholds::{Alert as Raised, MetricKind, Severity};
+    let t = topics("g");
+    let raised = Raised {
+        kind: MetricKind::Cpu,
+        severity: Severity::Critical,
+        value: 97.5,
+        limit: 85.0,
+        at: std::time::Duration::from_secs(3),
+    };
+    let m = map_output(&t, &GroundOutput::Event(GroundEvent::Alert(raised)), 7).unwrap();
+    assert_eq!(m.topic, "sarlink/g/g/alert");
+    assert!(!m.retain);
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        (&v["kind"], &v["metric"], &v["severity"]),
+        (&"threshold".into(), &"cpu".into(), &"critical".into())
+    );
+    assert_eq!(v["reason"], "cpu critical: 97.5 % (limit 85.0 %)");
+    let cleared = Raised {
+        severity: Severity::Cleared,
+        value: 20.0,
+        limit: 70.0,
+        ..raised
+    };
+    let m = map_output(&t, &GroundOutput::Event(GroundEvent::Alert(cleared)), 8).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(v["severity"], "cleared");
+
+    let m = map_output(
+        &t,
+        &GroundOutput::Event(GroundEvent::Degradation {
+            event: Event {
+                at: std::time::Duration::from_secs(5),
+                cause: Cause::HighPressure,
+                action: Action::Disable(FeatureSet::EMPTY),
+            },
+            features: vec!["dashboard-rate", "status-line"],
+            level: "shedding-5".into(),
+            readings: Readings::default(),
+        }),
+        9,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        (&v["kind"], &v["severity"]),
+        (&"degradation".into(), &"warning".into())
+    );
+    assert_eq!(
+        v["reason"],
+        "shed dashboard-rate, status-line (shedding-5; cpu unknown, memory unknown, temperature unknown)"
+    );
+}
+
+#[test]
+fn a_drones_level_change_is_an_alert_on_its_topic() {
+    let t = topics("g");
+    let m = map_output(
+        &t,
+        &GroundOutput::Event(GroundEvent::DroneLevel {
+            node: Arc::from("d1"),
+            level: "shedding-4".into(),
+            disabled: vec!["smoothing".into(), "status-line".into()],
+        }),
+        5,
+    )
+    .unwrap();
+    assert_eq!(m.topic, "sarlink/g/d1/alert");
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        (&v["kind"], &v["severity"], &v["reason"]),
+        (
+            &"degradation".into(),
+            &"warning".into(),
+            &"shedding-4 (shed: smoothing, status-line)".into()
+        )
+    );
+    let m = map_output(
+        &t,
+        &GroundOutput::Event(GroundEvent::DroneLevel {
+            node: Arc::from("d1"),
+            level: "normal".into(),
+            disabled: vec![],
+        }),
+        6,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        (&v["severity"], &v["reason"]),
+        (&"cleared".into(), &"normal".into())
+    );
+}

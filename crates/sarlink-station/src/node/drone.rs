@@ -12,7 +12,6 @@ use sarlink_link::driver::{Backoff, Client, ClientConfig, ClientEvent};
 use sarlink_link::{LinkState, SessionConfig};
 use sarlink_monitor::metrics::{Gauge, Histogram, HistogramSnapshot, Registry};
 use sarlink_monitor::quality::{JitterEstimator, LinkStats, QualityConfig, assess};
-use sarlink_monitor::resources::ResourceSampler;
 use sarlink_schema::{Decision, Role, RssiRecord, RssiUnits, SourceId};
 use sarlink_sdr::{IqSource, SourceHealth};
 
@@ -22,10 +21,11 @@ use crate::dashboard::{
     Severity,
 };
 use crate::drone::{
-    Control, DroneConfig, DroneCore, DroneEvent, DroneInput, DroneOutput, DroneStats,
+    Control, DroneConfig, DroneCore, DroneEvent, DroneFeature, DroneInput, DroneOutput, DroneStats,
     ResourceSample,
 };
 use crate::http::{HttpConfig, HttpServer, Hub};
+use crate::monitoring::{MonitorMetrics, ResourceSettings, degradation_text, readings_text};
 use crate::output::Output;
 use crate::pipeline::{
     DynSource, Measurement, PipelineConfig, PipelineEvent, ReceiverThread, tuning_offset_hz,
@@ -151,6 +151,12 @@ pub struct DroneNode {
     options: DroneOptions,
     reports_this_second: u32,
     vehicle: Option<Vehicle>,
+    resources: ResourceSettings,
+    monitor: MonitorMetrics,
+    /// The link's resend ring, in records (for the backlog alert).
+    ring_capacity: u64,
+    /// Failed flight-recorder commits since the last one that worked.
+    output_errors: u64,
 }
 
 /// Opens the receiver `settings` name (with the tuning offset for tunable sources).
@@ -204,6 +210,7 @@ impl DroneNode {
         core_config.report_rate_hz = settings.rate_hz;
         core_config.channel_offset_hz = measurement.channel_offset_hz();
         core_config.smoothing = settings.smoothing;
+        core_config.degradation = settings.resources.degradation;
         if settings.calibration_db.is_some() {
             core_config.units = RssiUnits::Dbm;
         }
@@ -227,6 +234,7 @@ impl DroneNode {
         session.rssi_units = Some(units);
         // Congestion advice is a fraction of the rate this drone is set to report at.
         session.congestion.full_rate_hz = settings.rate_hz;
+        let ring_capacity = session.sample_ring as u64;
         let mut client_config = ClientConfig::new(session, settings.connect.clone());
         client_config.backoff = options.backoff;
         if let Some(dir) = &settings.tls_dir {
@@ -299,8 +307,13 @@ impl DroneNode {
             }
             None => None,
         };
+        let monitor = MonitorMetrics::new(&registry, core.degradation())?;
         let receiver = ReceiverThread::spawn(measurement).context("starting the receiver")?;
         Ok(DroneNode {
+            resources: settings.resources.clone(),
+            monitor,
+            ring_capacity,
+            output_errors: 0,
             receiver,
             client,
             core,
@@ -342,8 +355,10 @@ impl DroneNode {
         quiet: bool,
     ) -> anyhow::Result<DroneSummary> {
         let start = Instant::now();
-        let mut sampler = ResourceSampler::new();
+        let mut sampler = self.resources.sampler();
+        let mut sample_warned = false;
         let mut next_second = start + Duration::from_secs(1);
+        let mut next_sample = start + self.resources.interval;
         let mut next_status = self.options.status_every.map(|d| start + d);
         let vehicle_rx = self
             .vehicle
@@ -394,7 +409,17 @@ impl DroneNode {
                 next_second += Duration::from_secs(1);
                 self.view.lock().reports_per_s = self.reports_this_second as f32;
                 self.reports_this_second = 0;
-                let r = sampler.sample(now - start).ok().unwrap_or_default();
+            }
+            if now >= next_sample {
+                next_sample = (next_sample + self.resources.interval).max(now);
+                // A file that exists but cannot be read (a container without /proc/stat
+                // access) makes its readings unknown, never 0.
+                let r = sampler.sample_each(now - start, |e| {
+                    if !sample_warned {
+                        sample_warned = true;
+                        tracing::warn!(error = %e, cause = %error_cause(&e), "a resource reading is unavailable: it is unknown, never 0");
+                    }
+                });
                 let sample = ResourceSample {
                     readings: sarlink_monitor::degradation::Readings {
                         cpu: r.system_cpu,
@@ -403,7 +428,20 @@ impl DroneNode {
                     },
                     rss_bytes: r.rss_bytes,
                 };
+                let held = self.client.counters().snapshot().backlog;
+                self.core.handle(
+                    unix_now(),
+                    DroneInput::Backlog {
+                        held,
+                        capacity: self.ring_capacity,
+                    },
+                );
                 self.core.handle(unix_now(), DroneInput::Resources(sample));
+                self.monitor.update(
+                    self.core.degradation(),
+                    &sample.readings,
+                    self.core.active_alerts(),
+                );
             }
             if let Err(e) = self.drain() {
                 break Err(e);
@@ -411,7 +449,7 @@ impl DroneNode {
             self.publish();
             if let Some(at) = next_status.filter(|at| now >= *at) {
                 next_status = self.options.status_every.map(|d| at + d);
-                if !quiet {
+                if !quiet && self.core.is_enabled(DroneFeature::StatusLine) {
                     eprintln!("{}", status_line(&self.view.lock(), now - start));
                 }
             }
@@ -440,7 +478,13 @@ impl DroneNode {
         if now < web.next_publish {
             return;
         }
-        web.next_publish = (web.next_publish + PUBLISH_INTERVAL).max(now);
+        // Shed, the dashboard and the series are published 5 times less often.
+        let every = if self.core.is_enabled(DroneFeature::DashboardRate) {
+            PUBLISH_INTERVAL
+        } else {
+            PUBLISH_INTERVAL * 5
+        };
+        web.next_publish = (web.next_publish + every).max(now);
         let core = &self.core;
         let decision = core.decision();
         let controller = core.degradation();
@@ -649,12 +693,25 @@ impl DroneNode {
                 // A full card must not stop a flying drone: it keeps measuring, streaming
                 // and deciding, and says so once until writing works again.
                 let was_broken = o.is_broken();
+                let before = self.output_errors;
                 match o.commit() {
-                    Err(e) if !was_broken => {
-                        tracing::error!(error = %e, cause = %error_cause(&e), "the flight recorder cannot be written; lines are dropped until it can");
+                    Err(e) => {
+                        self.output_errors += 1;
+                        if !was_broken {
+                            tracing::error!(error = %e, cause = %error_cause(&e), "the flight recorder cannot be written; lines are dropped until it can");
+                        }
                     }
-                    Ok(()) if was_broken => tracing::warn!("the flight recorder is written again"),
-                    _ => {}
+                    Ok(()) => {
+                        self.output_errors = 0;
+                        if was_broken {
+                            tracing::warn!("the flight recorder is written again");
+                        }
+                    }
+                }
+                if self.output_errors != before {
+                    let n = self.output_errors;
+                    self.core.handle(unix_now(), DroneInput::OutputErrors(n));
+                    // The alert it may raise is drained on the next pass.
                 }
             }
         }
@@ -695,7 +752,9 @@ impl DroneNode {
 
     /// Applies the vehicle rules, reports changes, and sends what the telemetry has due.
     fn vehicle_step(&mut self) {
+        let extras = self.core.is_enabled(DroneFeature::MavlinkExtras);
         let Some(v) = &mut self.vehicle else { return };
+        v.telemetry.set_extras(extras);
         let now = unix_now();
         let boot = since_start();
         // Take whatever else the port delivered first.
@@ -860,15 +919,94 @@ fn alert(board: &mut Dashboard, node: &str, event: &DroneEvent) {
         DroneEvent::Alert(a) => {
             let severity = match a.severity {
                 sarlink_monitor::thresholds::Severity::Critical => Severity::Critical,
-                _ => Severity::Warning,
+                sarlink_monitor::thresholds::Severity::Warning => Severity::Warning,
+                sarlink_monitor::thresholds::Severity::Cleared => Severity::Info,
             };
-            let text = format!(
-                "{:?} {:?}: {:.3} (limit {:.3})",
-                a.kind, a.severity, a.value, a.limit
-            );
-            board.alert(now, node, severity, text.to_lowercase());
+            board.alert(now, node, severity, format!("alert: {a}"));
+        }
+        DroneEvent::Degradation {
+            event,
+            features,
+            level,
+            readings,
+        } => {
+            let severity = if matches!(
+                event.action,
+                sarlink_monitor::degradation::Action::Enable(_)
+            ) {
+                Severity::Info
+            } else {
+                Severity::Warning
+            };
+            let text = degradation_text(event, features, level, readings);
+            board.alert(now, node, severity, text);
         }
         _ => {}
+    }
+}
+
+/// The log line of a degradation change: what, the features by name, the new level, and
+/// the readings that caused it.
+pub(crate) fn log_degradation(
+    event: &sarlink_monitor::degradation::Event,
+    features: &[&str],
+    level: &str,
+    readings: &sarlink_monitor::degradation::Readings,
+) {
+    use sarlink_monitor::degradation::Action;
+    let readings = readings_text(readings);
+    let cause = format!("{:?}", event.cause).to_lowercase();
+    match event.action {
+        Action::Disable(_) => tracing::warn!(
+            features = %features.join(","),
+            level,
+            %cause,
+            %readings,
+            "degradation: shedding"
+        ),
+        Action::Enable(_) => tracing::warn!(
+            features = %features.join(","),
+            level,
+            %cause,
+            %readings,
+            "degradation: restoring"
+        ),
+        Action::SetReportRate { hz } => tracing::warn!(
+            thermal_rate_hz = hz,
+            level,
+            %cause,
+            %readings,
+            "degradation: thermal level changed"
+        ),
+    }
+}
+
+/// The log line of an alert: raised ones as warnings, clears as info.
+pub(crate) fn log_alert(a: &sarlink_monitor::thresholds::Alert) {
+    use sarlink_monitor::thresholds::Severity as S;
+    let severity = match a.severity {
+        S::Warning => "warning",
+        S::Critical => "critical",
+        S::Cleared => "cleared",
+    };
+    if a.severity == S::Cleared {
+        tracing::warn!(
+            kind = a.kind.as_str(),
+            severity,
+            value = a.value,
+            limit = a.limit,
+            unit = a.kind.unit(),
+            "alert cleared: {a}"
+        );
+    } else {
+        tracing::warn!(
+            kind = a.kind.as_str(),
+            severity,
+            value = a.value,
+            limit = a.limit,
+            unit = a.kind.unit(),
+            "alert raised: {a}"
+        );
     }
 }
 
@@ -891,14 +1029,13 @@ fn log_event(event: &DroneEvent) {
             tracing::info!(id = cmd.id, op = cmd.op.as_str(), "command carried out");
         }
         DroneEvent::Safety(s) => tracing::info!(state = ?s, "safety state"),
-        DroneEvent::Degradation(e) => tracing::info!(event = %e, "degradation"),
-        DroneEvent::Alert(a) => tracing::warn!(
-            metric = ?a.kind,
-            severity = ?a.severity,
-            value = a.value,
-            limit = a.limit,
-            "alert"
-        ),
+        DroneEvent::Degradation {
+            event,
+            features,
+            level,
+            readings,
+        } => log_degradation(event, features, level, readings),
+        DroneEvent::Alert(a) => log_alert(a),
         DroneEvent::Deviation { metric, deviation } => tracing::info!(
             ?metric,
             value = deviation.value,

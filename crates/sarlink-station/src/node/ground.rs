@@ -21,8 +21,11 @@ use crate::dashboard::{
     Dashboard, DroneSeries, DroneView, LinkView, MAX_DRONES, PUBLISH_INTERVAL, Reading,
     ReceiverSeries, Severity, source_name,
 };
-use crate::ground::{DroneTrack, GroundCore, GroundEvent, GroundInput, GroundOutput};
+use crate::ground::{
+    DroneTrack, GroundCore, GroundEvent, GroundFeature, GroundInput, GroundOutput,
+};
 use crate::http::{HttpConfig, HttpServer, Hub};
+use crate::monitoring::{MonitorMetrics, ResourceSettings, degradation_text};
 use crate::mqtt::{
     Alert, AlertKind, GroundStatus, Topics, ack_message, drone_status_message, map_output,
 };
@@ -194,7 +197,17 @@ pub struct GroundNode {
     metrics: Metrics,
     web: Option<Web>,
     mqtt: Option<Mqtt>,
+    resources: ResourceSettings,
+    sampler: sarlink_monitor::resources::ResourceSampler,
+    /// When the sampler was created (its clock's epoch).
+    sampler_start: Instant,
+    next_sample: Instant,
+    sample_warned: bool,
+    monitor: MonitorMetrics,
 }
+
+/// Dashboard connections allowed while [`GroundFeature::DashboardClients`] is shed.
+pub const SHED_DASHBOARD_CONNECTIONS: usize = 8;
 
 /// The MQTT publisher and what the driver remembers about it.
 #[derive(Debug)]
@@ -288,6 +301,10 @@ impl GroundNode {
             .max_handshakes
             .max(settings.max_handshakes_per_addr);
         let mut core = GroundCore::new(settings.node.clone(), own_stream);
+        core.set_monitoring(
+            settings.resources.degradation,
+            sarlink_monitor::thresholds::ThresholdConfig::default(),
+        );
         if let Some(path) = &settings.output_file {
             let recovered = recover(path)
                 .with_context(|| format!("recovering stream positions from {}", path.display()))?;
@@ -334,7 +351,15 @@ impl GroundNode {
             }
             None => None,
         };
+        let monitor = MonitorMetrics::new(&metrics.registry, core.degradation())?;
+        let now = Instant::now();
         Ok(GroundNode {
+            resources: settings.resources.clone(),
+            sampler: settings.resources.sampler(),
+            sampler_start: now,
+            next_sample: now + settings.resources.interval,
+            sample_warned: false,
+            monitor,
             mqtt,
             core,
             server,
@@ -373,8 +398,8 @@ impl GroundNode {
     /// When the output cannot be written.
     pub fn step(&mut self, deadline: Instant) -> anyhow::Result<()> {
         loop {
-            let mut until = deadline;
-            if let (Some(since), Some(every)) = (self.unsynced, self.fsync) {
+            let mut until = deadline.min(self.next_sample);
+            if let (Some(since), Some(every)) = (self.unsynced, self.fsync_interval()) {
                 until = until.min(since + every);
             }
             let mut wait = until.saturating_duration_since(Instant::now());
@@ -413,7 +438,8 @@ impl GroundNode {
                 default(wait) => {},
             }
             self.drain();
-            if let (Some(since), Some(every)) = (self.unsynced, self.fsync) {
+            self.sample_resources();
+            if let (Some(since), Some(every)) = (self.unsynced, self.fsync_interval()) {
                 if since.elapsed() >= every {
                     self.unsynced = None;
                     let result = self.output.sync();
@@ -426,6 +452,59 @@ impl GroundNode {
                 return Ok(());
             }
         }
+    }
+
+    /// The fsync interval in force: the configured one, or 4 times it (at most 60 s, the
+    /// option's bound) while [`GroundFeature::OutputFsync`] is shed.
+    fn fsync_interval(&self) -> Option<Duration> {
+        let every = self.fsync?;
+        if self.core.is_enabled(GroundFeature::OutputFsync) {
+            Some(every)
+        } else {
+            Some((every * 4).min(Duration::from_secs(60)).max(every))
+        }
+    }
+
+    /// Samples the machine when due and feeds the core (degradation, resource alerts).
+    fn sample_resources(&mut self) {
+        let now = Instant::now();
+        if now < self.next_sample {
+            return;
+        }
+        self.next_sample = (self.next_sample + self.resources.interval).max(now);
+        // A file that exists but cannot be read makes its readings unknown, never 0.
+        let warned = &mut self.sample_warned;
+        let r = self.sampler.sample_each(now - self.sampler_start, |e| {
+            if !*warned {
+                *warned = true;
+                let cause =
+                    std::error::Error::source(&e).map_or_else(String::new, |c| c.to_string());
+                tracing::warn!(error = %e, %cause, "a resource reading is unavailable: it is unknown, never 0");
+            }
+        });
+        let readings = sarlink_monitor::degradation::Readings {
+            cpu: r.system_cpu,
+            memory: r.system_memory,
+            temperature: r.cpu_temperature,
+        };
+        self.core
+            .handle(unix_now(), GroundInput::Resources(readings));
+        self.drain();
+        self.monitor.update(
+            self.core.degradation(),
+            self.core.readings(),
+            self.core.active_alerts(),
+        );
+        if let Some(web) = &self.web {
+            let shed = !self.core.is_enabled(GroundFeature::DashboardClients);
+            web.server
+                .set_connection_cap(shed.then_some(SHED_DASHBOARD_CONNECTIONS));
+        }
+    }
+
+    /// Whether the status lines are printed now (shed under load).
+    pub fn status_lines_enabled(&self) -> bool {
+        self.core.is_enabled(GroundFeature::StatusLine)
     }
 
     /// Tells the core how the latest commit (or sync) went.
@@ -562,6 +641,47 @@ impl GroundNode {
                 GroundOutput::Event(GroundEvent::Decision { node, decision }) => {
                     tracing::info!(%node, source = decision.source_id.get(), fallback = decision.fallback, reason = %decision.reason, "decision");
                 }
+                GroundOutput::Event(GroundEvent::Alert(a)) => {
+                    super::drone::log_alert(&a);
+                    if let Some(web) = &mut self.web {
+                        let severity = match a.severity {
+                            sarlink_monitor::thresholds::Severity::Critical => Severity::Critical,
+                            sarlink_monitor::thresholds::Severity::Warning => Severity::Warning,
+                            sarlink_monitor::thresholds::Severity::Cleared => Severity::Info,
+                        };
+                        let node = self.core.node().to_string();
+                        web.board
+                            .alert(unix_now(), &node, severity, format!("alert: {a}"));
+                    }
+                }
+                GroundOutput::Event(GroundEvent::Degradation {
+                    event,
+                    features,
+                    level,
+                    readings,
+                }) => {
+                    super::drone::log_degradation(&event, &features, &level, &readings);
+                    if let Some(web) = &mut self.web {
+                        let severity = if matches!(
+                            event.action,
+                            sarlink_monitor::degradation::Action::Enable(_)
+                        ) {
+                            Severity::Info
+                        } else {
+                            Severity::Warning
+                        };
+                        let node = self.core.node().to_string();
+                        let text = degradation_text(&event, &features, &level, &readings);
+                        web.board.alert(unix_now(), &node, severity, text);
+                    }
+                }
+                GroundOutput::Event(GroundEvent::DroneLevel {
+                    node,
+                    level,
+                    disabled,
+                }) => {
+                    tracing::warn!(%node, level, disabled = %disabled.join(","), "drone degradation level");
+                }
                 GroundOutput::Event(GroundEvent::Refused { node, ack }) => {
                     let reason = ack.reason.as_deref().unwrap_or("");
                     tracing::warn!(%node, id = ack.id, reason, "command refused");
@@ -582,7 +702,7 @@ impl GroundNode {
                     m.uncommitted.clear();
                 }
             }
-            match (result, self.fsync) {
+            match (result, self.fsync_interval()) {
                 (Ok(()), Some(_)) => {
                     self.unsynced.get_or_insert_with(Instant::now);
                 }
@@ -607,7 +727,12 @@ impl GroundNode {
         if now < web.next_publish {
             return;
         }
-        web.next_publish = (web.next_publish + PUBLISH_INTERVAL).max(now);
+        let every = if self.core.is_enabled(GroundFeature::DashboardRate) {
+            PUBLISH_INTERVAL
+        } else {
+            PUBLISH_INTERVAL * 5
+        };
+        web.next_publish = (web.next_publish + every).max(now);
         let unix = unix_now();
         let own = self.core.own_latest().map(Reading::from_record);
         web.board.set_ground_rx(own);
@@ -698,6 +823,8 @@ impl GroundNode {
             );
             m.publisher.publish(
                 Alert {
+                    metric: None,
+                    severity: None,
                     node: std::sync::Arc::clone(m.topics.ground()),
                     kind: AlertKind::MqttOverflow,
                     timestamp_ns: now,
@@ -712,6 +839,14 @@ impl GroundNode {
             );
         }
         m.last = stats;
+        // Shed, the ground's status goes every 5 s and each drone's every 30 s.
+        let full = self.core.is_enabled(GroundFeature::MqttStatusRate);
+        let (ground_every, drone_every) = if full { (1, 5) } else { (5, 30) };
+        let tick = m.ticks;
+        m.ticks += 1;
+        if tick % ground_every != 0 {
+            return;
+        }
         m.publisher.publish(
             GroundStatus {
                 timestamp_ns: now,
@@ -723,13 +858,12 @@ impl GroundNode {
             }
             .message(&m.topics),
         );
-        if m.ticks % 5 == 0 {
+        if tick % drone_every == 0 {
             for track in self.core.drones().values() {
                 m.publisher
                     .publish(drone_status_message(&m.topics, track, now));
             }
         }
-        m.ticks += 1;
     }
 
     /// Record-to-output latency since the previous call (a fresh window starts).
@@ -786,10 +920,17 @@ pub fn run(
             next_line += Duration::from_secs(1);
             ground.publish_metrics();
             if !settings.quiet {
-                for line in status_lines(&ground, start.elapsed()) {
-                    eprintln!("{line}");
+                // Shed under load; the MQTT line still says when something is wrong.
+                let lines = ground.status_lines_enabled();
+                if lines {
+                    for line in status_lines(&ground, start.elapsed()) {
+                        eprintln!("{line}");
+                    }
                 }
-                if let Some((q, connected)) = ground.mqtt_stats() {
+                if let Some((q, connected)) = ground
+                    .mqtt_stats()
+                    .filter(|(q, connected)| lines || !connected || q.overflow > 0)
+                {
                     eprintln!(
                         "[{:>6.1}s] mqtt: {}, {} queued ({} in flight), {} published{}",
                         start.elapsed().as_secs_f64(),
