@@ -121,6 +121,7 @@ EXPECTED = {
         "type": "status", "t_ns": -5, "cpu_pct": 37.5, "mem_bytes": 5000000000, "temp_c": 61.25,
         "level": "degraded", "disabled": ["spectrum", "raw_iq"], "dropped": 3, "queued": 300,
         "rate_hz": 10.0, "source": "stale", "data_age_ms": 1500,
+        "alerts": ["link_rtt:critical", "cpu:warning"],
     },
     "decision": {
         "type": "decision", "t_ns": 1764000000600000000, "source_id": 1, "fallback": True,

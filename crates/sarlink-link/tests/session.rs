@@ -566,6 +566,7 @@ fn status(i: u32) -> Message {
         rate_hz: 10.0,
         source: None,
         data_age_ms: None,
+        alerts: vec![],
     })
 }
 

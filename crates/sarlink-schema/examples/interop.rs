@@ -233,6 +233,7 @@ fn fixtures() -> Vec<(&'static str, Message)> {
                 rate_hz: 10.0,
                 source: Some("stale".into()),
                 data_age_ms: Some(1_500),
+                alerts: vec!["link_rtt:critical".into(), "cpu:warning".into()],
             }),
         ),
         (

@@ -1163,7 +1163,7 @@ fn status(r: &mut Reader<'_>, len: u32) -> Result<Status, DecodeError> {
     let (mut t_ns, mut cpu_pct, mut mem_bytes, mut temp_c, mut level) =
         (None, None, None, None, None);
     let (mut disabled, mut dropped, mut queued, mut rate_hz) = (None, None, None, None);
-    let (mut source, mut data_age_ms) = (None, None);
+    let (mut source, mut data_age_ms, mut alerts) = (None, None, None);
     r.fields(len, |r, key| {
         match key {
             b"t_ns" => set(&mut t_ns, c("t_ns"), r.i64(c("t_ns"))?)?,
@@ -1177,6 +1177,7 @@ fn status(r: &mut Reader<'_>, len: u32) -> Result<Status, DecodeError> {
             b"rate_hz" => set(&mut rate_hz, c("rate_hz"), r.f32(c("rate_hz"))?)?,
             b"source" => set(&mut source, c("source"), r.string(c("source"))?)?,
             b"data_age_ms" => set(&mut data_age_ms, c("data_age_ms"), r.u32(c("data_age_ms"))?)?,
+            b"alerts" => set(&mut alerts, c("alerts"), r.str_list(c("alerts"))?)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -1193,6 +1194,7 @@ fn status(r: &mut Reader<'_>, len: u32) -> Result<Status, DecodeError> {
         rate_hz: req(rate_hz, c("rate_hz"))?,
         source,
         data_age_ms,
+        alerts: alerts.unwrap_or_default(),
     })
 }
 

@@ -487,7 +487,8 @@ impl<B: BufMut> Enc<'_, B> {
         self.head(
             9 + usize::from(m.temp_c.is_some())
                 + usize::from(m.source.is_some())
-                + usize::from(m.data_age_ms.is_some()),
+                + usize::from(m.data_age_ms.is_some())
+                + usize::from(!m.alerts.is_empty()),
             "status",
         );
         self.key(key!("t_ns"));
@@ -517,6 +518,10 @@ impl<B: BufMut> Enc<'_, B> {
         if let Some(age) = m.data_age_ms {
             self.key(key!("data_age_ms"));
             self.uint(u64::from(age));
+        }
+        if !m.alerts.is_empty() {
+            self.key(key!("alerts"));
+            self.str_list(&m.alerts);
         }
     }
 

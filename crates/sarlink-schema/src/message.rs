@@ -280,6 +280,9 @@ pub struct Status {
     pub source: Option<String>,
     /// Age of the newest samples the receiver delivered, ms (`data_age_ms`, protocol 1.1).
     pub data_age_ms: Option<u32>,
+    /// The sender's active alerts (`alerts`, protocol 1.1), each `KIND:SEVERITY`, e.g.
+    /// `link_rtt:critical`; empty when none is active (then the key is not sent).
+    pub alerts: Vec<String>,
 }
 
 /// `decision`: which source the ground station's coordinator trusts, for observers.

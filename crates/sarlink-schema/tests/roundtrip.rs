@@ -145,6 +145,7 @@ fn nan_in_floats_that_allow_it_survives_bit_for_bit() {
             rate_hz: f32::NEG_INFINITY,
             source: None,
             data_age_ms: None,
+            alerts: vec![],
         }),
         Message::Decision(Decision {
             t_ns: 0,

@@ -843,6 +843,18 @@ impl DroneCore {
                 .filter(|_| detail)
                 .and_then(|(_, age)| *age)
                 .map(|a| u32::try_from(a.as_millis()).unwrap_or(u32::MAX)),
+            // Never shed with the detail: an operator must see what is wrong.
+            alerts: self
+                .active_alerts()
+                .filter_map(|(kind, level)| {
+                    let severity = match level {
+                        Level::Warning => "warning",
+                        Level::Critical => "critical",
+                        Level::Normal => return None,
+                    };
+                    Some(format!("{}:{severity}", kind.as_str()))
+                })
+                .collect(),
         }
     }
 

@@ -186,6 +186,16 @@ pub enum GroundEvent {
     /// One of the ground's own alerts (CPU, memory, temperature, output errors) was raised
     /// or cleared.
     Alert(Alert),
+    /// A drone's `status` reports an alert it did not report before (or with another
+    /// severity), or no longer reports one (`severity` `cleared`).
+    DroneAlert {
+        /// The drone.
+        node: Arc<str>,
+        /// The alert's kind as the drone names it (`link_rtt`, `cpu`, ...).
+        kind: String,
+        /// `warning`, `critical`, or `cleared`.
+        severity: String,
+    },
     /// A drone's `status` reports another degradation level than its previous one.
     DroneLevel {
         /// The drone.
@@ -780,15 +790,28 @@ impl GroundCore {
                     let before = track.status.as_ref().map(|s| s.level.clone());
                     // The first status of a drone that is not shedding is no news.
                     let changed = before.map_or(status.level != "normal", |b| b != status.level);
+                    let alerts = alert_changes(
+                        track.status.as_ref().map_or(&[][..], |s| &s.alerts[..]),
+                        &status.alerts,
+                    );
+                    let name = Arc::clone(&track.node);
+                    track.status = Some(status.clone());
                     if changed {
                         let event = GroundEvent::DroneLevel {
-                            node: Arc::clone(&track.node),
-                            level: status.level.clone(),
-                            disabled: status.disabled.clone(),
+                            node: Arc::clone(&name),
+                            level: status.level,
+                            disabled: status.disabled,
                         };
                         self.out.push_back(GroundOutput::Event(event));
                     }
-                    self.track(&node).status = Some(status);
+                    for (kind, severity) in alerts {
+                        let event = GroundEvent::DroneAlert {
+                            node: Arc::clone(&name),
+                            kind,
+                            severity,
+                        };
+                        self.out.push_back(GroundOutput::Event(event));
+                    }
                 }
             }
             ServerEvent::Disconnected {
@@ -923,4 +946,30 @@ impl GroundCore {
     pub fn connections(&self) -> usize {
         self.conns.len()
     }
+}
+
+/// What changed between two `status.alerts` lists (`KIND:SEVERITY` each): alerts raised or
+/// changed in severity, then kinds no longer reported, as (`kind`, `severity`) with
+/// `cleared` for the latter. An entry without `:` counts as a warning of that kind.
+fn alert_changes(before: &[String], after: &[String]) -> Vec<(String, String)> {
+    let split = |a: &String| -> (String, String) {
+        match a.split_once(':') {
+            Some((k, s)) => (k.to_owned(), s.to_owned()),
+            None => (a.clone(), "warning".to_owned()),
+        }
+    };
+    let before: Vec<(String, String)> = before.iter().map(split).collect();
+    let after: Vec<(String, String)> = after.iter().map(split).collect();
+    let mut changes: Vec<(String, String)> = after
+        .iter()
+        .filter(|a| !before.contains(a))
+        .cloned()
+        .collect();
+    changes.extend(
+        before
+            .iter()
+            .filter(|(k, _)| !after.iter().any(|(ak, _)| ak == k))
+            .map(|(k, _)| (k.clone(), "cleared".to_owned())),
+    );
+    changes
 }

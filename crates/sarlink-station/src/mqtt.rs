@@ -526,6 +526,8 @@ fn json_str(b: &mut Vec<u8>, s: &str) {
 /// - `Event(Alert)` -> `.../<ground>/alert`, `threshold` with `metric` and `severity`.
 /// - `Event(Degradation)` -> `.../<ground>/alert`, `degradation`.
 /// - `Event(DroneLevel)` -> `.../<drone>/alert`, `degradation` (`cleared` back to normal).
+/// - `Event(DroneAlert)` -> `.../<drone>/alert`, `threshold` with `metric` (when the kind is
+///   one sarlink knows) and `severity`.
 /// - `RemoteAck` -> `.../<drone>/ack` ([`ack_message`]).
 pub fn map_output(topics: &Topics, out: &GroundOutput, now_ns: i64) -> Option<MqttMessage> {
     match out {
@@ -622,6 +624,30 @@ pub fn map_output(topics: &Topics, out: &GroundOutput, now_ns: i64) -> Option<Mq
                     "cleared"
                 } else {
                     "warning"
+                }),
+            }
+            .message(topics),
+        ),
+        GroundOutput::Event(GroundEvent::DroneAlert {
+            node,
+            kind,
+            severity,
+        }) => Some(
+            Alert {
+                node: Arc::clone(node),
+                kind: AlertKind::Threshold,
+                timestamp_ns: now_ns,
+                reason: Some(format!("{kind} {severity} on the drone")),
+                count: None,
+                id: None,
+                metric: sarlink_monitor::thresholds::MetricKind::ALL
+                    .iter()
+                    .find(|k| k.as_str() == kind)
+                    .map(|k| k.as_str()),
+                severity: Some(match severity.as_str() {
+                    "critical" => "critical",
+                    "cleared" => "cleared",
+                    _ => "warning",
                 }),
             }
             .message(topics),

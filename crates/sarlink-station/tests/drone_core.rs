@@ -546,6 +546,22 @@ fn the_link_rtt_alert_is_on_the_p95_of_a_window_and_clears_once_it_is_fast_again
                 log.push((i, a.1));
             }
         }
+        // The once-a-second status carries the active alerts to the ground.
+        d.input(busy(10.0));
+        let sent: Vec<Vec<String>> = d
+            .take()
+            .into_iter()
+            .filter_map(|o| match o {
+                DroneOutput::Send(Message::Status(s)) => Some(s.alerts),
+                _ => None,
+            })
+            .collect();
+        let expected: &[&str] = if (22..42).contains(&i) {
+            &["link_rtt:critical"]
+        } else {
+            &[]
+        };
+        assert_eq!(sent, [expected], "status alerts at {i}");
     }
     // Raised on the third slow ping (debounce 3). The last slow ping (34) has left the
     // 5 s window at 40; 3 fast p95s later (42), 8 s after the latency ended, it clears.

@@ -559,6 +559,10 @@ fn failed_writes_raise_an_output_alert_that_clears_when_writing_works() {
 }
 
 fn status(level: &str, disabled: &[&str]) -> GroundInput {
+    status_with_alerts(level, disabled, &[])
+}
+
+fn status_with_alerts(level: &str, disabled: &[&str], alerts: &[&str]) -> GroundInput {
     GroundInput::Link(ServerEvent::Status {
         conn: 1,
         status: sarlink_schema::Status {
@@ -573,6 +577,7 @@ fn status(level: &str, disabled: &[&str]) -> GroundInput {
             rate_hz: 10.0,
             source: None,
             data_age_ms: None,
+            alerts: alerts.iter().map(|a| (*a).to_owned()).collect(),
         },
     })
 }
@@ -609,4 +614,39 @@ fn a_drone_changing_its_degradation_level_is_an_event_once_per_change() {
         levels(run(&mut g, status("normal", &[]))),
         [("normal".to_owned(), vec![])]
     );
+}
+
+#[test]
+fn a_drones_alerts_in_its_status_are_events_when_raised_changed_and_cleared() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let mut changes = |alerts: &[&str]| -> Vec<(String, String)> {
+        run(&mut g, status_with_alerts("normal", &[], alerts))
+            .into_iter()
+            .filter_map(|o| match o {
+                GroundOutput::Event(GroundEvent::DroneAlert {
+                    node,
+                    kind,
+                    severity,
+                }) => {
+                    assert_eq!(&*node, "drone-1");
+                    Some((kind, severity))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let pair = |k: &str, s: &str| (k.to_owned(), s.to_owned());
+    assert_eq!(changes(&[]), []);
+    assert_eq!(
+        changes(&["link_rtt:warning"]),
+        [pair("link_rtt", "warning")]
+    );
+    assert_eq!(changes(&["link_rtt:warning"]), [], "once per change");
+    assert_eq!(
+        changes(&["link_rtt:critical", "cpu:warning"]),
+        [pair("link_rtt", "critical"), pair("cpu", "warning")]
+    );
+    assert_eq!(changes(&["cpu:warning"]), [pair("link_rtt", "cleared")]);
+    assert_eq!(changes(&[]), [pair("cpu", "cleared")]);
 }

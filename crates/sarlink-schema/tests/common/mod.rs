@@ -390,6 +390,7 @@ pub fn one_of_each() -> Vec<Message> {
             rate_hz: 10.0,
             source: None,
             data_age_ms: None,
+            alerts: vec![],
         }),
         Message::Decision(Decision {
             t_ns: 1_764_000_000_600_000_000,
@@ -647,12 +648,17 @@ pub fn any_status() -> impl Strategy<Value = Message> {
                     mem_bytes,
                     temp_c,
                     level,
-                    disabled,
                     dropped,
                     queued,
                     rate_hz,
                     source: (queued % 3 == 1).then(|| "reconnecting".to_owned()),
                     data_age_ms: (queued % 2 == 1).then_some(queued / 2),
+                    alerts: if queued % 4 == 3 {
+                        disabled.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    disabled,
                 })
             },
         )

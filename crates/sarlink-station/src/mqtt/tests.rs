@@ -521,3 +521,34 @@ fn a_drones_level_change_is_an_alert_on_its_topic() {
         (&"cleared".into(), &"normal".into())
     );
 }
+
+#[test]
+fn a_drones_own_alert_is_a_threshold_alert_on_its_topic() {
+    let t = topics("g");
+    let alert = |kind: &str, severity: &str| {
+        let m = map_output(
+            &t,
+            &GroundOutput::Event(GroundEvent::DroneAlert {
+                node: Arc::from("d1"),
+                kind: kind.into(),
+                severity: severity.into(),
+            }),
+            5,
+        )
+        .unwrap();
+        assert_eq!(m.topic, "sarlink/g/d1/alert");
+        serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
+    };
+    let v = alert("link_rtt", "critical");
+    assert_eq!(
+        (&v["kind"], &v["metric"], &v["severity"]),
+        (&"threshold".into(), &"link_rtt".into(), &"critical".into())
+    );
+    let v = alert("link_rtt", "cleared");
+    assert_eq!(v["severity"], "cleared");
+    // A kind this ground does not know still reaches the broker, without a metric.
+    let v = alert("radio_fault", "warning");
+    assert_eq!(v["severity"], "warning");
+    assert!(v.get("metric").is_none_or(|m| m.is_null()), "{v}");
+    assert_eq!(v["reason"], "radio_fault warning on the drone");
+}

@@ -675,6 +675,22 @@ impl GroundNode {
                         web.board.alert(unix_now(), &node, severity, text);
                     }
                 }
+                GroundOutput::Event(GroundEvent::DroneAlert {
+                    node,
+                    kind,
+                    severity,
+                }) => {
+                    tracing::warn!(%node, kind, severity, "drone alert");
+                    if let Some(web) = &mut self.web {
+                        let level = match severity.as_str() {
+                            "critical" => Severity::Critical,
+                            "cleared" => Severity::Info,
+                            _ => Severity::Warning,
+                        };
+                        let text = format!("alert {kind}: {severity}");
+                        web.board.alert(unix_now(), &node, level, text);
+                    }
+                }
                 GroundOutput::Event(GroundEvent::DroneLevel {
                     node,
                     level,
