@@ -876,7 +876,7 @@ struct EventLoop {
     shared: Arc<Shared>,
     commands: Receiver<LoopCommand>,
     out: Outbox,
-    conns: HashMap<ConnId, Conn>,
+    conns: HashMap<ConnId, Box<Conn>>,
     /// Connections in the handshake, per IP address (the total is their sum).
     pending: HashMap<IpAddr, usize>,
     /// (deadline, connection); an entry is current when the connection's `deadline` is it.
@@ -1060,7 +1060,7 @@ impl EventLoop {
         self.shared.conns.lock().insert(id, ConnInfo::default());
         self.conns.insert(
             id,
-            Conn {
+            Box::new(Conn {
                 stream,
                 addr,
                 session,
@@ -1075,7 +1075,7 @@ impl EventLoop {
                 deadline: None,
                 closed: None,
                 linger_until: None,
-            },
+            }),
         );
         self.schedule(id);
     }
