@@ -13,7 +13,7 @@
 //! server's [`BufferPool`] and given back as soon as they empty.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -199,6 +199,49 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 const FULL_RETRY: Duration = Duration::from_millis(1);
 /// On shutdown: how long `bye` may take to leave.
 const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
+/// Under load, the loop looks at its sockets at most once per tick (see [`Coalescing`]).
+const TICK: Duration = Duration::from_millis(1);
+/// How often the loop decides whether it is under load.
+const LOAD_WINDOW: Duration = Duration::from_millis(10);
+/// Wakeups with socket I/O per window, from more than one connection, that count as load.
+const LOAD_WAKES: u32 = 5;
+
+/// Interrupt coalescing. Many drones each sending a small message now and then would wake
+/// the loop (and through it the application) once per message: a thread switch each way per
+/// record, which costs more than the record. Under load (over a window, at least
+/// [`LOAD_WAKES`] wakeups with socket I/O from more than one connection) the loop therefore
+/// waits out the rest of a [`TICK`] before polling again, so each wakeup takes every socket
+/// that became ready meanwhile (at most 1 ms more latency), and the application's calls stop
+/// ringing the waker (the loop looks at them every tick anyway). One busy connection (a
+/// ping-pong, a backlog) and light load never coalesce, so their latency is untouched.
+#[derive(Debug)]
+struct Coalescing {
+    window_start: Instant,
+    wakes: u32,
+    first: Option<ConnId>,
+    several: bool,
+    last_wake: Instant,
+}
+
+impl Coalescing {
+    fn new(now: Instant) -> Self {
+        Self {
+            window_start: now,
+            wakes: 0,
+            first: None,
+            several: false,
+            last_wake: now,
+        }
+    }
+
+    /// Counts one wakeup that had I/O on `conn`.
+    fn saw(&mut self, conn: ConnId) {
+        match self.first {
+            None => self.first = Some(conn),
+            Some(first) => self.several |= first != conn,
+        }
+    }
+}
 
 /// What the application asks of the loop.
 #[derive(Debug)]
@@ -211,6 +254,59 @@ enum LoopCommand {
 struct ConnInfo {
     node: Option<NodeName>,
     role: Option<Role>,
+}
+
+/// Every open connection, indexed by the name it holds and by its peer's role, so that
+/// sending to a node, relaying a record to the observers and admitting a `hello` cost the
+/// same with ten thousand connections as with ten.
+#[derive(Debug, Default)]
+struct ConnTable {
+    info: HashMap<ConnId, ConnInfo>,
+    by_node: HashMap<NodeName, ConnId>,
+    by_role: HashMap<Role, BTreeSet<ConnId>>,
+}
+
+impl ConnTable {
+    fn insert(&mut self, id: ConnId) {
+        self.info.insert(id, ConnInfo::default());
+    }
+
+    fn contains(&self, id: ConnId) -> bool {
+        self.info.contains_key(&id)
+    }
+
+    /// Connection `id` now holds `node` (with `role`).
+    fn set_holder(&mut self, id: ConnId, node: NodeName, role: Role) {
+        self.clear_holder(id);
+        if let Some(c) = self.info.get_mut(&id) {
+            self.by_node.insert(node.clone(), id);
+            self.by_role.entry(role).or_default().insert(id);
+            c.node = Some(node);
+            c.role = Some(role);
+        }
+    }
+
+    /// Connection `id` no longer holds a name.
+    fn clear_holder(&mut self, id: ConnId) {
+        let Some(c) = self.info.get_mut(&id) else {
+            return;
+        };
+        if let Some(node) = c.node.take() {
+            if self.by_node.get(&node) == Some(&id) {
+                self.by_node.remove(&node);
+            }
+        }
+        if let Some(role) = c.role.take() {
+            if let Some(set) = self.by_role.get_mut(&role) {
+                set.remove(&id);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        self.clear_holder(id);
+        self.info.remove(&id);
+    }
 }
 
 #[derive(Debug)]
@@ -227,12 +323,15 @@ struct ResumeEntry {
 struct Shared {
     config: ServerConfig,
     /// Every open connection; node and role once it holds a name.
-    conns: Mutex<HashMap<ConnId, ConnInfo>>,
+    conns: Mutex<ConnTable>,
     /// Next expected sequence number per (node, stream), and which connection owns it.
     resume: Mutex<HashMap<(String, u64), ResumeEntry>>,
     /// The TLS settings new connections get (replaced by [`Server::set_tls`]).
     tls: parking_lot::RwLock<Option<ServerTls>>,
     stop: AtomicBool,
+    /// The loop is coalescing (under load): it looks at its commands every tick, so nobody
+    /// needs to ring the waker.
+    coalescing: AtomicBool,
     /// Set by whoever rang the waker, cleared by the loop before it drains its commands:
     /// the waker rings once per drain however many commands arrive.
     woken: AtomicBool,
@@ -245,7 +344,7 @@ impl Shared {
         if self.commands.send(command).is_err() {
             return false;
         }
-        if !self.woken.swap(true, Ordering::SeqCst) {
+        if !self.coalescing.load(Ordering::SeqCst) && !self.woken.swap(true, Ordering::SeqCst) {
             if let Err(e) = self.waker.wake() {
                 tracing::warn!(error = %e, "cannot wake the server loop");
             }
@@ -284,7 +383,8 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let (events_tx, events_rx) = bounded(config.event_capacity.max(1));
+        let limit = config.event_capacity.max(1);
+        let (events_tx, events_rx) = bounded(limit);
         let (commands_tx, commands_rx) = unbounded();
         let started = Instant::now();
         let resume = config
@@ -304,10 +404,11 @@ impl Server {
         let tls = config.tls.clone();
         let shared = Arc::new(Shared {
             config,
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(ConnTable::default()),
             resume: Mutex::new(resume),
             tls: parking_lot::RwLock::new(tls),
             stop: AtomicBool::new(false),
+            coalescing: AtomicBool::new(false),
             woken: AtomicBool::new(false),
             waker,
             commands: commands_tx,
@@ -325,7 +426,9 @@ impl Server {
             commands: commands_rx,
             out: Outbox {
                 tx: events_tx,
-                overflow: VecDeque::new(),
+                queue: VecDeque::new(),
+                full: false,
+                limit,
             },
             conns: HashMap::new(),
             pending: HashMap::new(),
@@ -362,7 +465,7 @@ impl Server {
     }
 
     fn to(&self, conn: ConnId, command: Command) -> bool {
-        self.shared.conns.lock().contains_key(&conn)
+        self.shared.conns.lock().contains(conn)
             && self.shared.command(LoopCommand::To(conn, command))
     }
 
@@ -373,13 +476,10 @@ impl Server {
 
     /// Queues `message` on the connection of node `node`; false when none is connected.
     pub fn send_to_node(&self, node: &str, message: Message) -> bool {
-        let target = {
-            let conns = self.shared.conns.lock();
-            conns
-                .iter()
-                .find(|(_, c)| c.node.as_ref().is_some_and(|n| n.as_str() == node))
-                .map(|(id, _)| *id)
+        let Ok(node) = NodeName::new(node) else {
+            return false;
         };
+        let target = self.shared.conns.lock().by_node.get(&node).copied();
         target.is_some_and(|id| {
             self.shared
                 .command(LoopCommand::To(id, Command::Send(Box::new(message))))
@@ -389,10 +489,9 @@ impl Server {
     fn with_role(&self, role: Role) -> Vec<ConnId> {
         let conns = self.shared.conns.lock();
         conns
-            .iter()
-            .filter(|(_, c)| c.role == Some(role))
-            .map(|(id, _)| *id)
-            .collect()
+            .by_role
+            .get(&role)
+            .map_or_else(Vec::new, |ids| ids.iter().copied().collect())
     }
 
     /// Queues `message` on every connection whose peer has `role`; returns how many.
@@ -448,6 +547,7 @@ impl Server {
     pub fn connections(&self) -> Vec<(ConnId, NodeName, Role)> {
         let conns = self.shared.conns.lock();
         let mut v: Vec<_> = conns
+            .info
             .iter()
             .filter_map(|(id, c)| Some((*id, c.node.clone()?, c.role?)))
             .collect();
@@ -511,44 +611,45 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Events on their way to the application, in order: into the channel while it has room,
-/// else into `overflow`, which is bounded because the loop stops reading while it holds
-/// anything (at most one read budget of events per connection serviced meanwhile).
+/// Events on their way to the application, in order. They collect here during a turn of
+/// the loop and go into the channel together at its end, so the application wakes once per
+/// turn for everything, not once per record. While the channel is full they stay here and
+/// the loop stops reading sockets, which bounds this queue (at most one read budget of
+/// events per connection serviced in the turn that filled the channel).
 #[derive(Debug)]
 struct Outbox {
     tx: Sender<ServerEvent>,
-    overflow: VecDeque<ServerEvent>,
+    queue: VecDeque<ServerEvent>,
+    /// The channel refused an event at the last flush.
+    full: bool,
+    /// Events a turn may collect before the loop stops reading (the channel's capacity).
+    limit: usize,
 }
 
 impl Outbox {
     fn deliver(&mut self, event: ServerEvent) {
-        if self.overflow.is_empty() {
-            match self.tx.try_send(event) {
-                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-                Err(TrySendError::Full(event)) => self.overflow.push_back(event),
-            }
-        } else {
-            self.overflow.push_back(event);
-        }
+        self.queue.push_back(event);
     }
 
-    /// Moves what it can of the overflow into the channel; true when nothing waits.
-    fn flush(&mut self) -> bool {
-        while let Some(event) = self.overflow.pop_front() {
+    /// Moves what it can into the channel.
+    fn flush(&mut self) {
+        self.full = false;
+        while let Some(event) = self.queue.pop_front() {
             match self.tx.try_send(event) {
                 Ok(()) => {}
-                Err(TrySendError::Disconnected(_)) => self.overflow.clear(),
+                Err(TrySendError::Disconnected(_)) => self.queue.clear(),
                 Err(TrySendError::Full(event)) => {
-                    self.overflow.push_front(event);
-                    return false;
+                    self.queue.push_front(event);
+                    self.full = true;
+                    return;
                 }
             }
         }
-        true
     }
 
+    /// The application is behind (or this turn collected a channel's worth): stop reading.
     fn is_full(&self) -> bool {
-        !self.overflow.is_empty()
+        self.full || self.queue.len() >= self.limit
     }
 }
 
@@ -569,6 +670,8 @@ struct Conn {
     slot: Option<IpAddr>,
     /// Readiness not yet consumed (the connection is in the loop's ready queue).
     readable: bool,
+    /// The peer's FIN (or an error) was reported: read until EOF.
+    read_closed: bool,
     /// Queued for servicing at the end of this loop turn.
     dirty: bool,
     /// Since when bytes have been waiting for the socket without any being taken.
@@ -830,40 +933,25 @@ fn claim_node(
     superseded: &mut Vec<ConnId>,
 ) -> Result<(), String> {
     let mut conns = shared.conns.lock();
-    let mut established = 0;
-    let mut holder = None;
-    for (other, c) in conns.iter() {
-        let Some(node) = &c.node else { continue };
-        if *other == id {
-            continue;
-        }
-        if *node == hello.node {
-            holder = Some(*other);
-        } else {
-            established += 1;
-        }
-    }
+    // Connections holding a name, other than this one and the name's holder.
+    let holder = conns.by_node.get(&hello.node).copied().filter(|h| *h != id);
+    let mine = conns.info.get(&id).is_some_and(|c| c.node.is_some());
+    let established = conns.by_node.len() - usize::from(holder.is_some()) - usize::from(mine);
     match holder {
         Some(_) if !identified => {
             return Err(format!("node {} is already connected", hello.node));
         }
         Some(old) => {
-            if let Some(c) = conns.get_mut(&old) {
-                superseded.push(old);
-                // No longer the holder: commands for the node go to the new connection.
-                c.node = None;
-                c.role = None;
-            }
+            superseded.push(old);
+            // No longer the holder: commands for the node go to the new connection.
+            conns.clear_holder(old);
         }
         None => {}
     }
     if established >= shared.config.max_clients {
         return Err("too many clients".to_owned());
     }
-    if let Some(c) = conns.get_mut(&id) {
-        c.node = Some(hello.node.clone());
-        c.role = Some(hello.role);
-    }
+    conns.set_holder(id, hello.node.clone(), hello.role);
     Ok(())
 }
 
@@ -902,6 +990,7 @@ impl EventLoop {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         let mut shutdown_by: Option<Instant> = None;
+        let mut load = Coalescing::new(Instant::now());
         loop {
             let now = Instant::now();
             if shutdown_by.is_none() && self.shared.stop.load(Ordering::SeqCst) {
@@ -929,7 +1018,16 @@ impl EventLoop {
                     return;
                 }
             }
-            let timeout = self.poll_timeout(now);
+            let coalescing = self.shared.coalescing.load(Ordering::Relaxed);
+            let mut timeout = self.poll_timeout(now);
+            if coalescing {
+                let since = now.saturating_duration_since(load.last_wake);
+                if since < TICK {
+                    thread::sleep(TICK - since);
+                }
+                // Commands arrive without the waker meanwhile.
+                timeout = Some(timeout.map_or(TICK, |t| t.min(TICK)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "server poll failed");
@@ -938,15 +1036,20 @@ impl EventLoop {
                 continue;
             }
             let now = Instant::now();
+            load.last_wake = now;
+            let mut io = false;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(now),
                     WAKER => {}
                     Token(t) => {
                         let id = t as ConnId;
+                        io = true;
+                        load.saw(id);
                         let Some(conn) = self.conns.get_mut(&id) else {
                             continue;
                         };
+                        conn.read_closed |= event.is_read_closed() || event.is_error();
                         if (event.is_readable() || event.is_read_closed() || event.is_error())
                             && !conn.readable
                         {
@@ -961,6 +1064,17 @@ impl EventLoop {
                     }
                 }
             }
+            load.wakes += u32::from(io);
+            if now.duration_since(load.window_start) >= LOAD_WINDOW {
+                let busy = load.wakes >= LOAD_WAKES && load.several;
+                // Before this turn's drain: a command sent while the flag was still set is
+                // drained below; one sent after it rings the waker.
+                self.shared.coalescing.store(busy, Ordering::SeqCst);
+                load = Coalescing {
+                    last_wake: now,
+                    ..Coalescing::new(now)
+                };
+            }
             if self.accept_retry.is_some_and(|t| t <= now) {
                 self.accept_retry = None;
                 self.accept_all(now);
@@ -970,6 +1084,7 @@ impl EventLoop {
             self.read_ready(now);
             self.fire_timers(now);
             self.service_dirty(now);
+            self.out.flush();
         }
     }
 
@@ -1057,7 +1172,7 @@ impl EventLoop {
         }
         *self.pending.entry(ip).or_insert(0) += 1;
         let session = Session::server(config.session.clone(), now, rand::random());
-        self.shared.conns.lock().insert(id, ConnInfo::default());
+        self.shared.conns.lock().insert(id);
         self.conns.insert(
             id,
             Box::new(Conn {
@@ -1070,6 +1185,7 @@ impl EventLoop {
                 peer: None,
                 slot: Some(ip),
                 readable: false,
+                read_closed: false,
                 dirty: false,
                 stalled_since: None,
                 deadline: None,
@@ -1193,11 +1309,17 @@ impl EventLoop {
             if budget == 0 || self.out.is_full() {
                 break ReadEnd::More;
             }
+            let mut short = false;
             let n = match &mut conn.tls {
                 None => match conn.stream.read(&mut self.scratch) {
                     Ok(0) => break ReadEnd::Eof,
                     Ok(n) => {
                         rx.extend_from_slice(&self.scratch[..n]);
+                        // A read that did not fill the buffer took everything the socket
+                        // had: later bytes raise readiness again (edge-triggered), so the
+                        // read that would say WouldBlock is saved. Not when the peer's FIN
+                        // was already reported: it raises nothing more and must be read.
+                        short = n < self.scratch.len() && !conn.read_closed;
                         n
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break ReadEnd::Drained,
@@ -1229,6 +1351,9 @@ impl EventLoop {
                     superseded: &mut self.superseded,
                 }
                 .on_event(id, conn, event);
+            }
+            if short {
+                break ReadEnd::Drained;
             }
         };
         if !rx.is_empty() && !matches!(end, ReadEnd::Eof | ReadEnd::Failed(_)) {
@@ -1328,7 +1453,7 @@ impl EventLoop {
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let _ = conn.stream.shutdown(Shutdown::Both);
-        self.shared.conns.lock().remove(&id);
+        self.shared.conns.lock().remove(id);
         self.out.deliver(ServerEvent::Disconnected {
             conn: id,
             node: conn.peer.map(|p| p.node),
