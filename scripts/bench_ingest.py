@@ -9,8 +9,14 @@ connected and streaming), its peak VmRSS over the whole run, the record-to-outpu
 quantiles from its /metrics, and whether every produced record is in the output exactly
 once (distinct (node, stream, seq) against the load tool's "records produced").
 
+With --honest-drone PATH (a sarlink-drone binary), one more drone (`--source sim`, node
+`honest`) is started once the load streams, and the time from starting it to its first
+record in the ground's output is printed (process start and its first measurement
+included).
+
 Usage (from the repository root, after `cargo build --release -p sarlink-ground`):
     python3 scripts/bench_ingest.py [--drones 1000] [--rate 10] [--seconds 30]
+        [--honest-drone target/release/sarlink-drone]
 """
 import argparse
 import json
@@ -66,11 +72,12 @@ def main():
     ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--honest-drone")
     args = ap.parse_args()
     port, http = free_port(), free_port()
     out = tempfile.NamedTemporaryFile(prefix="sarlink-ingest-", suffix=".jsonl", delete=False)
     out.close()
-    limit = str(args.drones + 8)
+    limit = str(args.drones + 16)
     ground = subprocess.Popen(
         [BIN, "--listen", f"127.0.0.1:{port}", "--insecure", "--output-file", out.name,
          "--http", f"127.0.0.1:{http}", "--max-clients", limit,
@@ -95,10 +102,33 @@ def main():
         load = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         marks = []
         produced = None
+        honest = {}
+
+        def watch_honest():
+            pos = 0
+            while not done.is_set() and "first" not in honest:
+                with open(out.name, "rb") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                cut = chunk.rfind(b"\n") + 1
+                pos += cut
+                if b'"node":"honest"' in chunk[:cut]:
+                    honest["first"] = time.time()
+                time.sleep(0.01)
+
+        drone = None
         for line in load.stdout:
             print("  load:", line.rstrip(), flush=True)
             if re.match(r"\s*\[\s*[\d.]+s\]", line):
                 marks.append((time.time(), cpu_seconds(ground.pid)))
+                if args.honest_drone and drone is None:
+                    threading.Thread(target=watch_honest, daemon=True).start()
+                    honest["start"] = time.time()
+                    drone = subprocess.Popen(
+                        [args.honest_drone, "--connect", f"127.0.0.1:{port}", "--node",
+                         "honest", "--source", "sim", "--insecure", "--quiet",
+                         "--seconds", "5"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             m = re.search(r"records produced (\d+)", line)
             if m:
                 produced = int(m.group(1))
@@ -114,7 +144,7 @@ def main():
         with open(out.name) as f:
             for line in f:
                 rec = json.loads(line)
-                if rec.get("type") != "rssi":
+                if rec.get("type") != "rssi" or not rec["node"].startswith("load-"):
                     continue
                 lines += 1
                 seen.add((rec["node"], rec["stream"], rec["seq"]))
@@ -130,6 +160,11 @@ def main():
         print(f"records produced {produced}, in the output {lines}, distinct {len(seen)}, "
               f"lost {None if produced is None else produced - len(seen)}, "
               f"duplicates {lines - len(seen)}")
+        if drone is not None:
+            drone.wait()
+            first = honest.get("first")
+            print("honest drone: " + (f"first record in the output {first - honest['start']:.3f} s "
+                  "after starting it" if first else "no record in the output"))
         print(f"load tool exit {load.returncode}; load average {os.getloadavg()}")
     finally:
         ground.terminate()

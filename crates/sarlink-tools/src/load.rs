@@ -11,7 +11,9 @@
 //! and a summary, writes JSON with `--json`, and exits 1 when records were lost or
 //! duplicated (beyond `--max-lost`) or a fallback/recovery missed its bound. Each simulated
 //! drone runs the real drone core on its link's events, so fallbacks and recoveries are
-//! decided and timed where a real drone decides them.
+//! decided and timed where a real drone decides them. With `--one-loop` the drones' sessions
+//! run on one event loop ([`crate::swarm`]) instead of a `Client` (two threads) each, so one
+//! process can hold 10,000 of them.
 
 use std::io::Write;
 use std::net::SocketAddr;
