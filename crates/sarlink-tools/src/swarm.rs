@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
@@ -25,6 +25,10 @@ use sarlink_wire::CloseCode;
 const WAKER: Token = Token(usize::MAX);
 /// Events that may wait for the application; more are dropped (like a `Client`'s).
 const EVENT_CAPACITY: usize = 65_536;
+/// On close, how long the drones may take to have their samples acknowledged.
+const DRAIN: Duration = Duration::from_secs(5);
+/// How often, meanwhile, the loop looks whether they are.
+const DRAIN_CHECK: Duration = Duration::from_millis(20);
 
 /// Counters of one simulated drone.
 #[derive(Debug, Default)]
@@ -152,7 +156,8 @@ impl Swarm {
         self.counters.is_empty()
     }
 
-    /// Sends `bye shutdown` on every connection and stops the loop.
+    /// Waits (at most 5 s) until every connected drone's samples are acknowledged, then sends
+    /// `bye shutdown` on every connection and stops the loop.
     pub fn close(mut self) {
         self.stop_and_join();
     }
@@ -223,16 +228,27 @@ impl SwarmLoop {
             self.schedule(i);
         }
         let mut events = Events::with_capacity(1024);
+        // On close: keep running until every connected drone's samples are acknowledged
+        // (at most DRAIN), so that a run's "lost" counts only what the ground lost.
+        let mut drain_until: Option<Instant> = None;
+        let mut next_check = Instant::now();
         loop {
-            if self.shared.stop.load(Ordering::SeqCst) {
-                self.shutdown();
-                return;
-            }
             let now = Instant::now();
-            let timeout = self
+            if self.shared.stop.load(Ordering::SeqCst) {
+                let until = *drain_until.get_or_insert(now + DRAIN);
+                if now >= until || (now >= next_check && self.all_acknowledged()) {
+                    self.shutdown();
+                    return;
+                }
+                next_check = now + DRAIN_CHECK;
+            }
+            let mut timeout = self
                 .timers
                 .peek()
                 .map(|Reverse((t, _))| t.saturating_duration_since(now));
+            if drain_until.is_some() {
+                timeout = Some(timeout.map_or(DRAIN_CHECK, |t| t.min(DRAIN_CHECK)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "swarm poll failed");
@@ -294,6 +310,13 @@ impl SwarmLoop {
                 self.service(i, now);
             }
         }
+    }
+
+    /// Every drone with a connection has no sample waiting for acknowledgement.
+    fn all_acknowledged(&self) -> bool {
+        self.drones
+            .iter()
+            .all(|d| !d.connected || (d.session.unacked() == 0 && d.session.backlog() == 0))
     }
 
     fn mark_dirty(&mut self, i: usize) {
