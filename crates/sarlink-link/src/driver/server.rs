@@ -659,8 +659,9 @@ struct Conn {
     stream: TcpStream,
     addr: SocketAddr,
     session: Session,
-    /// With TLS: the connection the session's bytes travel in.
-    tls: Option<rustls::ServerConnection>,
+    /// With TLS: the connection the session's bytes travel in (boxed: a plaintext connection
+    /// does not carry its size).
+    tls: Option<Box<rustls::ServerConnection>>,
     /// A partly received frame (plaintext), only while there is one.
     partial: Option<PooledBuf<'static>>,
     /// Bytes the session produced that the socket (or rustls) has not taken yet.
@@ -1145,7 +1146,7 @@ impl EventLoop {
         self.next_id += 1;
         let tls = match self.shared.tls.read().as_ref().map(ServerTls::connection) {
             None => None,
-            Some(Ok(tls)) => Some(tls),
+            Some(Ok(tls)) => Some(Box::new(tls)),
             Some(Err(e)) => {
                 self.out.deliver(ServerEvent::Disconnected {
                     conn: id,
