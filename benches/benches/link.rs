@@ -1,5 +1,5 @@
-//! Loopback measurements through the whole sarlink-link stack: client thread, TCP, server
-//! reader and session threads, and back.
+//! Loopback measurements through the whole sarlink-link stack: client thread, TCP, the
+//! server's event loop, and back.
 //!
 //! - `rtt`: ping round trips on one idle connection (pings every millisecond); prints
 //!   p50/p90/p99/max.

@@ -8,11 +8,13 @@ pub const RTT_WINDOW: usize = 64;
 /// The most recent [`RTT_WINDOW`] round-trip times of a link, with percentiles over them.
 ///
 /// A session pings once a second, so this covers about the last minute: what congestion
-/// advice and link health need, in a fixed 512 bytes. Long-run distributions belong in a
-/// `sarlink_monitor` histogram fed from [`Event::Rtt`](crate::Event::Rtt).
+/// advice and link health need, in a fixed 256 bytes (microseconds, saturating at about 71
+/// minutes: a server holds two windows per connection, so they are kept small). Long-run
+/// distributions belong in a `sarlink_monitor` histogram fed from
+/// [`Event::Rtt`](crate::Event::Rtt).
 #[derive(Debug, Clone)]
 pub struct RttWindow {
-    samples: [Duration; RTT_WINDOW],
+    samples: [u32; RTT_WINDOW],
     next: usize,
     len: usize,
     total: u64,
@@ -21,7 +23,7 @@ pub struct RttWindow {
 impl Default for RttWindow {
     fn default() -> Self {
         Self {
-            samples: [Duration::ZERO; RTT_WINDOW],
+            samples: [0; RTT_WINDOW],
             next: 0,
             len: 0,
             total: 0,
@@ -47,9 +49,9 @@ pub struct RttStats {
 }
 
 impl RttWindow {
-    /// Adds one measurement, forgetting the oldest when full.
+    /// Adds one measurement (to the microsecond), forgetting the oldest when full.
     pub fn record(&mut self, rtt: Duration) {
-        self.samples[self.next] = rtt;
+        self.samples[self.next] = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
         self.next = (self.next + 1) % RTT_WINDOW;
         self.len = (self.len + 1).min(RTT_WINDOW);
         self.total += 1;
@@ -63,15 +65,17 @@ impl RttWindow {
         let mut sorted = self.samples;
         let window = &mut sorted[..self.len];
         window.sort_unstable();
-        let rank = |q: f64| window[((q * self.len as f64).ceil() as usize).clamp(1, self.len) - 1];
-        let last = self.samples[(self.next + RTT_WINDOW - 1) % RTT_WINDOW];
+        let us = |v: u32| Duration::from_micros(u64::from(v));
+        let rank =
+            |q: f64| us(window[((q * self.len as f64).ceil() as usize).clamp(1, self.len) - 1]);
+        let last = us(self.samples[(self.next + RTT_WINDOW - 1) % RTT_WINDOW]);
         RttStats {
             count: self.total,
             last,
-            min: window[0],
+            min: us(window[0]),
             p50: rank(0.5),
             p95: rank(0.95),
-            max: window[self.len - 1],
+            max: us(window[self.len - 1]),
         }
     }
 }

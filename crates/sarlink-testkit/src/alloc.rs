@@ -3,6 +3,23 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Bytes allocated and not yet freed, by every thread of the process.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+/// Heap bytes live in the whole process (every thread), when [`CountingAlloc`] is the
+/// global allocator (otherwise always 0): what memory held by a server's own threads shows
+/// up in. Allocations made before the allocator counted anything are not included, so
+/// compare two readings.
+pub fn live_bytes() -> i64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Moves the process-wide live count by `delta` bytes.
+fn live(delta: i64) {
+    LIVE.fetch_add(delta, Ordering::Relaxed);
+}
 
 /// Heap use of one thread, as counted by [`CountingAlloc`].
 ///
@@ -57,28 +74,38 @@ thread_local! {
 /// ```
 ///
 /// The counters are per thread, so tests running in parallel in the same binary do not
-/// disturb each other's counts; work handed to another thread is not counted.
+/// disturb each other's counts; work handed to another thread is not counted. One more
+/// counter is process-wide: the bytes live right now ([`live_bytes`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountingAlloc;
 
 #[allow(unsafe_code)]
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
 // `GlobalAlloc` contract is upheld by `System`; the counters are a thread-local `Cell` with
-// a const initialiser and no destructor, which never allocates.
+// a const initialiser and no destructor, and an atomic integer, neither of which allocates.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
         // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            live(size(layout.size()));
+        }
+        ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
         // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            live(size(layout.size()));
+        }
+        ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        live(-size(layout.size()));
         // SAFETY: forwarded unchanged; `ptr` came from `System` through this allocator.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -86,8 +113,18 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count(new_size.saturating_sub(layout.size()));
         // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        let moved = unsafe { System.realloc(ptr, layout, new_size) };
+        if !moved.is_null() {
+            live(size(new_size) - size(layout.size()));
+        }
+        moved
     }
+}
+
+/// A byte count as a signed delta. Cast invariant: an allocation is at most `isize::MAX`
+/// bytes, which fits an `i64` on every supported target.
+fn size(bytes: usize) -> i64 {
+    bytes as i64
 }
 
 /// Counts one allocation of `bytes` on this thread.

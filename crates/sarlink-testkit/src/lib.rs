@@ -4,7 +4,8 @@
 //! - [`record`] / [`record_at`]: a deterministic stream of RSSI records.
 //! - `pair` (feature `link`): the deterministic two-endpoint harness for
 //!   `sarlink_link::Session`, with injected time and lost or chunked transmissions.
-//! - [`CountingAlloc`]: a global allocator that counts allocations and bytes per thread, for
+//! - [`CountingAlloc`]: a global allocator that counts allocations and bytes per thread (and
+//!   the bytes live in the whole process, [`live_bytes`]), for
 //!   tests that prove a hot path allocates nothing in steady state, or stays within a
 //!   budget on hostile input ([`allocations_during`], [`alloc_stats_during`]).
 //! - [`iq_data_dir`] / [`iq_capture`]: where the shared real RTL-SDR captures are.
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 pub use alloc::{
     AllocStats, CountingAlloc, alloc_stats, alloc_stats_during, allocations, allocations_during,
+    live_bytes,
 };
 pub use record::{RECORD_EPOCH_NS, record, record_at};
 

@@ -11,7 +11,9 @@
 //! and a summary, writes JSON with `--json`, and exits 1 when records were lost or
 //! duplicated (beyond `--max-lost`) or a fallback/recovery missed its bound. Each simulated
 //! drone runs the real drone core on its link's events, so fallbacks and recoveries are
-//! decided and timed where a real drone decides them.
+//! decided and timed where a real drone decides them. With `--one-loop` the drones' sessions
+//! run on one event loop ([`crate::swarm`]) instead of a `Client` (two threads) each, so one
+//! process can hold 10,000 of them.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ use sarlink_station::node::ground::GroundNode;
 use sarlink_station::output::Format;
 use sarlink_station::record::{unix_now, unix_ns};
 use sarlink_testkit::proxy::{FaultProxy, Faults};
+
+use crate::swarm::Swarm;
 use serde_json::json;
 
 /// Arguments of `sarlink-ground load`.
@@ -84,6 +88,93 @@ pub struct LoadArgs {
     /// Records that may be lost before the run counts as failed
     #[arg(long, default_value_t = 0)]
     pub max_lost: u64,
+    /// Drive every simulated drone's session on one event loop (one thread) instead of a
+    /// client with two threads each: for thousands of drones
+    #[arg(long)]
+    pub one_loop: bool,
+}
+
+/// The simulated drones' link ends: a `Client` each, or one event loop for all.
+enum Fleet {
+    Clients(Vec<Client>),
+    Swarm(Swarm),
+}
+
+impl Fleet {
+    fn len(&self) -> usize {
+        match self {
+            Fleet::Clients(c) => c.len(),
+            Fleet::Swarm(s) => s.len(),
+        }
+    }
+
+    fn push_sample(&self, drone: usize, record: RssiRecord) -> bool {
+        match self {
+            Fleet::Clients(c) => c[drone].push_sample(record),
+            Fleet::Swarm(s) => s.push_sample(drone, record),
+        }
+    }
+
+    fn push_sample_blocking(&self, drone: usize, record: RssiRecord) -> bool {
+        match self {
+            Fleet::Clients(c) => c[drone].push_sample_blocking(record),
+            Fleet::Swarm(s) => s.push_sample(drone, record),
+        }
+    }
+
+    /// (produced, resent, ring drops, connections) of one drone.
+    fn counters(&self, drone: usize) -> (u64, u64, u64, u64) {
+        match self {
+            Fleet::Clients(c) => {
+                let s = c[drone].counters().snapshot();
+                (
+                    s.samples_produced,
+                    s.samples_resent,
+                    s.samples_dropped,
+                    s.connections,
+                )
+            }
+            Fleet::Swarm(s) => {
+                let c = s.counters(drone);
+                let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                (
+                    get(&c.samples_produced),
+                    get(&c.samples_resent),
+                    get(&c.samples_dropped),
+                    get(&c.connections),
+                )
+            }
+        }
+    }
+
+    /// Every event that waits, with its drone's index.
+    fn drain(&self, mut f: impl FnMut(usize, ClientEvent)) {
+        match self {
+            Fleet::Clients(c) => {
+                for (i, c) in c.iter().enumerate() {
+                    for e in c.events().try_iter() {
+                        f(i, e);
+                    }
+                }
+            }
+            Fleet::Swarm(s) => {
+                for (i, e) in s.events().try_iter() {
+                    f(i, e);
+                }
+            }
+        }
+    }
+
+    fn close(self) {
+        match self {
+            Fleet::Clients(c) => {
+                for c in c {
+                    c.close();
+                }
+            }
+            Fleet::Swarm(s) => s.close(),
+        }
+    }
 }
 
 fn record(i: u64) -> RssiRecord {
@@ -226,23 +317,33 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
             .expect("spawn ground thread")
     });
 
-    let clients: Vec<Client> = (0..args.drones)
-        .map(|i| {
-            let mut s = SessionConfig::new(
-                Role::Drone,
-                NodeName::new(format!("load-{i}")).expect("short"),
-                sarlink_station::record::new_stream_id(),
-            );
-            s.rssi_units = Some(sarlink_schema::RssiUnits::Dbfs);
-            let mut c = ClientConfig::new(s, connect_to.to_string());
-            c.backoff = Backoff {
-                initial: Duration::from_millis(50),
-                max: Duration::from_millis(500),
-                jitter: 0.2,
-            };
-            Client::spawn(c)
-        })
-        .collect::<Result<_, _>>()?;
+    let backoff = Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(500),
+        jitter: 0.2,
+    };
+    let sessions = (0..args.drones).map(|i| {
+        let mut s = SessionConfig::new(
+            Role::Drone,
+            NodeName::new(format!("load-{i}")).expect("short"),
+            sarlink_station::record::new_stream_id(),
+        );
+        s.rssi_units = Some(sarlink_schema::RssiUnits::Dbfs);
+        s
+    });
+    let clients = if args.one_loop {
+        Fleet::Swarm(Swarm::spawn(sessions.collect(), connect_to, backoff)?)
+    } else {
+        Fleet::Clients(
+            sessions
+                .map(|s| {
+                    let mut c = ClientConfig::new(s, connect_to.to_string());
+                    c.backoff = backoff;
+                    Client::spawn(c)
+                })
+                .collect::<Result<_, _>>()?,
+        )
+    };
     // Each simulated drone decides as a real one does: its own core, fed its link's events,
     // so fallback on link loss and recovery after the hold-down are measured where they
     // happen.
@@ -278,19 +379,18 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
     let produced = Arc::new(AtomicU64::new(0));
     let mut saturation = serde_json::Value::Null;
     if args.backlog > 0 {
-        for (d, c) in clients.iter().enumerate() {
+        for d in 0..clients.len() {
             for i in 0..args.backlog {
                 anyhow::ensure!(
-                    c.push_sample_blocking(record(i + d as u64)),
+                    clients.push_sample_blocking(d, record(i + d as u64)),
                     "client stopped"
                 );
             }
         }
         let total = args.backlog * args.drones as u64;
         // Let every client take its backlog into its ring before the link comes up.
-        while clients
-            .iter()
-            .map(|c| c.counters().snapshot().samples_produced)
+        while (0..clients.len())
+            .map(|d| clients.counters(d).0)
             .sum::<u64>()
             < total
         {
@@ -323,9 +423,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut connected = 0;
         while connected < clients.len() && Instant::now() < deadline {
-            connected = clients
-                .iter()
-                .filter(|c| c.counters().snapshot().connections > 0)
+            connected = (0..clients.len())
+                .filter(|d| clients.counters(*d).3 > 0)
                 .count();
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -360,8 +459,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 } else {
                     args.rate
                 };
-                let c = &clients[(i % args.drones as u64) as usize];
-                if c.push_sample(record(i)) {
+                if clients.push_sample((i % args.drones as u64) as usize, record(i)) {
                     produced.fetch_add(1, Ordering::Relaxed);
                 } else {
                     refused.fetch_add(1, Ordering::Relaxed);
@@ -405,28 +503,28 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                     next_drop += Duration::from_secs(1);
                 }
             }
-            for (c, core) in clients.iter().zip(cores.iter_mut()) {
-                for e in c.events().try_iter() {
-                    let input = match e {
-                        ClientEvent::Rtt(r) => {
-                            client_rtt.record(r);
-                            DroneInput::Rtt(r)
-                        }
-                        ClientEvent::Disconnected { .. } => {
-                            disconnects += 1;
-                            DroneInput::LinkDown
-                        }
-                        ClientEvent::Connected {
-                            peer, rssi_units, ..
-                        } => DroneInput::LinkUp {
-                            ground: peer,
-                            units: rssi_units,
-                        },
-                        ClientEvent::LinkState(s) => DroneInput::LinkState(s),
-                        _ => continue,
-                    };
-                    core.handle(unix_now(), input);
-                }
+            clients.drain(|d, e| {
+                let input = match e {
+                    ClientEvent::Rtt(r) => {
+                        client_rtt.record(r);
+                        DroneInput::Rtt(r)
+                    }
+                    ClientEvent::Disconnected { .. } => {
+                        disconnects += 1;
+                        DroneInput::LinkDown
+                    }
+                    ClientEvent::Connected {
+                        peer, rssi_units, ..
+                    } => DroneInput::LinkUp {
+                        ground: peer,
+                        units: rssi_units,
+                    },
+                    ClientEvent::LinkState(s) => DroneInput::LinkState(s),
+                    _ => return,
+                };
+                cores[d].handle(unix_now(), input);
+            });
+            for core in &mut cores {
                 core.handle(unix_now(), DroneInput::Tick);
                 while core.poll_output().is_some() {}
             }
@@ -506,14 +604,8 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let resent: u64 = clients
-        .iter()
-        .map(|c| c.counters().snapshot().samples_resent)
-        .sum();
-    let ring_dropped: u64 = clients
-        .iter()
-        .map(|c| c.counters().snapshot().samples_dropped)
-        .sum();
+    let resent: u64 = (0..clients.len()).map(|d| clients.counters(d).1).sum();
+    let ring_dropped: u64 = (0..clients.len()).map(|d| clients.counters(d).2).sum();
     let ground_cpu_pct = thread_cpu_ns("sl-srv").saturating_sub(run_cpu_start.0) as f64
         / 1e9
         / run_cpu_start.1.elapsed().as_secs_f64().max(1e-9)
@@ -543,9 +635,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         None => (0, 0, 0, client_rtt.snapshot(), None, (None, None, 0), 0),
     };
     // Only now stop the drones (their goodbyes would otherwise count as link losses).
-    for c in clients {
-        c.close();
-    }
+    clients.close();
     running.store(false, Ordering::Relaxed);
     if let Some(t) = ground_thread {
         let _ = t.join();

@@ -345,7 +345,7 @@ fn client_loop(
                     &pool,
                     commands,
                     stop,
-                    |session, event, _| {
+                    |session, event| {
                         publish(session);
                         let out = match event {
                             Event::Connected {

@@ -1,7 +1,8 @@
-//! Runs one [`Session`] over one `TcpStream`: a reader thread turns socket reads into pooled
-//! buffers on a bounded channel; the calling thread owns the session, waits on that channel,
-//! the application's command channel and the session's next deadline, and writes what the
-//! session transmits.
+//! The client's connection: runs one [`Session`] over one `TcpStream`. A reader thread turns
+//! socket reads into pooled buffers on a bounded channel; the calling thread owns the
+//! session, waits on that channel, the application's command channel and the session's next
+//! deadline, and writes what the session transmits. (The server runs every connection on
+//! one event loop instead: see `server.rs`.)
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -15,8 +16,6 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 use sarlink_pool::{BufferPool, PooledBuf};
 use sarlink_schema::Message;
 use sarlink_wire::CloseCode;
-
-use rustls::pki_types::CertificateDer;
 
 use crate::session::{CloseReason, Event, Session};
 
@@ -115,13 +114,6 @@ pub(crate) struct SocketOptions {
     pub(crate) reader_name: &'static str,
 }
 
-/// What a connection knows of its peer below the session.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer<'a> {
-    /// With TLS: the peer's certificate, verified against the fleet CA by the handshake.
-    pub(crate) certificate: Option<&'a CertificateDer<'static>>,
-}
-
 /// Runs the connection until it ends. `on_event` sees every session event (it may act on
 /// the session, e.g. accept a hello); `stop` asks for a clean close with `bye shutdown`.
 /// With `tls`, the session's bytes travel inside that TLS connection.
@@ -134,7 +126,7 @@ pub(crate) fn run(
     pool: &BufferPool,
     commands: &Receiver<Command>,
     stop: &AtomicBool,
-    mut on_event: impl FnMut(&mut Session, Event, Peer<'_>),
+    mut on_event: impl FnMut(&mut Session, Event),
 ) -> Disconnect {
     if let Err(e) = configure(&stream, options) {
         return Disconnect::io(IoOp::Setup, &e);
@@ -290,15 +282,6 @@ fn take_input(
     Ok(peer_closed)
 }
 
-fn peer_of(tls: &Option<rustls::Connection>) -> Peer<'_> {
-    Peer {
-        certificate: tls
-            .as_ref()
-            .and_then(|t| t.peer_certificates())
-            .and_then(|c| c.first()),
-    }
-}
-
 fn pump(
     session: &mut Session,
     mut stream: &TcpStream,
@@ -306,7 +289,7 @@ fn pump(
     input: &Receiver<Input>,
     commands: &Receiver<Command>,
     stop: &AtomicBool,
-    on_event: &mut impl FnMut(&mut Session, Event, Peer<'_>),
+    on_event: &mut impl FnMut(&mut Session, Event),
 ) -> Disconnect {
     // A TLS client speaks first.
     if let Some(t) = tls.as_mut() {
@@ -326,7 +309,7 @@ fn pump(
             if let Event::Closed(reason) = &event {
                 closed = Some(reason.clone());
             }
-            on_event(session, event, peer_of(tls));
+            on_event(session, event);
         }
         // Write everything the session has to say.
         loop {
@@ -381,7 +364,7 @@ fn pump(
                             if let Event::Closed(reason) = &event {
                                 closed = Some(reason.clone());
                             }
-                            on_event(session, event, peer_of(tls));
+                            on_event(session, event);
                         }
                         return closed.take().map_or(Disconnect::PeerHungUp, Disconnect::Closed);
                     }
@@ -392,7 +375,7 @@ fn pump(
                         if let Event::Closed(reason) = &event {
                             closed = Some(reason.clone());
                         }
-                        on_event(session, event, peer_of(tls));
+                        on_event(session, event);
                     }
                     if let Some(reason) = closed.take() {
                         return Disconnect::Closed(reason);

@@ -279,6 +279,7 @@ impl GroundNode {
         session.rssi_units = Some(sarlink_schema::RssiUnits::Dbfs);
         // A record is acknowledged to its drone only once the output has it.
         session.confirm_delivery = true;
+        session.rx_interval = std::time::Duration::from_millis(250);
         let own_stream = session.stream;
         let mut server_config = ServerConfig::new(session);
         if let Some(dir) = &settings.tls_dir {

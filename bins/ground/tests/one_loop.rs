@@ -1,0 +1,65 @@
+//! `sarlink-ground load --one-loop`: the simulated drones on one event loop deliver every
+//! record exactly once, through a clean link and through one that cuts connections.
+
+mod common;
+
+use std::process::Command;
+
+use common::{clean, ground_bin};
+
+/// Runs the load tool and returns its exit status and its output.
+fn load(args: &[&str]) -> (bool, String) {
+    let mut c = clean(Command::new(ground_bin()));
+    c.args(["load", "--one-loop", "--interval", "1"]).args(args);
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), text)
+}
+
+/// The summary's "records produced P, received R, lost L, duplicates D".
+fn counts(summary: &str) -> (u64, u64, u64, u64) {
+    let line = summary
+        .lines()
+        .find(|l| l.contains("records produced"))
+        .unwrap_or_else(|| panic!("no summary in:\n{summary}"));
+    let number = |key: &str| -> u64 {
+        let at = line
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+            + key.len();
+        line[at..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (
+        number("records produced"),
+        number("received"),
+        number("lost"),
+        number("duplicates"),
+    )
+}
+
+#[test]
+fn fifty_drones_on_one_loop_deliver_every_record_once() {
+    let (ok, out) = load(&["--drones", "50", "--seconds", "3"]);
+    let (produced, received, lost, duplicates) = counts(&out);
+    assert!(ok, "the load run failed:\n{out}");
+    assert!(produced >= 50 * 20, "too few records produced:\n{out}");
+    assert_eq!((received, lost, duplicates), (produced, 0, 0), "{out}");
+}
+
+#[test]
+fn drones_on_one_loop_reconnect_through_cut_connections_and_lose_nothing() {
+    let (ok, out) = load(&["--drones", "10", "--seconds", "6", "--drop-percent", "20"]);
+    let (produced, received, lost, duplicates) = counts(&out);
+    assert!(ok, "the load run failed:\n{out}");
+    assert!(
+        out.contains("disconnects") && !out.contains("disconnects 0,"),
+        "no connection was cut, so reconnection was not exercised:\n{out}"
+    );
+    assert_eq!((received, lost, duplicates), (produced, 0, 0), "{out}");
+}
