@@ -256,6 +256,8 @@ pub struct Session {
     receiver: Option<Receiver>,
     rx_sent: u64,
     rx_due: Option<Instant>,
+    /// When the last `rx` was written: confirmations keep to the `rx` cadence from there.
+    rx_last: Option<Instant>,
     /// With `confirm_delivery`: every sample below this was confirmed by the application.
     confirmed: u64,
     peer_node: Option<NodeName>,
@@ -327,6 +329,7 @@ impl Session {
             receiver: None,
             rx_sent: 0,
             rx_due: None,
+            rx_last: None,
             confirmed: 0,
             peer_node: None,
             peer_rssi_units: RssiUnits::Dbm,
@@ -494,7 +497,13 @@ impl Session {
         if upto > self.confirmed {
             self.confirmed = upto;
             if self.rx_due.is_none() {
-                self.rx_due = Some(now);
+                // At most one `rx` per interval: a confirmation that follows an `rx` (the
+                // application writes what that `rx` could not yet cover) waits for the next
+                // turn of the cadence instead of costing a message of its own.
+                let next = self
+                    .rx_last
+                    .map_or(now, |t| (t + self.config.rx_interval).max(now));
+                self.rx_due = Some(next);
             }
         }
     }
@@ -937,6 +946,7 @@ impl Session {
                     .filter(|e| *e > self.rx_sent)
                 {
                     self.rx_sent = expected;
+                    self.rx_last = Some(now);
                     self.write_message(&Message::Rx(Rx { seq: expected }), out);
                     continue;
                 }

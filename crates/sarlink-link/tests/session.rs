@@ -767,11 +767,19 @@ fn with_confirmed_delivery_rx_acknowledges_only_what_the_application_confirmed()
     p.server.confirm(6, now);
     p.advance(Duration::from_millis(10));
     assert_eq!(p.client.unacked(), 4);
-    // Confirming beyond what arrived acknowledges only what arrived.
+    // Confirming beyond what arrived acknowledges only what arrived, at the next turn of
+    // the `rx` cadence: one `rx` per interval, not one per confirmation.
     let now = p.now;
     p.server.confirm(1_000, now);
     p.advance(Duration::from_millis(10));
+    assert_eq!(p.client.unacked(), 4, "the previous rx was 10 ms ago");
+    p.advance(server_config().rx_interval);
     assert_eq!(p.client.unacked(), 0);
+    let rx_sent = messages(&p.s2c_log)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::Rx(_)))
+        .count();
+    assert_eq!(rx_sent, 2, "one rx for each confirmation, a cadence apart");
 }
 
 #[test]
