@@ -281,16 +281,75 @@ impl Layers {
     }
 }
 
+/// The command-line options of resource monitoring and degradation, the same for both
+/// programs (each also comes from the environment and the configuration file).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ResourceArgs {
+    /// CPU or memory percentage that counts as high pressure: 5 samples in a row shed
+    /// priority classes 4-6 [default: 85]
+    #[arg(long, value_name = "PERCENT")]
+    pub high_pressure: Option<String>,
+    /// Recovery: CPU below this for 10 samples restores shed features [default: 70]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_cpu: Option<String>,
+    /// Recovery: memory below this for 10 samples restores shed features [default: 75]
+    #[arg(long, value_name = "PERCENT")]
+    pub recovery_memory: Option<String>,
+    /// Thermal steps Warm, Hot, Critical in degrees Celsius, ascending [default: 70,80,85]
+    #[arg(long, value_name = "C,C,C")]
+    pub thermal_steps: Option<String>,
+    /// How often to sample whole-machine CPU, memory and SoC temperature, step the
+    /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
+    #[arg(long, value_name = "INTERVAL")]
+    pub resource_interval: Option<String>,
+    /// Read `stat` and `meminfo` under this directory instead of /proc (tests, containers)
+    /// [default: /proc]
+    #[arg(long, value_name = "DIR")]
+    pub proc_root: Option<String>,
+    /// Read `class/thermal/thermal_zone*` under this directory instead of /sys [default: /sys]
+    #[arg(long, value_name = "DIR")]
+    pub sys_root: Option<String>,
+}
+
+impl ResourceArgs {
+    /// The `--print-config` entries: key, command-line value, default.
+    pub(crate) fn toml_entries(&self) -> Vec<(&'static str, Option<String>, Option<&'static str>)> {
+        vec![
+            ("high_pressure", self.high_pressure.clone(), Some("85")),
+            ("recovery_cpu", self.recovery_cpu.clone(), Some("70")),
+            ("recovery_memory", self.recovery_memory.clone(), Some("75")),
+            (
+                "thermal_steps",
+                self.thermal_steps.clone(),
+                Some("70,80,85"),
+            ),
+            (
+                "resource_interval",
+                self.resource_interval.clone(),
+                Some("1s"),
+            ),
+            ("proc_root", self.proc_root.clone(), Some("/proc")),
+            ("sys_root", self.sys_root.clone(), Some("/sys")),
+        ]
+    }
+}
+
 /// Resolves `resource_interval`, `proc_root`, `sys_root` and the degradation thresholds
 /// (`high_pressure`, `recovery_cpu`, `recovery_memory`, `thermal_steps`), shared by both
 /// binaries.
 pub(crate) fn resource_settings(
     layers: &Layers,
-    interval: Option<String>,
-    proc_root: Option<String>,
-    sys_root: Option<String>,
-    [high, recovery_cpu, recovery_memory, thermal]: [Option<String>; 4],
+    args: &ResourceArgs,
 ) -> Result<crate::monitoring::ResourceSettings, ConfigError> {
+    let ResourceArgs {
+        high_pressure: high,
+        recovery_cpu,
+        recovery_memory,
+        thermal_steps: thermal,
+        resource_interval: interval,
+        proc_root,
+        sys_root,
+    } = args.clone();
     let defaults = crate::monitoring::ResourceSettings::default();
     let interval = layers
         .get_with(

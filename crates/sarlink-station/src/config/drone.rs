@@ -112,30 +112,9 @@ pub struct DroneArgs {
     /// [default: GUIDED,AUTO,LOITER,POSHOLD,BRAKE,CIRCLE,ALT_HOLD,OFFBOARD,AUTO.MISSION,AUTO.LOITER,POSCTL,ALTCTL]
     #[arg(long, value_name = "MODES")]
     pub allowed_modes: Option<String>,
-    /// CPU or memory percentage that counts as high pressure: 5 samples in a row shed
-    /// priority classes 4-6 [default: 85]
-    #[arg(long, value_name = "PERCENT")]
-    pub high_pressure: Option<String>,
-    /// Recovery: CPU below this for 10 samples restores shed features [default: 70]
-    #[arg(long, value_name = "PERCENT")]
-    pub recovery_cpu: Option<String>,
-    /// Recovery: memory below this for 10 samples restores shed features [default: 75]
-    #[arg(long, value_name = "PERCENT")]
-    pub recovery_memory: Option<String>,
-    /// Thermal steps Warm, Hot, Critical in degrees Celsius, ascending [default: 70,80,85]
-    #[arg(long, value_name = "C,C,C")]
-    pub thermal_steps: Option<String>,
-    /// How often to sample whole-machine CPU, memory and SoC temperature, step the
-    /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
-    #[arg(long, value_name = "INTERVAL")]
-    pub resource_interval: Option<String>,
-    /// Read `stat` and `meminfo` under this directory instead of /proc (tests, containers)
-    /// [default: /proc]
-    #[arg(long, value_name = "DIR")]
-    pub proc_root: Option<String>,
-    /// Read `class/thermal/thermal_zone*` under this directory instead of /sys [default: /sys]
-    #[arg(long, value_name = "DIR")]
-    pub sys_root: Option<String>,
+    /// Resource monitoring and degradation.
+    #[command(flatten)]
+    pub resources: super::ResourceArgs,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -251,7 +230,7 @@ impl DroneSettings {
     /// The resolved options as TOML that `--config` accepts unchanged, each with its origin
     /// as a comment (the key file's path, never its contents).
     pub fn to_toml(args: &DroneArgs, layers: &Layers) -> String {
-        layers.to_toml(&[
+        let mut options = vec![
             ("connect", args.connect.clone(), Some(DEFAULT_CONNECT)),
             ("node", args.node.clone(), Some("drone")),
             ("source", args.source.clone(), Some("sim")),
@@ -292,21 +271,6 @@ impl DroneSettings {
                 args.allowed_modes.clone(),
                 Some(DEFAULT_ALLOWED_MODES),
             ),
-            ("high_pressure", args.high_pressure.clone(), Some("85")),
-            ("recovery_cpu", args.recovery_cpu.clone(), Some("70")),
-            ("recovery_memory", args.recovery_memory.clone(), Some("75")),
-            (
-                "thermal_steps",
-                args.thermal_steps.clone(),
-                Some("70,80,85"),
-            ),
-            (
-                "resource_interval",
-                args.resource_interval.clone(),
-                Some("1s"),
-            ),
-            ("proc_root", args.proc_root.clone(), Some("/proc")),
-            ("sys_root", args.sys_root.clone(), Some("/sys")),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
@@ -317,7 +281,9 @@ impl DroneSettings {
                 args.insecure.then(|| "true".to_owned()),
                 Some("false"),
             ),
-        ])
+        ];
+        options.extend(args.resources.toml_entries());
+        layers.to_toml(&options)
     }
 
     /// Resolves every option from the command line, the environment and the file.
@@ -488,18 +454,7 @@ impl DroneSettings {
         };
         let quiet = cli.quiet || layers.get("quiet", None, false)?;
         let insecure = cli.insecure || layers.get("insecure", None, false)?;
-        let resources = super::resource_settings(
-            layers,
-            cli.resource_interval.clone(),
-            cli.proc_root.clone(),
-            cli.sys_root.clone(),
-            [
-                cli.high_pressure.clone(),
-                cli.recovery_cpu.clone(),
-                cli.recovery_memory.clone(),
-                cli.thermal_steps.clone(),
-            ],
-        )?;
+        let resources = super::resource_settings(layers, &cli.resources)?;
         Ok(DroneSettings {
             connect,
             node,

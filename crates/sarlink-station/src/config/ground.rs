@@ -109,30 +109,9 @@ pub struct GroundArgs {
     /// decide who may publish there [default: off]
     #[arg(long)]
     pub mqtt_commands: bool,
-    /// CPU or memory percentage that counts as high pressure: 5 samples in a row shed
-    /// priority classes 4-6 [default: 85]
-    #[arg(long, value_name = "PERCENT")]
-    pub high_pressure: Option<String>,
-    /// Recovery: CPU below this for 10 samples restores shed features [default: 70]
-    #[arg(long, value_name = "PERCENT")]
-    pub recovery_cpu: Option<String>,
-    /// Recovery: memory below this for 10 samples restores shed features [default: 75]
-    #[arg(long, value_name = "PERCENT")]
-    pub recovery_memory: Option<String>,
-    /// Thermal steps Warm, Hot, Critical in degrees Celsius, ascending [default: 70,80,85]
-    #[arg(long, value_name = "C,C,C")]
-    pub thermal_steps: Option<String>,
-    /// How often to sample whole-machine CPU, memory and SoC temperature, step the
-    /// degradation controller and evaluate the resource alerts, e.g. 500ms [default: 1s]
-    #[arg(long, value_name = "INTERVAL")]
-    pub resource_interval: Option<String>,
-    /// Read `stat` and `meminfo` under this directory instead of /proc (tests, containers)
-    /// [default: /proc]
-    #[arg(long, value_name = "DIR")]
-    pub proc_root: Option<String>,
-    /// Read `class/thermal/thermal_zone*` under this directory instead of /sys [default: /sys]
-    #[arg(long, value_name = "DIR")]
-    pub sys_root: Option<String>,
+    /// Resource monitoring and degradation.
+    #[command(flatten)]
+    pub resources: super::ResourceArgs,
     /// No status line on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -240,7 +219,7 @@ impl GroundSettings {
     /// The resolved options as TOML that `--config` accepts unchanged, each with its origin
     /// as a comment (the key file's path, never its contents).
     pub fn to_toml(args: &GroundArgs, layers: &Layers) -> String {
-        let text = layers.to_toml(&[
+        let mut options = vec![
             ("listen", args.listen.clone(), Some(DEFAULT_LISTEN)),
             ("node", args.node.clone(), Some("ground")),
             ("source", args.source.clone(), None),
@@ -280,21 +259,6 @@ impl GroundSettings {
                 args.mqtt_commands.then(|| "true".to_owned()),
                 Some("false"),
             ),
-            ("high_pressure", args.high_pressure.clone(), Some("85")),
-            ("recovery_cpu", args.recovery_cpu.clone(), Some("70")),
-            ("recovery_memory", args.recovery_memory.clone(), Some("75")),
-            (
-                "thermal_steps",
-                args.thermal_steps.clone(),
-                Some("70,80,85"),
-            ),
-            (
-                "resource_interval",
-                args.resource_interval.clone(),
-                Some("1s"),
-            ),
-            ("proc_root", args.proc_root.clone(), Some("/proc")),
-            ("sys_root", args.sys_root.clone(), Some("/sys")),
             (
                 "quiet",
                 args.quiet.then(|| "true".to_owned()),
@@ -305,7 +269,9 @@ impl GroundSettings {
                 args.insecure.then(|| "true".to_owned()),
                 Some("false"),
             ),
-        ]);
+        ];
+        options.extend(args.resources.toml_entries());
+        let text = layers.to_toml(&options);
         redact_mqtt_password(&text, layers.raw("mqtt", args.mqtt.clone()))
     }
 
@@ -415,18 +381,7 @@ impl GroundSettings {
                 )?
                 .0,
             mqtt: resolve_mqtt(args, layers)?,
-            resources: super::resource_settings(
-                layers,
-                args.resource_interval.clone(),
-                args.proc_root.clone(),
-                args.sys_root.clone(),
-                [
-                    args.high_pressure.clone(),
-                    args.recovery_cpu.clone(),
-                    args.recovery_memory.clone(),
-                    args.thermal_steps.clone(),
-                ],
-            )?,
+            resources: super::resource_settings(layers, &args.resources)?,
             quiet: args.quiet || layers.get("quiet", None, false)?,
             insecure: args.insecure || layers.get("insecure", None, false)?,
         };
