@@ -281,6 +281,56 @@ impl Layers {
     }
 }
 
+/// The receiver options both programs resolve the same way: sample rate, gain, ppm and
+/// bias tee (the source and the frequency differ in their defaults).
+pub(crate) struct Radio {
+    pub(crate) sample_rate_hz: u32,
+    pub(crate) sample_rate_given: bool,
+    pub(crate) gain: sarlink_sdr::Gain,
+    pub(crate) ppm: Option<i32>,
+    pub(crate) bias_tee: bool,
+}
+
+/// Resolves [`Radio`] from the command line's `sample_rate`, `gain`, `ppm` and `bias_tee`
+/// and the other layers.
+pub(crate) fn radio(
+    layers: &Layers,
+    sample_rate: Option<String>,
+    gain: Option<String>,
+    ppm: Option<String>,
+    bias_tee: bool,
+) -> Result<Radio, ConfigError> {
+    let sample_rate_given = layers.raw("sample_rate", sample_rate.clone()).is_some();
+    Ok(Radio {
+        sample_rate_hz: layers
+            .get_with(
+                "sample_rate",
+                sample_rate,
+                || 1_024_000,
+                crate::units::parse_sample_rate,
+            )?
+            .0,
+        sample_rate_given,
+        gain: layers
+            .get_with(
+                "gain",
+                gain,
+                || sarlink_sdr::Gain::Auto,
+                crate::units::parse_gain,
+            )?
+            .0,
+        ppm: layers
+            .get_with(
+                "ppm",
+                ppm,
+                || None,
+                |s| crate::units::parse_ppm(s).map(Some),
+            )?
+            .0,
+        bias_tee: bias_tee || layers.get("bias_tee", None, false)?,
+    })
+}
+
 /// The command-line options of resource monitoring and degradation, the same for both
 /// programs (each also comes from the environment and the configuration file).
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -317,27 +317,19 @@ impl DroneSettings {
                 |s| units::parse_hz_u64(s).map(Some),
             )?
             .0;
-        let sample_rate_hz = layers
-            .get_with(
-                "sample_rate",
-                cli.sample_rate.clone(),
-                || 1_024_000,
-                units::parse_sample_rate,
-            )?
-            .0;
-        let gain = layers
-            .get_with("gain", cli.gain.clone(), || Gain::Auto, units::parse_gain)?
-            .0;
-        let ppm = layers
-            .get_with(
-                "ppm",
-                cli.ppm.clone(),
-                || None,
-                |s| units::parse_ppm(s).map(Some),
-            )?
-            .0;
-        let bias_tee = cli.bias_tee || layers.get("bias_tee", None, false)?;
-        let sample_rate_given = layers.raw("sample_rate", cli.sample_rate.clone()).is_some();
+        let super::Radio {
+            sample_rate_hz,
+            sample_rate_given,
+            gain,
+            ppm,
+            bias_tee,
+        } = super::radio(
+            layers,
+            cli.sample_rate.clone(),
+            cli.gain.clone(),
+            cli.ppm.clone(),
+            cli.bias_tee,
+        )?;
         if let (Some(hz), false) = (frequency_hz, matches!(source, SourceSpec::File(_))) {
             check_tunable("frequency", cli.frequency.clone(), layers, hz)?;
         }

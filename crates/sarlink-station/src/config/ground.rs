@@ -281,55 +281,48 @@ impl GroundSettings {
     /// A [`ConfigError`] naming the key, its value and where it came from.
     pub fn resolve(args: &GroundArgs, layers: &Layers) -> Result<GroundSettings, ConfigError> {
         layers.check_file_keys(FILE_KEYS)?;
+        let listen = layers
+            .get_with(
+                "listen",
+                args.listen.clone(),
+                || DEFAULT_LISTEN.to_owned(),
+                units::parse_host_port,
+            )?
+            .0;
+        let node = layers
+            .get_with(
+                "node",
+                args.node.clone(),
+                || NodeName::new("ground").expect("valid"),
+                |s| NodeName::new(s).map_err(|e| e.to_string()),
+            )?
+            .0;
+        let source = layers.get_opt("source", args.source.clone())?;
+        let frequency_hz = layers
+            .get_with(
+                "frequency",
+                args.frequency.clone(),
+                || 406_028_000,
+                units::parse_hz_u64,
+            )?
+            .0;
+        let radio = super::radio(
+            layers,
+            args.sample_rate.clone(),
+            args.gain.clone(),
+            args.ppm.clone(),
+            args.bias_tee,
+        )?;
         let settings = GroundSettings {
-            listen: layers
-                .get_with(
-                    "listen",
-                    args.listen.clone(),
-                    || DEFAULT_LISTEN.to_owned(),
-                    units::parse_host_port,
-                )?
-                .0,
-            node: layers
-                .get_with(
-                    "node",
-                    args.node.clone(),
-                    || NodeName::new("ground").expect("valid"),
-                    |s| NodeName::new(s).map_err(|e| e.to_string()),
-                )?
-                .0,
-            source: layers.get_opt("source", args.source.clone())?,
-            frequency_hz: layers
-                .get_with(
-                    "frequency",
-                    args.frequency.clone(),
-                    || 406_028_000,
-                    units::parse_hz_u64,
-                )?
-                .0,
-            sample_rate_hz: layers
-                .get_with(
-                    "sample_rate",
-                    args.sample_rate.clone(),
-                    || 1_024_000,
-                    units::parse_sample_rate,
-                )?
-                .0,
-            gain: layers
-                .get_with("gain", args.gain.clone(), || Gain::Auto, units::parse_gain)?
-                .0,
-            ppm: layers
-                .get_with(
-                    "ppm",
-                    args.ppm.clone(),
-                    || None,
-                    |s| units::parse_ppm(s).map(Some),
-                )?
-                .0,
-            bias_tee: args.bias_tee || layers.get("bias_tee", None, false)?,
-            sample_rate_given: layers
-                .raw("sample_rate", args.sample_rate.clone())
-                .is_some(),
+            listen,
+            node,
+            source,
+            frequency_hz,
+            sample_rate_hz: radio.sample_rate_hz,
+            gain: radio.gain,
+            ppm: radio.ppm,
+            bias_tee: radio.bias_tee,
+            sample_rate_given: radio.sample_rate_given,
             key: layers
                 .get_with(
                     "key_file",

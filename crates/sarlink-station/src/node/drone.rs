@@ -17,8 +17,7 @@ use sarlink_sdr::{IqSource, SourceHealth};
 
 use crate::config::{DEFAULT_FREQUENCY_HZ, DroneSettings};
 use crate::dashboard::{
-    Dashboard, DroneSeries, DroneView, LinkView, PUBLISH_INTERVAL, Reading, ReceiverSeries,
-    Severity,
+    Dashboard, DroneSeries, DroneView, LinkView, Reading, ReceiverSeries, Severity,
 };
 use crate::drone::{
     Control, DroneConfig, DroneCore, DroneEvent, DroneFeature, DroneInput, DroneOutput, DroneStats,
@@ -467,24 +466,17 @@ impl DroneNode {
         result.map(|()| summary)
     }
 
-    /// Publishes the dashboard and the series when [`PUBLISH_INTERVAL`] has passed (nothing
+    /// Publishes the dashboard and the series when [`PUBLISH_INTERVAL`](crate::dashboard::PUBLISH_INTERVAL) has passed (nothing
     /// without `--http`). Never waits on HTTP: a publication the HTTP side is busy reading
     /// is dropped.
     fn publish(&mut self) {
         let Some(web) = &mut self.web else {
             return;
         };
-        let now = Instant::now();
-        if now < web.next_publish {
+        let full_rate = self.core.is_enabled(DroneFeature::DashboardRate);
+        if !super::publish_due(&mut web.next_publish, full_rate) {
             return;
         }
-        // Shed, the dashboard and the series are published 5 times less often.
-        let every = if self.core.is_enabled(DroneFeature::DashboardRate) {
-            PUBLISH_INTERVAL
-        } else {
-            PUBLISH_INTERVAL * 5
-        };
-        web.next_publish = (web.next_publish + every).max(now);
         let core = &self.core;
         let decision = core.decision();
         let controller = core.degradation();

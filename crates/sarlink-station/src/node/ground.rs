@@ -18,8 +18,8 @@ use sarlink_schema::{Message, Role, SourceId};
 
 use crate::config::GroundSettings;
 use crate::dashboard::{
-    Dashboard, DroneSeries, DroneView, LinkView, MAX_DRONES, PUBLISH_INTERVAL, Reading,
-    ReceiverSeries, Severity, source_name,
+    Dashboard, DroneSeries, DroneView, LinkView, MAX_DRONES, Reading, ReceiverSeries, Severity,
+    source_name,
 };
 use crate::ground::{
     DroneTrack, GroundCore, GroundEvent, GroundFeature, GroundInput, GroundOutput,
@@ -733,23 +733,17 @@ impl GroundNode {
         self.metrics.connections.set(self.core.connections() as f64);
     }
 
-    /// Publishes the dashboard and the per-drone series when [`PUBLISH_INTERVAL`] has
+    /// Publishes the dashboard and the per-drone series when [`PUBLISH_INTERVAL`](crate::dashboard::PUBLISH_INTERVAL) has
     /// passed (nothing without `--http`). Never waits: a publication the HTTP side is busy
     /// reading is dropped, and the next follows one interval later.
     fn publish(&mut self) {
         let Some(web) = &mut self.web else {
             return;
         };
-        let now = Instant::now();
-        if now < web.next_publish {
+        let full_rate = self.core.is_enabled(GroundFeature::DashboardRate);
+        if !super::publish_due(&mut web.next_publish, full_rate) {
             return;
         }
-        let every = if self.core.is_enabled(GroundFeature::DashboardRate) {
-            PUBLISH_INTERVAL
-        } else {
-            PUBLISH_INTERVAL * 5
-        };
-        web.next_publish = (web.next_publish + every).max(now);
         let unix = unix_now();
         let own = self.core.own_latest().map(Reading::from_record);
         web.board.set_ground_rx(own);
