@@ -15,7 +15,7 @@ use sarlink_link::{CloseReason, SessionConfig, SessionError};
 use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role, Rssi};
 use sarlink_testkit::proxy::FaultProxy;
 use sarlink_testkit::record;
-use sarlink_wire::{CloseCode, DecoderConfig, EncoderConfig, FrameDecoder, FrameEncoder};
+use sarlink_wire::{CloseCode, DecoderConfig, FrameDecoder};
 
 fn node(name: &str) -> NodeName {
     NodeName::new(name).unwrap()
@@ -51,17 +51,6 @@ fn wait_connected(c: &Client, within: Duration) -> Vec<ClientEvent> {
             Err(_) => {}
         }
     }
-}
-
-/// Frames `message` as a sender would.
-fn frame(message: &Message) -> BytesMut {
-    let mut payload = BytesMut::new();
-    message.encode(&mut payload);
-    let mut out = BytesMut::new();
-    FrameEncoder::new(EncoderConfig::default())
-        .encode(&payload, &mut out)
-        .unwrap();
-    out
 }
 
 fn hello(name: &str, stream: u64, max_message: u32) -> Message {
@@ -118,7 +107,8 @@ fn close_code(stream: &mut TcpStream, within: Duration) -> Option<String> {
 /// `reject`'s code as an error.
 fn raw_hello(addr: SocketAddr, name: &str, stream: u64) -> (TcpStream, Result<u64, String>) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(&frame(&hello(name, stream, 1 << 20))).unwrap();
+    s.write_all(&sarlink_testkit::frame(&hello(name, stream, 1 << 20)))
+        .unwrap();
     let verdict = read_until(&mut s, Duration::from_secs(5), |m| match m {
         Message::Welcome(w) => Some(Ok(w.resume_seq)),
         Message::Reject(r) => Some(Err(r.code.as_str().to_owned())),
@@ -179,7 +169,10 @@ fn impersonating_a_live_drone_is_refused_busy_and_the_drone_keeps_streaming() {
         let (mut s, verdict) = raw_hello(addr, "drone-1", stream);
         assert_eq!(verdict, Err("busy".to_owned()), "stream {stream}");
         // Nothing it sends afterwards is read.
-        let _ = s.write_all(&frame(&Message::Rssi(Rssi::single(50, record(999)))));
+        let _ = s.write_all(&sarlink_testkit::frame(&Message::Rssi(Rssi::single(
+            50,
+            record(999),
+        ))));
     }
     for i in 50..100 {
         assert!(drone.push_sample(record(i)));
@@ -260,7 +253,7 @@ fn a_sample_number_beyond_the_window_moves_nothing_and_the_drone_resumes() {
     }
     let (mut s, verdict) = raw_hello(addr, "drone-t", 9);
     assert_eq!(verdict, Ok(100));
-    s.write_all(&frame(&Message::Rssi(Rssi::single(
+    s.write_all(&sarlink_testkit::frame(&Message::Rssi(Rssi::single(
         1_000_000_000_000_000,
         record(1),
     ))))
@@ -274,7 +267,7 @@ fn a_sample_number_beyond_the_window_moves_nothing_and_the_drone_resumes() {
     // need over ten thousand seconds.
     let (mut s, verdict) = raw_hello(addr, "drone-t", 9);
     assert_eq!(verdict, Ok(100));
-    s.write_all(&frame(&Message::Rssi(Rssi::single(
+    s.write_all(&sarlink_testkit::frame(&Message::Rssi(Rssi::single(
         100 + 65_536 + 10_000_000,
         record(1),
     ))))
@@ -379,7 +372,8 @@ fn a_hello_with_a_tiny_max_message_gets_reject_protocol() {
     let server = Server::bind("127.0.0.1:0", server_config()).unwrap();
     for max in [0, 1, 1023] {
         let mut s = TcpStream::connect(server.local_addr()).unwrap();
-        s.write_all(&frame(&hello("drone-m", 1, max))).unwrap();
+        s.write_all(&sarlink_testkit::frame(&hello("drone-m", 1, max)))
+            .unwrap();
         assert_eq!(
             close_code(&mut s, Duration::from_secs(5)).as_deref(),
             Some("protocol"),

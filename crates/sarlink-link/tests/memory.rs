@@ -12,7 +12,6 @@ use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Server, ServerConfig, ServerEvent};
 use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role, Rssi};
 use sarlink_testkit::{live_bytes, record};
-use sarlink_wire::{EncoderConfig, FrameEncoder};
 
 #[global_allocator]
 static ALLOC: sarlink_testkit::CountingAlloc = sarlink_testkit::CountingAlloc;
@@ -27,16 +26,6 @@ fn node(name: &str) -> NodeName {
     NodeName::new(name).unwrap()
 }
 
-fn frame(message: &Message) -> BytesMut {
-    let mut payload = BytesMut::new();
-    message.encode(&mut payload);
-    let mut out = BytesMut::new();
-    FrameEncoder::new(EncoderConfig::default())
-        .encode(&payload, &mut out)
-        .unwrap();
-    out
-}
-
 fn hello_frame(name: &str, stream: u64) -> BytesMut {
     let hello = Message::Hello(Hello {
         version: ProtocolVersion::V1_1,
@@ -48,13 +37,7 @@ fn hello_frame(name: &str, stream: u64) -> BytesMut {
         nonce: Nonce([5; 16]),
         rssi_units: None,
     });
-    let mut payload = BytesMut::new();
-    hello.encode(&mut payload);
-    let mut out = BytesMut::new();
-    FrameEncoder::new(EncoderConfig::default())
-        .encode(&payload, &mut out)
-        .unwrap();
-    out
+    sarlink_testkit::frame(&hello)
 }
 
 /// A server whose sessions neither time out nor ping while the test holds them (the
@@ -184,7 +167,7 @@ fn a_pending_handshake_costs_at_most_4_kib_and_an_idle_session_16_kib() {
     // read buffers it used are back in the pool, and its receive state is small.
     for (i, s) in sockets.iter_mut().enumerate() {
         for seq in 0..SAMPLES {
-            s.write_all(&frame(&Message::Rssi(Rssi::single(
+            s.write_all(&sarlink_testkit::frame(&Message::Rssi(Rssi::single(
                 seq,
                 record(seq + i as u64),
             ))))

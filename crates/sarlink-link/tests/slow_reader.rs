@@ -12,7 +12,6 @@ use sarlink_link::driver::{
 };
 use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role};
 use sarlink_testkit::record;
-use sarlink_wire::{EncoderConfig, FrameEncoder};
 
 fn node(name: &str) -> NodeName {
     NodeName::new(name).unwrap()
@@ -30,13 +29,7 @@ fn observer_hello() -> BytesMut {
         nonce: Nonce([9; 16]),
         rssi_units: None,
     });
-    let mut payload = BytesMut::new();
-    hello.encode(&mut payload);
-    let mut out = BytesMut::new();
-    FrameEncoder::new(EncoderConfig::default())
-        .encode(&payload, &mut out)
-        .unwrap();
-    out
+    sarlink_testkit::frame(&hello)
 }
 
 #[test]

@@ -12,7 +12,7 @@ use sarlink_link::driver::{
 use sarlink_link::{PreSharedKey, SessionConfig};
 use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role};
 use sarlink_testkit::record;
-use sarlink_wire::{CloseCode, DecoderConfig, EncoderConfig, FrameDecoder, FrameEncoder};
+use sarlink_wire::{CloseCode, DecoderConfig, FrameDecoder};
 
 fn node(name: &str) -> NodeName {
     NodeName::new(name).unwrap()
@@ -304,13 +304,7 @@ fn hello_frame() -> BytesMut {
         nonce: Nonce([5; 16]),
         rssi_units: None,
     });
-    let mut payload = BytesMut::new();
-    hello.encode(&mut payload);
-    let mut out = BytesMut::new();
-    FrameEncoder::new(EncoderConfig::default())
-        .encode(&payload, &mut out)
-        .unwrap();
-    out
+    sarlink_testkit::frame(&hello)
 }
 
 #[test]

@@ -28,6 +28,8 @@
 
 mod alloc;
 #[cfg(feature = "link")]
+mod frame;
+#[cfg(feature = "link")]
 pub mod pair;
 pub mod proxy;
 mod record;
@@ -38,6 +40,8 @@ pub use alloc::{
     AllocStats, CountingAlloc, alloc_stats, alloc_stats_during, allocations, allocations_during,
     live_bytes,
 };
+#[cfg(feature = "link")]
+pub use frame::frame;
 pub use record::{RECORD_EPOCH_NS, record, record_at};
 
 /// The directory of the shared real RTL-SDR captures: `$SARLINK_IQ_DIR` if set, else
