@@ -787,20 +787,20 @@ impl GroundCore {
                 if let Some(node) = self.drone_of(conn) {
                     tracing::debug!(%node, cpu = status.cpu_pct, level = %status.level, "status");
                     let track = self.track(&node);
-                    let before = track.status.as_ref().map(|s| s.level.clone());
+                    let previous = track.status.as_ref();
                     // The first status of a drone that is not shedding is no news.
-                    let changed = before.map_or(status.level != "normal", |b| b != status.level);
-                    let alerts = alert_changes(
-                        track.status.as_ref().map_or(&[][..], |s| &s.alerts[..]),
-                        &status.alerts,
-                    );
+                    let changed =
+                        previous.map_or(status.level != "normal", |p| p.level != status.level);
+                    let alerts =
+                        alert_changes(previous.map_or(&[][..], |p| &p.alerts[..]), &status.alerts);
+                    let level = changed.then(|| (status.level.clone(), status.disabled.clone()));
                     let name = Arc::clone(&track.node);
-                    track.status = Some(status.clone());
-                    if changed {
+                    track.status = Some(status);
+                    if let Some((level, disabled)) = level {
                         let event = GroundEvent::DroneLevel {
                             node: Arc::clone(&name),
-                            level: status.level,
-                            disabled: status.disabled,
+                            level,
+                            disabled,
                         };
                         self.out.push_back(GroundOutput::Event(event));
                     }
