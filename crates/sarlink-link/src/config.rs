@@ -39,7 +39,10 @@ pub struct SessionConfig {
     pub accept_roles: Vec<Role>,
     /// Handshake must complete within this. Default 5 s.
     pub handshake_timeout: Duration,
-    /// A `ping` is sent this often once established. Default 1 s.
+    /// The round trip is measured about this often once established: a `ping` rides with
+    /// the first frame written from nine tenths of the interval on, and goes alone only
+    /// when nothing at all was written for the whole interval (so a link never stays
+    /// silent longer). Default 1 s.
     pub ping_interval: Duration,
     /// A link with no frame received for this long is lost. Default 3 s.
     pub liveness_timeout: Duration,
@@ -47,8 +50,9 @@ pub struct SessionConfig {
     pub degraded_after: Duration,
     /// A link whose latest RTT is above this is degraded. Default 250 ms.
     pub rtt_degraded: Duration,
-    /// `rx` progress is sent at most this long after samples arrive (at most 250 ms).
-    /// Default 100 ms.
+    /// `rx` progress is sent at most this long after samples arrive (or, with
+    /// [`confirm_delivery`](Self::confirm_delivery), after they are confirmed), and sooner
+    /// when it can ride with any other frame. At most 1 s. Default 100 ms.
     pub rx_interval: Duration,
     /// Unacknowledged samples kept for resending. Default 65,536.
     pub sample_ring: usize,

@@ -47,6 +47,9 @@ const MAX_RECORD_BYTES: usize = 128;
 const MAX_LIVENESS_PENDING: usize = 16;
 /// `poll_transmit` stops appending once this many bytes are waiting.
 const TRANSMIT_BUDGET: usize = 256 * 1024;
+/// A round-trip measurement rides with other frames from `ping_interval` minus this
+/// fraction of it (a tenth: a drone at 10 Hz measures about once a second).
+const PING_EARLY: u32 = 10;
 
 /// Health of an established link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,6 +267,11 @@ pub struct Session {
     /// Client: units of the samples the server streams (from `welcome`).
     peer_rssi_units: RssiUnits,
     last_recv: Instant,
+    /// When a frame was last written once established (or when the session was
+    /// established): a ping goes out alone only after `ping_interval` of silence.
+    last_sent: Instant,
+    /// When the next round-trip measurement is due: from `ping_interval` minus
+    /// [`PING_EARLY`] of it, a ping rides with whatever else is written.
     next_ping: Instant,
     ping_seq: u32,
     ping_outstanding: Option<Ping>,
@@ -334,6 +342,7 @@ impl Session {
             peer_node: None,
             peer_rssi_units: RssiUnits::Dbm,
             last_recv: now,
+            last_sent: now,
             next_ping: now + config.ping_interval,
             ping_seq: 0,
             ping_outstanding: None,
@@ -497,9 +506,9 @@ impl Session {
         if upto > self.confirmed {
             self.confirmed = upto;
             if self.rx_due.is_none() {
-                // At most one `rx` per interval: a confirmation that follows an `rx` (the
-                // application writes what that `rx` could not yet cover) waits for the next
-                // turn of the cadence instead of costing a message of its own.
+                // At most one `rx` of its own per interval: a confirmation that follows an
+                // `rx` (the application writes what that `rx` could not yet cover) waits for
+                // the next turn of the cadence, or rides earlier with any other frame.
                 let next = self
                     .rx_last
                     .map_or(now, |t| (t + self.config.rx_interval).max(now));
@@ -535,6 +544,7 @@ impl Session {
         self.decoder.set_accept_compressed(lz4);
         self.peer_node = Some(peer.clone());
         self.next_ping = now + self.config.ping_interval;
+        self.last_sent = now;
         self.congestion.link_up();
         self.events.push_back(Event::Connected {
             peer,
@@ -821,34 +831,65 @@ impl Session {
             self.set_link_state(LinkState::Lost);
             return self.fail(SessionError::LivenessTimeout);
         }
-        if now >= self.next_ping {
-            self.ping_seq = self.ping_seq.wrapping_add(1);
-            // ns since the session's epoch on our monotonic clock; fits i64 for 292 years.
-            let t_ns = i64::try_from(now.saturating_duration_since(self.epoch).as_nanos())
-                .unwrap_or(i64::MAX);
-            let ping = Ping {
-                seq: self.ping_seq,
-                t_ns,
-            };
-            self.ping_outstanding = Some(ping);
+        if now >= self.last_sent + self.config.ping_interval {
+            // Nothing written for a whole interval: the ping goes alone (liveness).
+            let ping = self.start_ping(now);
             if self.liveness_out.len() == MAX_LIVENESS_PENDING {
                 self.liveness_out.pop_front();
             }
             self.liveness_out.push_back(Message::Ping(ping));
-            self.next_ping = now + self.config.ping_interval;
-            // Congestion advice is re-evaluated once per ping: percentiles are not free.
-            // Only this connection's round trips: a ping never spans a reconnect, and the
-            // baseline is this path's own fastest.
-            let snapshot = self.link_rtt.stats();
-            let link = LinkObservation {
-                backlog: usize::try_from(self.samples.backlog()).unwrap_or(usize::MAX),
-                queueing: (snapshot.count > 0).then(|| snapshot.p95.saturating_sub(snapshot.min)),
-            };
-            if let Some(rate) = self.congestion.observe(now, link) {
-                self.events.push_back(Event::AdviseRate(rate));
-            }
+            self.last_sent = now;
         }
         self.update_link_state(now);
+    }
+
+    /// A new `ping` measuring the round trip from `now` (now the outstanding one); also
+    /// re-evaluates the congestion advice (once per ping: percentiles are not free).
+    fn start_ping(&mut self, now: Instant) -> Ping {
+        self.ping_seq = self.ping_seq.wrapping_add(1);
+        // ns since the session's epoch on our monotonic clock; fits i64 for 292 years.
+        let t_ns =
+            i64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(i64::MAX);
+        let ping = Ping {
+            seq: self.ping_seq,
+            t_ns,
+        };
+        self.ping_outstanding = Some(ping);
+        self.next_ping = now + self.config.ping_interval;
+        // Only this connection's round trips: a ping never spans a reconnect, and the
+        // baseline is this path's own fastest.
+        let snapshot = self.link_rtt.stats();
+        let link = LinkObservation {
+            backlog: usize::try_from(self.samples.backlog()).unwrap_or(usize::MAX),
+            queueing: (snapshot.count > 0).then(|| snapshot.p95.saturating_sub(snapshot.min)),
+        };
+        if let Some(rate) = self.congestion.observe(now, link) {
+            self.events.push_back(Event::AdviseRate(rate));
+        }
+        ping
+    }
+
+    /// The `rx` to send now, if it would acknowledge anything new.
+    fn rx_progress(&self) -> Option<u64> {
+        let confirmed = self.confirmed;
+        let confirm = self.config.confirm_delivery;
+        self.receiver
+            .map(|r| {
+                if confirm {
+                    r.expected().min(confirmed)
+                } else {
+                    r.expected()
+                }
+            })
+            .filter(|e| *e > self.rx_sent)
+    }
+
+    /// Writes `rx` with `expected` and restarts the `rx` cadence.
+    fn write_rx(&mut self, now: Instant, expected: u64, out: &mut BytesMut) {
+        self.rx_due = None;
+        self.rx_sent = expected;
+        self.rx_last = Some(now);
+        self.write_message(&Message::Rx(Rx { seq: expected }), out);
     }
 
     fn update_link_state(&mut self, now: Instant) {
@@ -880,8 +921,7 @@ impl Session {
         if !matches!(self.state, State::Established) {
             return Some(self.started + self.config.handshake_timeout);
         }
-        let mut t = self
-            .next_ping
+        let mut t = (self.last_sent + self.config.ping_interval)
             .min(self.last_recv + self.config.liveness_timeout);
         if self.link_state == LinkState::Healthy {
             t = t.min(self.last_recv + self.config.degraded_after);
@@ -932,22 +972,8 @@ impl Session {
             }
             if self.rx_due.is_some_and(|due| due <= now) {
                 self.rx_due = None;
-                let confirm = self.config.confirm_delivery;
-                let confirmed = self.confirmed;
-                if let Some(expected) = self
-                    .receiver
-                    .map(|r| {
-                        if confirm {
-                            r.expected().min(confirmed)
-                        } else {
-                            r.expected()
-                        }
-                    })
-                    .filter(|e| *e > self.rx_sent)
-                {
-                    self.rx_sent = expected;
-                    self.rx_last = Some(now);
-                    self.write_message(&Message::Rx(Rx { seq: expected }), out);
+                if let Some(expected) = self.rx_progress() {
+                    self.write_rx(now, expected, out);
                     continue;
                 }
             }
@@ -966,7 +992,23 @@ impl Session {
                 bucket.consume(out.len() - before);
             }
         }
+        if out.len() > start && matches!(self.state, State::Established) {
+            self.ride_along(now, out);
+            self.last_sent = now;
+        }
         out.len() - start
+    }
+
+    /// Something is being written anyway: a round-trip measurement that is (nearly) due and
+    /// an `rx` with anything new ride with it, costing the connection no write of their own.
+    fn ride_along(&mut self, now: Instant, out: &mut BytesMut) {
+        if now + self.config.ping_interval / PING_EARLY >= self.next_ping {
+            let ping = self.start_ping(now);
+            self.write_message(&Message::Ping(ping), out);
+        }
+        if let Some(expected) = self.rx_progress() {
+            self.write_rx(now, expected, out);
+        }
     }
 
     fn write_sample_batch(&mut self, out: &mut BytesMut) {

@@ -352,6 +352,103 @@ fn idle_links_ping_every_second_and_measure_rtt() {
     assert_eq!(p.client.rtt().count, 3);
 }
 
+/// The messages of each transmission (one socket write in a driver).
+fn transmissions(log: &[u8], writes: &[(Instant, usize)]) -> Vec<(Instant, Vec<Message>)> {
+    let mut at = 0;
+    writes
+        .iter()
+        .map(|(t, len)| {
+            let msgs = messages(&log[at..at + len]).into_iter().map(|(_, m)| m);
+            at += len;
+            (*t, msgs.collect())
+        })
+        .collect()
+}
+
+#[test]
+fn pings_and_rx_ride_with_other_frames_on_a_busy_link() {
+    // A drone at 10 Hz and a ground acknowledging at most once a second, for 10 s.
+    let mut server = server_config();
+    server.rx_interval = 1_000 * MS;
+    let mut p = Pair::connected(client_config(), server);
+    let (c_start, s_start) = (p.c2s_writes.len(), p.s2c_writes.len());
+    let start = p.now;
+    for i in 0..100 {
+        p.client.push_sample(record(i));
+        p.advance(100 * MS);
+    }
+    let from_client = transmissions(&p.c2s_log, &p.c2s_writes)[c_start..].to_vec();
+    let from_server = transmissions(&p.s2c_log, &p.s2c_writes)[s_start..].to_vec();
+
+    // The drone writes once per record, and otherwise only to answer the ground's pings at
+    // once; never for a ping or an rx of its own. It still measures the round trip about
+    // once a second.
+    let with_record = from_client
+        .iter()
+        .filter(|(_, m)| m.iter().any(|m| matches!(m, Message::Rssi(_))))
+        .count();
+    assert_eq!(with_record, 100, "one write per record");
+    for (_, msgs) in &from_client {
+        let answer = matches!(msgs[..], [Message::Pong(_)]);
+        assert!(matches!(msgs[0], Message::Rssi(_)) || answer, "{msgs:?}");
+    }
+    let client_pings = from_client
+        .iter()
+        .flat_map(|(_, m)| m)
+        .filter(|m| matches!(m, Message::Ping(_)))
+        .count();
+    assert!(
+        (9..=12).contains(&client_pings),
+        "{client_pings} pings in 10 s"
+    );
+    assert!(p.client.rtt().count >= 9, "{:?}", p.client.rtt());
+
+    // The ground answers each ping at once; its own ping and its rx ride with the pong, so
+    // it writes about once a second instead of at every rx and ping.
+    assert!(
+        from_server.len() <= 12,
+        "{} server writes in 10 s: {from_server:?}",
+        from_server.len()
+    );
+    let server_pings = from_server
+        .iter()
+        .flat_map(|(_, m)| m)
+        .filter(|m| matches!(m, Message::Ping(_)))
+        .count();
+    assert!(
+        server_pings >= 4,
+        "the ground still measures: {server_pings}"
+    );
+    assert!(p.server.rtt().count >= 4);
+    let rx: Vec<u64> = from_server
+        .iter()
+        .flat_map(|(_, m)| m)
+        .filter_map(|m| {
+            if let Message::Rx(r) = m {
+                Some(r.seq)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(rx.len() >= 9, "{rx:?}");
+    assert!(rx.windows(2).all(|w| w[0] < w[1]), "{rx:?}");
+    // Nothing is ever left unacknowledged for longer than the ground's interval.
+    assert!(p.client.unacked() <= 11, "{}", p.client.unacked());
+    // Neither side is silent for longer than the ping interval.
+    for writes in [&from_client, &from_server] {
+        let mut last = start;
+        for (t, _) in writes.iter() {
+            assert!(
+                *t - last <= 1_000 * MS + 10 * MS,
+                "silent from {last:?} to {t:?}"
+            );
+            last = *t;
+        }
+    }
+    assert_eq!(p.delivered().len(), 100);
+}
+
 #[test]
 fn rtt_reflects_network_delay() {
     let mut p = connected();

@@ -93,6 +93,11 @@ pub struct Pair {
     pub c2s_log: Vec<u8>,
     /// Every byte the server transmitted, delivered or not.
     pub s2c_log: Vec<u8>,
+    /// When each client transmission (one `poll_transmit` that wrote bytes: one socket
+    /// write in a driver) happened and its length, in `c2s_log` order.
+    pub c2s_writes: Vec<(Instant, usize)>,
+    /// The same for the server's transmissions.
+    pub s2c_writes: Vec<(Instant, usize)>,
     /// The configuration of the server session, reused by [`reconnect`](Pair::reconnect).
     server_config: SessionConfig,
     /// Next expected seq per (node, stream) and when it last moved, as a server
@@ -119,6 +124,8 @@ impl Pair {
             s2c_up: true,
             c2s_log: Vec::new(),
             s2c_log: Vec::new(),
+            c2s_writes: Vec::new(),
+            s2c_writes: Vec::new(),
             server_config: server,
             resume: HashMap::new(),
             accepted: None,
@@ -177,6 +184,7 @@ impl Pair {
             if self.client.poll_transmit(self.now, &mut out) > 0 {
                 progressed = true;
                 self.c2s_log.extend_from_slice(&out);
+                self.c2s_writes.push((self.now, out.len()));
                 if self.c2s_up {
                     Self::deliver(
                         self.chunking,
@@ -191,6 +199,7 @@ impl Pair {
             if self.server.poll_transmit(self.now, &mut out) > 0 {
                 progressed = true;
                 self.s2c_log.extend_from_slice(&out);
+                self.s2c_writes.push((self.now, out.len()));
                 if self.s2c_up {
                     Self::deliver(
                         self.chunking,

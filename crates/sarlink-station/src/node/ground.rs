@@ -279,7 +279,9 @@ impl GroundNode {
         session.rssi_units = Some(sarlink_schema::RssiUnits::Dbfs);
         // A record is acknowledged to its drone only once the output has it.
         session.confirm_delivery = true;
-        session.rx_interval = std::time::Duration::from_millis(250);
+        // The backstop only: the `rx` rides with the pong each drone ping gets (about once a
+        // second) and costs no write of its own (docs/PROTOCOL.md section 4.3).
+        session.rx_interval = std::time::Duration::from_secs(1);
         let own_stream = session.stream;
         let mut server_config = ServerConfig::new(session);
         if let Some(dir) = &settings.tls_dir {
