@@ -158,7 +158,12 @@ impl ClientTls {
         })
     }
 
-    pub(crate) fn connection(&self) -> Result<ClientConnection, rustls::Error> {
+    /// A rustls client connection with these settings, for a driver of one's own (rustls's
+    /// API is sans-IO: feed it the socket's bytes with `read_tls` and `write_tls`).
+    ///
+    /// # Errors
+    /// When rustls cannot start a handshake with this configuration.
+    pub fn connection(&self) -> Result<ClientConnection, rustls::Error> {
         ClientConnection::new(Arc::clone(&self.config), self.server_name.clone())
     }
 }

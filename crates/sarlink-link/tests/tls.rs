@@ -4,98 +4,15 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
-    RevokedCertParams, SerialNumber, date_time_ymd,
-};
 use sarlink_link::SessionConfig;
 use sarlink_link::driver::{
     Backoff, Client, ClientConfig, ClientEvent, Disconnect, Server, ServerConfig, ServerEvent,
 };
 use sarlink_link::tls::{ClientTls, ServerTls, TlsError};
 use sarlink_schema::{NodeName, Role};
+use sarlink_testkit::fleet::{Fleet, Issued};
 use sarlink_testkit::record;
 use sarlink_wire::CloseCode;
-
-struct Fleet {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-    next_serial: u64,
-}
-
-struct Issued {
-    cert_pem: String,
-    key_pem: String,
-    serial: u64,
-}
-
-impl Fleet {
-    fn new(name: &str) -> Fleet {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = p.self_signed(&key).unwrap();
-        Fleet {
-            cert,
-            key,
-            next_serial: 1,
-        }
-    }
-
-    fn ca_pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    fn issue(&mut self, node: &str) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec![node.to_owned()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, node);
-        p.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let serial = self.next_serial;
-        self.next_serial += 1;
-        p.serial_number = Some(SerialNumber::from(serial));
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        Issued {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            serial,
-        }
-    }
-
-    fn revocation_list(&self, serials: &[u64]) -> String {
-        let params = CertificateRevocationListParams {
-            this_update: date_time_ymd(2024, 1, 1),
-            next_update: date_time_ymd(2099, 1, 1),
-            crl_number: SerialNumber::from(1u64),
-            issuing_distribution_point: None,
-            revoked_certs: serials
-                .iter()
-                .map(|s| RevokedCertParams {
-                    serial_number: SerialNumber::from(*s),
-                    revocation_time: date_time_ymd(2024, 1, 1),
-                    reason_code: Some(RevocationReason::KeyCompromise),
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        };
-        params
-            .signed_by(&self.cert, &self.key)
-            .unwrap()
-            .pem()
-            .unwrap()
-    }
-}
 
 fn node(name: &str) -> NodeName {
     NodeName::new(name).unwrap()

@@ -27,6 +27,8 @@
 #![deny(unsafe_code)]
 
 mod alloc;
+#[cfg(feature = "tls")]
+pub mod fleet;
 #[cfg(feature = "link")]
 mod frame;
 #[cfg(feature = "link")]

@@ -653,15 +653,25 @@ impl Outbox {
     }
 }
 
+/// A connection's TLS side.
+#[derive(Debug)]
+enum Tls {
+    /// Accepted, nothing received yet: rustls's state (several KiB) is made when the
+    /// client's first bytes arrive, so a connection that never speaks costs no more than a
+    /// plaintext one. Nothing can be sent before the client's hello.
+    Waiting(ServerTls),
+    /// The rustls connection (boxed: a plaintext connection does not carry its size).
+    Active(Box<rustls::ServerConnection>),
+}
+
 /// One accepted connection, owned by the loop.
 #[derive(Debug)]
 struct Conn {
     stream: TcpStream,
     addr: SocketAddr,
     session: Session,
-    /// With TLS: the connection the session's bytes travel in (boxed: a plaintext connection
-    /// does not carry its size).
-    tls: Option<Box<rustls::ServerConnection>>,
+    /// With TLS: the connection the session's bytes travel in.
+    tls: Option<Tls>,
     /// A partly received frame (plaintext), only while there is one.
     partial: Option<PooledBuf<'static>>,
     /// Bytes the session produced that the socket (or rustls) has not taken yet.
@@ -709,7 +719,10 @@ impl Conn {
                     }
                 }
             }
-            Some(tls) => {
+            // Only a timeout's `reject` can come before the client spoke, and TLS has no
+            // way to carry it: it is dropped with the connection.
+            Some(Tls::Waiting(_)) => data = &[],
+            Some(Tls::Active(tls)) => {
                 // rustls buffers a bounded amount of outgoing TLS and takes only what fits:
                 // the data goes in pieces, each written to the socket before the next.
                 while !data.is_empty() {
@@ -745,7 +758,7 @@ impl Conn {
             }
         }
         let mut drained = self.out.is_none();
-        if let Some(tls) = &mut self.tls {
+        if let Some(Tls::Active(tls)) = &mut self.tls {
             let before = tls.wants_write();
             drained &= flush_tls(tls, &mut self.stream)?;
             progressed |= before && drained;
@@ -834,7 +847,11 @@ impl Ctx<'_> {
                 // With TLS the name is the certificate's, not a claim.
                 let identified = conn.tls.is_some();
                 if let Some(tls) = &conn.tls {
-                    let named = tls.peer_certificates().and_then(|c| c.first()).map_or(
+                    let certs = match tls {
+                        Tls::Active(tls) => tls.peer_certificates(),
+                        Tls::Waiting(_) => None,
+                    };
+                    let named = certs.and_then(|c| c.first()).map_or(
                         Err(TlsError::NameMismatch(hello.node.as_str().to_owned())),
                         |cert| check_name(cert, hello.node.as_str()),
                     );
@@ -1144,18 +1161,8 @@ impl EventLoop {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let tls = match self.shared.tls.read().as_ref().map(ServerTls::connection) {
-            None => None,
-            Some(Ok(tls)) => Some(Box::new(tls)),
-            Some(Err(e)) => {
-                self.out.deliver(ServerEvent::Disconnected {
-                    conn: id,
-                    node: None,
-                    cause: Disconnect::Tls(e),
-                });
-                return;
-            }
-        };
+        // The settings in force now, even if reloaded before the client speaks.
+        let tls = self.shared.tls.read().clone().map(Tls::Waiting);
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
@@ -1327,7 +1334,14 @@ impl EventLoop {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => break ReadEnd::Failed(Disconnect::io(IoOp::Read, &e)),
                 },
-                Some(tls) => match tls_read(tls, &mut conn.stream, rx) {
+                Some(Tls::Waiting(settings)) => match settings.connection() {
+                    Ok(tls) => {
+                        conn.tls = Some(Tls::Active(Box::new(tls)));
+                        continue;
+                    }
+                    Err(e) => break ReadEnd::Failed(Disconnect::Tls(e)),
+                },
+                Some(Tls::Active(tls)) => match tls_read(tls, &mut conn.stream, rx) {
                     Ok(TlsRead::Data(n)) => n,
                     Ok(TlsRead::WouldBlock) => break ReadEnd::Drained,
                     Ok(TlsRead::Closed) => {
@@ -1423,7 +1437,7 @@ impl EventLoop {
                 return;
             }
             Ok(true) if conn.closed.is_some() => {
-                if let Some(tls) = &mut conn.tls {
+                if let Some(Tls::Active(tls)) = &mut conn.tls {
                     tls.send_close_notify();
                     let _ = flush_tls(tls, &mut conn.stream);
                 }
