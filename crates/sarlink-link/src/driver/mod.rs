@@ -15,6 +15,7 @@
 
 mod client;
 mod conn;
+mod ids;
 mod server;
 
 pub use client::{Backoff, Client, ClientConfig, ClientCounters, ClientEvent, ClientStats};

@@ -430,7 +430,7 @@ impl Server {
                 full: false,
                 limit,
             },
-            conns: HashMap::new(),
+            conns: super::ids::IdMap::default(),
             pending: HashMap::new(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
@@ -982,7 +982,7 @@ struct EventLoop {
     shared: Arc<Shared>,
     commands: Receiver<LoopCommand>,
     out: Outbox,
-    conns: HashMap<ConnId, Box<Conn>>,
+    conns: super::ids::IdMap<Box<Conn>>,
     /// Connections in the handshake, per IP address (the total is their sum).
     pending: HashMap<IpAddr, usize>,
     /// (deadline, connection); an entry is current when the connection's `deadline` is it.
