@@ -14,14 +14,19 @@ With --honest-drone PATH (a sarlink-drone binary), one more drone (`--source sim
 record in the ground's output is printed (process start and its first measurement
 included).
 
+With --tls, a fleet CA is made in a temporary directory (`sarlink-ground ca init`), the
+ground runs with `--tls DIR` and every simulated drone (and the honest one) gets a
+certificate of its own: TLS 1.3 with mutual authentication, as in the field.
+
 Usage (from the repository root, after `cargo build --release -p sarlink-ground`):
-    python3 scripts/bench_ingest.py [--drones 1000] [--rate 10] [--seconds 30]
+    python3 scripts/bench_ingest.py [--drones 1000] [--rate 10] [--seconds 30] [--tls]
         [--honest-drone target/release/sarlink-drone]
 """
 import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -73,13 +78,22 @@ def main():
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--honest-drone")
+    ap.add_argument("--tls", action="store_true")
     args = ap.parse_args()
+    ca = None
+    security = ["--insecure"]
+    if args.tls:
+        ca = tempfile.mkdtemp(prefix="sarlink-ingest-ca-")
+        for cmd in (["init"], ["issue", "ground"], ["issue", "honest"]):
+            subprocess.run([BIN, "ca", "--dir", ca] + cmd, check=True,
+                           stdout=subprocess.DEVNULL)
+        security = ["--tls", ca]
     port, http = free_port(), free_port()
     out = tempfile.NamedTemporaryFile(prefix="sarlink-ingest-", suffix=".jsonl", delete=False)
     out.close()
     limit = str(args.drones + 16)
     ground = subprocess.Popen(
-        [BIN, "--listen", f"127.0.0.1:{port}", "--insecure", "--output-file", out.name,
+        [BIN, "--listen", f"127.0.0.1:{port}", *security, "--output-file", out.name,
          "--http", f"127.0.0.1:{http}", "--max-clients", limit,
          "--max-handshakes-per-addr", limit],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -98,6 +112,8 @@ def main():
         cmd = [BIN, "load", "--target", f"127.0.0.1:{port}", "--one-loop",
                "--drones", str(args.drones), "--rate", str(args.rate),
                "--seconds", str(args.seconds), "--interval", str(args.interval)]
+        if ca:
+            cmd += ["--tls", ca]
         print("$", " ".join(cmd), flush=True)
         load = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         marks = []
@@ -126,7 +142,7 @@ def main():
                     honest["start"] = time.time()
                     drone = subprocess.Popen(
                         [args.honest_drone, "--connect", f"127.0.0.1:{port}", "--node",
-                         "honest", "--source", "sim", "--insecure", "--quiet",
+                         "honest", "--source", "sim", *security, "--quiet",
                          "--seconds", "5"],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             m = re.search(r"records produced (\d+)", line)
@@ -170,6 +186,8 @@ def main():
         ground.terminate()
         ground.wait()
         os.unlink(out.name)
+        if ca:
+            shutil.rmtree(ca)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,29 @@ pub struct LoadArgs {
     /// client with two threads each: for thousands of drones
     #[arg(long)]
     pub one_loop: bool,
+    /// TLS with the fleet CA in this directory (`sarlink-ground ca init DIR`): each
+    /// simulated drone `load-N` gets a certificate there unless it has one, and so does the
+    /// in-process ground. Without it the drones speak plaintext
+    #[arg(long, value_name = "DIR")]
+    pub tls: Option<std::path::PathBuf>,
+    /// With --tls: the name the ground's certificate must carry
+    #[arg(long, default_value = "ground")]
+    pub ground_name: String,
+}
+
+/// Drone `node`'s TLS from the fleet CA in `dir`, issuing its certificate first if it has
+/// none.
+fn fleet_tls(
+    dir: &std::path::Path,
+    node: &str,
+    ground: &str,
+) -> anyhow::Result<sarlink_link::tls::ClientTls> {
+    if !dir.join(format!("{node}.pem")).exists() {
+        sarlink_station::ca::issue(dir, node)
+            .with_context(|| format!("issuing a certificate for {node} in {}", dir.display()))?;
+    }
+    sarlink_station::ca::client_tls(dir, node, ground)
+        .with_context(|| format!("TLS of {node} from {}", dir.display()))
 }
 
 /// The simulated drones' link ends: a `Client` each, or one event loop for all.
@@ -253,7 +276,7 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 bias_tee: false,
                 sample_rate_given: false,
                 key: None,
-                tls_dir: None,
+                tls_dir: args.tls.clone(),
                 max_clients: args.drones + 8,
                 // Every simulated drone connects from 127.0.0.1 at once.
                 max_handshakes_per_addr: args.drones + 8,
@@ -265,9 +288,16 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
                 mqtt: None,
                 resources: sarlink_station::monitoring::ResourceSettings::default(),
                 quiet: true,
-                // In-process load test on loopback: plaintext is what it measures.
-                insecure: true,
+                // In-process load test on loopback: plaintext unless --tls.
+                insecure: args.tls.is_none(),
             };
+            if let Some(dir) = &args.tls {
+                if !dir.join("ground.pem").exists() {
+                    sarlink_station::ca::issue(dir, "ground").with_context(|| {
+                        format!("issuing the ground's certificate in {}", dir.display())
+                    })?;
+                }
+            }
             Some(Arc::new(Mutex::new(GroundNode::start(&config)?)))
         }
     };
@@ -322,23 +352,31 @@ pub fn run(args: &LoadArgs, out: &mut dyn Write, stop: &AtomicBool) -> anyhow::R
         max: Duration::from_millis(500),
         jitter: 0.2,
     };
-    let sessions = (0..args.drones).map(|i| {
+    let mut sessions = Vec::with_capacity(args.drones);
+    for i in 0..args.drones {
+        let name = format!("load-{i}");
+        let tls = match &args.tls {
+            Some(dir) => Some(fleet_tls(dir, &name, &args.ground_name)?),
+            None => None,
+        };
         let mut s = SessionConfig::new(
             Role::Drone,
-            NodeName::new(format!("load-{i}")).expect("short"),
+            NodeName::new(name).expect("short"),
             sarlink_station::record::new_stream_id(),
         );
         s.rssi_units = Some(sarlink_schema::RssiUnits::Dbfs);
-        s
-    });
+        sessions.push((s, tls));
+    }
     let clients = if args.one_loop {
-        Fleet::Swarm(Swarm::spawn(sessions.collect(), connect_to, backoff)?)
+        Fleet::Swarm(Swarm::spawn(sessions, connect_to, backoff)?)
     } else {
         Fleet::Clients(
             sessions
-                .map(|s| {
+                .into_iter()
+                .map(|(s, tls)| {
                     let mut c = ClientConfig::new(s, connect_to.to_string());
                     c.backoff = backoff;
+                    c.tls = tls;
                     Client::spawn(c)
                 })
                 .collect::<Result<_, _>>()?,

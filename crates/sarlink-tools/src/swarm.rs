@@ -1,8 +1,9 @@
 //! Many simulated drones on one event loop: a client [`Session`] per drone, all driven by
 //! one thread over mio (readiness, no async runtime), so `sarlink-ground load` can hold
-//! 10,000 connections without 20,000 client threads. Plaintext only (what the load tool
-//! measures); each drone reconnects with the client's backoff and resumes its stream like a
-//! [`Client`](sarlink_link::driver::Client), and reports the same [`ClientEvent`]s.
+//! 10,000 connections without 20,000 client threads. Plaintext, or TLS through rustls's
+//! sans-IO connection when a drone is given [`ClientTls`]; each drone reconnects with the
+//! client's backoff and resumes its stream like a [`Client`](sarlink_link::driver::Client),
+//! and reports the same [`ClientEvent`]s.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -18,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use sarlink_link::driver::{Backoff, ClientEvent, Disconnect, IoOp};
+use sarlink_link::tls::ClientTls;
 use sarlink_link::{Event, Session, SessionConfig};
 use sarlink_schema::RssiRecord;
 use sarlink_wire::CloseCode;
@@ -61,12 +63,13 @@ pub struct Swarm {
 }
 
 impl Swarm {
-    /// Starts one drone per session configuration, all connecting to `server`.
+    /// Starts one drone per session configuration, all connecting to `server`; a drone
+    /// with [`ClientTls`] speaks TLS.
     ///
     /// # Errors
     /// When the poll instance or the thread cannot be made.
     pub fn spawn(
-        sessions: Vec<SessionConfig>,
+        sessions: Vec<(SessionConfig, Option<ClientTls>)>,
         server: SocketAddr,
         backoff: Backoff,
     ) -> io::Result<Swarm> {
@@ -85,8 +88,10 @@ impl Swarm {
         let now = Instant::now();
         let drones = sessions
             .into_iter()
-            .map(|config| Drone {
+            .map(|(config, tls_config)| Drone {
                 session: Session::client(config, now, rand::random()),
+                tls_config,
+                tls: None,
                 stream: None,
                 connecting: false,
                 partial: BytesMut::new(),
@@ -180,6 +185,10 @@ impl Drop for Swarm {
 #[derive(Debug)]
 struct Drone {
     session: Session,
+    /// The drone's TLS settings; plaintext without.
+    tls_config: Option<ClientTls>,
+    /// The current connection's TLS state.
+    tls: Option<Box<rustls::ClientConnection>>,
     stream: Option<TcpStream>,
     /// The connect has not completed yet.
     connecting: bool,
@@ -340,6 +349,12 @@ impl SwarmLoop {
     fn connect(&mut self, i: usize, now: Instant) {
         let d = &mut self.drones[i];
         d.retry_at = None;
+        d.tls = match d.tls_config.as_ref().map(ClientTls::connection) {
+            None => None,
+            Some(Ok(c)) => Some(Box::new(c)),
+            Some(Err(e)) => return self.end(i, Disconnect::Tls(e), now),
+        };
+        let d = &mut self.drones[i];
         match TcpStream::connect(self.server) {
             Ok(mut stream) => {
                 let _ = stream.set_nodelay(true);
@@ -371,12 +386,24 @@ impl SwarmLoop {
         };
         let mut ended = None;
         loop {
-            match stream.read(&mut self.scratch) {
+            let read = match d.tls.as_mut() {
+                None => stream.read(&mut self.scratch),
+                Some(tls) => tls.read_tls(stream),
+            };
+            match read {
                 Ok(0) => {
                     ended = Some(Disconnect::PeerHungUp);
                     break;
                 }
-                Ok(n) => d.partial.extend_from_slice(&self.scratch[..n]),
+                Ok(n) => match d.tls.as_mut() {
+                    None => d.partial.extend_from_slice(&self.scratch[..n]),
+                    Some(tls) => {
+                        if let Err(e) = tls_plaintext(tls, &mut self.scratch, &mut d.partial) {
+                            ended = Some(e);
+                            break;
+                        }
+                    }
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -388,6 +415,10 @@ impl SwarmLoop {
         d.session.handle_input(now, &mut d.partial);
         if d.partial.is_empty() && d.partial.capacity() > 4096 {
             d.partial = BytesMut::new();
+        }
+        // The handshake's answers (and rustls's alerts) go out at once.
+        if d.tls.as_ref().is_some_and(|t| t.wants_write()) {
+            self.mark_dirty(i);
         }
         let closed = self.events_of(i);
         match (closed, ended) {
@@ -462,6 +493,7 @@ impl SwarmLoop {
     /// The connection ended: tell the application, retry after the backoff delay.
     fn end(&mut self, i: usize, cause: Disconnect, now: Instant) {
         let d = &mut self.drones[i];
+        d.tls = None;
         if let Some(mut stream) = d.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
             let _ = stream.shutdown(Shutdown::Both);
@@ -496,11 +528,31 @@ fn io_cause(op: IoOp, e: &io::Error) -> Disconnect {
     Disconnect::Io { op, kind: e.kind() }
 }
 
+/// Decrypts what rustls has read into `partial`.
+fn tls_plaintext(
+    tls: &mut rustls::ClientConnection,
+    scratch: &mut [u8],
+    partial: &mut BytesMut,
+) -> Result<(), Disconnect> {
+    tls.process_new_packets().map_err(Disconnect::Tls)?;
+    loop {
+        match tls.reader().read(scratch) {
+            Ok(0) => return Err(Disconnect::PeerHungUp),
+            Ok(n) => partial.extend_from_slice(&scratch[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(io_cause(IoOp::Read, &e)),
+        }
+    }
+}
+
 /// Writes what waits and what the session has to say, as far as the socket takes it.
 fn transmit(d: &mut Drone, now: Instant, tx: &mut BytesMut) -> io::Result<()> {
     let Some(stream) = d.stream.as_mut() else {
         return Ok(());
     };
+    if let Some(tls) = d.tls.as_mut() {
+        return transmit_tls(&mut d.session, tls, stream, &mut d.out, now, tx);
+    }
     loop {
         while !d.out.is_empty() {
             match stream.write(&d.out) {
@@ -519,5 +571,52 @@ fn transmit(d: &mut Drone, now: Instant, tx: &mut BytesMut) -> io::Result<()> {
             return Ok(());
         }
         d.out.extend_from_slice(tx);
+    }
+}
+
+/// [`transmit`] through TLS: the session's bytes go into rustls (which holds a bounded
+/// amount, and everything until its handshake is done), its records into the socket.
+fn transmit_tls(
+    session: &mut Session,
+    tls: &mut rustls::ClientConnection,
+    stream: &mut TcpStream,
+    out: &mut BytesMut,
+    now: Instant,
+    tx: &mut BytesMut,
+) -> io::Result<()> {
+    loop {
+        let mut took = 0;
+        while !out.is_empty() {
+            let n = tls.writer().write(out)?;
+            if n == 0 {
+                break;
+            }
+            out.advance(n);
+            took += n;
+        }
+        while tls.wants_write() {
+            match tls.write_tls(stream) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !out.is_empty() {
+            if took == 0 {
+                // rustls is full (or still shaking hands): wait for the socket.
+                return Ok(());
+            }
+            continue;
+        }
+        if out.capacity() > 4096 {
+            *out = BytesMut::new();
+        }
+        tx.clear();
+        if session.poll_transmit(now, tx) == 0 {
+            return Ok(());
+        }
+        out.extend_from_slice(tx);
     }
 }
