@@ -309,6 +309,22 @@ impl ConnTable {
     }
 }
 
+/// Resume entries by node, then stream: nested so that a lookup borrows the node's name
+/// (`&str`) instead of building an owned `(String, u64)` key for every record and every
+/// confirmation.
+type ResumeTable = HashMap<String, HashMap<u64, ResumeEntry>>;
+
+/// The entry of (`node`, `stream`), if any.
+fn resume_entry<'t>(
+    table: &'t mut ResumeTable,
+    node: &str,
+    stream: u64,
+) -> Option<&'t mut ResumeEntry> {
+    table
+        .get_mut(node)
+        .and_then(|streams| streams.get_mut(&stream))
+}
+
 #[derive(Debug)]
 struct ResumeEntry {
     expected: u64,
@@ -325,7 +341,7 @@ struct Shared {
     /// Every open connection; node and role once it holds a name.
     conns: Mutex<ConnTable>,
     /// Next expected sequence number per (node, stream), and which connection owns it.
-    resume: Mutex<HashMap<(String, u64), ResumeEntry>>,
+    resume: Mutex<ResumeTable>,
     /// The TLS settings new connections get (replaced by [`Server::set_tls`]).
     tls: parking_lot::RwLock<Option<ServerTls>>,
     stop: AtomicBool,
@@ -387,20 +403,17 @@ impl Server {
         let (events_tx, events_rx) = bounded(limit);
         let (commands_tx, commands_rx) = unbounded();
         let started = Instant::now();
-        let resume = config
-            .resume
-            .iter()
-            .map(|p| {
-                (
-                    (p.node.clone(), p.stream),
-                    ResumeEntry {
-                        expected: p.next_seq,
-                        owner: 0,
-                        heard: started,
-                    },
-                )
-            })
-            .collect();
+        let mut resume = ResumeTable::new();
+        for p in &config.resume {
+            resume.entry(p.node.clone()).or_default().insert(
+                p.stream,
+                ResumeEntry {
+                    expected: p.next_seq,
+                    owner: 0,
+                    heard: started,
+                },
+            );
+        }
         let tls = config.tls.clone();
         let shared = Arc::new(Shared {
             config,
@@ -531,11 +544,38 @@ impl Server {
     pub fn confirm(&self, conn: ConnId, node: &str, stream: u64, upto: u64) -> bool {
         {
             let mut table = self.shared.resume.lock();
-            if let Some(entry) = table.get_mut(&(node.to_owned(), stream)) {
+            if let Some(entry) = resume_entry(&mut table, node, stream) {
                 entry.expected = entry.expected.max(upto);
             }
         }
         self.to(conn, Command::Confirm(upto))
+    }
+
+    /// [`Server::confirm`] for each `(conn, node, stream, upto)` of `confirmations`, in
+    /// order, taking the resume table's and the connection table's locks once for all of
+    /// them instead of once each. Returns how many of the connections were still open.
+    pub fn confirm_all<N: AsRef<str>>(&self, confirmations: &[(ConnId, N, u64, u64)]) -> usize {
+        if confirmations.is_empty() {
+            return 0;
+        }
+        {
+            let mut table = self.shared.resume.lock();
+            for (_, node, stream, upto) in confirmations {
+                if let Some(entry) = resume_entry(&mut table, node.as_ref(), *stream) {
+                    entry.expected = entry.expected.max(*upto);
+                }
+            }
+        }
+        let conns = self.shared.conns.lock();
+        confirmations
+            .iter()
+            .filter(|(conn, _, _, upto)| {
+                conns.contains(*conn)
+                    && self
+                        .shared
+                        .command(LoopCommand::To(*conn, Command::Confirm(*upto)))
+            })
+            .count()
     }
 
     /// Closes connection `conn` with `bye`.
@@ -561,10 +601,12 @@ impl Server {
         let table = self.shared.resume.lock();
         let mut v: Vec<_> = table
             .iter()
-            .map(|((n, s), e)| ResumePosition {
-                node: n.clone(),
-                stream: *s,
-                next_seq: e.expected,
+            .flat_map(|(n, streams)| {
+                streams.iter().map(|(s, e)| ResumePosition {
+                    node: n.clone(),
+                    stream: *s,
+                    next_seq: e.expected,
+                })
             })
             .collect();
         v.sort();
@@ -849,11 +891,12 @@ impl Ctx<'_> {
                     conn.session.reject(CloseCode::Busy, &refusal);
                     return;
                 }
-                let key = (hello.node.as_str().to_owned(), hello.stream);
                 let now = Instant::now();
                 let (resume_seq, heard) = {
                     let mut table = self.shared.resume.lock();
-                    let entry = table.entry(key).or_insert(ResumeEntry {
+                    // Once per connection: the owned name is no per-record cost.
+                    let streams = table.entry(hello.node.as_str().to_owned()).or_default();
+                    let entry = streams.entry(hello.stream).or_insert(ResumeEntry {
                         expected: 0,
                         owner: id,
                         heard: now,
@@ -876,7 +919,7 @@ impl Ctx<'_> {
                 let Some(p) = &conn.peer else { return };
                 let owned = {
                     let mut table = self.shared.resume.lock();
-                    match table.get_mut(&(p.node.as_str().to_owned(), p.stream)) {
+                    match resume_entry(&mut table, p.node.as_str(), p.stream) {
                         Some(entry) if entry.owner == id => {
                             entry.heard = Instant::now();
                             // With confirmed delivery the position moves only when the

@@ -204,6 +204,10 @@ pub struct GroundNode {
     next_sample: Instant,
     sample_warned: bool,
     monitor: MonitorMetrics,
+    /// Confirmations the core asked for and not yet handed to the server: they go together
+    /// ([`Server::confirm_all`]) before the next output of another kind, and at the end of
+    /// each [`GroundNode::drain`].
+    confirms: Vec<(sarlink_link::driver::ConnId, std::sync::Arc<str>, u64, u64)>,
 }
 
 /// Dashboard connections allowed while [`GroundFeature::DashboardClients`] is shed.
@@ -361,6 +365,7 @@ impl GroundNode {
             next_sample: now + settings.resources.interval,
             sample_warned: false,
             monitor,
+            confirms: Vec::new(),
             mqtt,
             core,
             server,
@@ -569,6 +574,18 @@ impl GroundNode {
         let _timer = ScopeTimer::new(&step);
         let mut wrote = false;
         while let Some(out) = self.core.poll_output() {
+            if let GroundOutput::Confirm {
+                conn,
+                node,
+                stream,
+                upto,
+            } = out
+            {
+                self.confirms.push((conn, node, stream, upto));
+                continue;
+            }
+            // Whatever else the core asks comes after the confirmations it asked before.
+            self.flush_confirms();
             if let Some(m) = &mut self.mqtt {
                 if let Some(msg) = map_output(&m.topics, &out, unix_ns()) {
                     // MQTT carries what the output has: entries wait for their commit.
@@ -600,14 +617,8 @@ impl GroundNode {
                     self.output.write(&entry);
                     wrote = true;
                 }
-                GroundOutput::Confirm {
-                    conn,
-                    node,
-                    stream,
-                    upto,
-                } => {
-                    self.server.confirm(conn, &node, stream, upto);
-                }
+                // Collected above.
+                GroundOutput::Confirm { .. } => {}
                 GroundOutput::Close { conn, code, reason } => {
                     self.server.disconnect(conn, code, &reason);
                 }
@@ -710,6 +721,7 @@ impl GroundNode {
                 }
             }
         }
+        self.flush_confirms();
         if wrote {
             let result = self.output.commit();
             if let Some(m) = &mut self.mqtt {
@@ -731,6 +743,14 @@ impl GroundNode {
             }
         }
         self.metrics.connections.set(self.core.connections() as f64);
+    }
+
+    /// Hands the collected confirmations to the server, in the order the core asked.
+    fn flush_confirms(&mut self) {
+        if !self.confirms.is_empty() {
+            self.server.confirm_all(&self.confirms);
+            self.confirms.clear();
+        }
     }
 
     /// Publishes the dashboard and the per-drone series when [`PUBLISH_INTERVAL`](crate::dashboard::PUBLISH_INTERVAL) has
