@@ -533,6 +533,23 @@ impl Server {
             .count()
     }
 
+    /// [`Server::broadcast_sample`] for each of `records`, in order, looking up the
+    /// connections of `role` once for all of them; returns how many connections got them.
+    pub fn broadcast_samples(&self, role: Role, records: &[RssiRecord]) -> usize {
+        if records.is_empty() {
+            return 0;
+        }
+        self.with_role(role)
+            .into_iter()
+            .filter(|id| {
+                records.iter().all(|record| {
+                    self.shared
+                        .command(LoopCommand::To(*id, Command::Sample(*record)))
+                })
+            })
+            .count()
+    }
+
     /// With [`SessionConfig::confirm_delivery`](crate::SessionConfig::confirm_delivery):
     /// every sample of connection `conn`'s stream below `upto` is safe with the application
     /// (written), so the client may forget it. Moves the stream's resume position (what a

@@ -205,9 +205,14 @@ pub struct GroundNode {
     sample_warned: bool,
     monitor: MonitorMetrics,
     /// Confirmations the core asked for and not yet handed to the server: they go together
-    /// ([`Server::confirm_all`]) before the next output of another kind, and at the end of
-    /// each [`GroundNode::drain`].
+    /// ([`Server::confirm_all`]) before the next output for the server of another kind, and
+    /// at the end of each [`GroundNode::drain`].
     confirms: Vec<(sarlink_link::driver::ConnId, std::sync::Arc<str>, u64, u64)>,
+    /// Records to relay to every peer of a role, held like `confirms`
+    /// ([`Server::broadcast_samples`]).
+    relays: Option<(Role, Vec<sarlink_schema::RssiRecord>)>,
+    /// The emptied vector of `relays`, for the next run.
+    relay_buf: Option<Vec<sarlink_schema::RssiRecord>>,
 }
 
 /// Dashboard connections allowed while [`GroundFeature::DashboardClients`] is shed.
@@ -366,6 +371,8 @@ impl GroundNode {
             sample_warned: false,
             monitor,
             confirms: Vec::new(),
+            relays: None,
+            relay_buf: None,
             mqtt,
             core,
             server,
@@ -412,6 +419,21 @@ impl GroundNode {
             if let Some(web) = &self.web {
                 wait = wait.min(web.next_publish.saturating_duration_since(Instant::now()));
             }
+            if self.own.is_none() && self.mqtt.is_none() {
+                // Only the link can wake us: wait on its channel alone (what the select
+                // below does then, without registering with three channels per wake).
+                if let Ok(ev) = self.server.events().recv_timeout(wait) {
+                    self.link_event(ev);
+                    while let Ok(ev) = self.server.events().try_recv() {
+                        self.link_event(ev);
+                    }
+                }
+                self.after_wake();
+                if Instant::now() >= deadline {
+                    return Ok(());
+                }
+                continue;
+            }
             let never = crossbeam_channel::never();
             let own = self.own.as_ref().map_or(&never, |o| o.events());
             let never_cmd = crossbeam_channel::never();
@@ -443,21 +465,27 @@ impl GroundNode {
                 },
                 default(wait) => {},
             }
-            self.drain();
-            self.sample_resources();
-            if let (Some(since), Some(every)) = (self.unsynced, self.fsync_interval()) {
-                if since.elapsed() >= every {
-                    self.unsynced = None;
-                    let result = self.output.sync();
-                    self.written(result);
-                    self.drain();
-                }
-            }
-            self.publish();
+            self.after_wake();
             if Instant::now() >= deadline {
                 return Ok(());
             }
         }
+    }
+
+    /// What [`GroundNode::step`] does after each wait: drain the core, sample the
+    /// resources, sync when due, publish the dashboard.
+    fn after_wake(&mut self) {
+        self.drain();
+        self.sample_resources();
+        if let (Some(since), Some(every)) = (self.unsynced, self.fsync_interval()) {
+            if since.elapsed() >= every {
+                self.unsynced = None;
+                let result = self.output.sync();
+                self.written(result);
+                self.drain();
+            }
+        }
+        self.publish();
     }
 
     /// The fsync interval in force: the configured one, or 4 times it (at most 60 s, the
@@ -574,18 +602,37 @@ impl GroundNode {
         let _timer = ScopeTimer::new(&step);
         let mut wrote = false;
         while let Some(out) = self.core.poll_output() {
-            if let GroundOutput::Confirm {
-                conn,
-                node,
-                stream,
-                upto,
-            } = out
-            {
-                self.confirms.push((conn, node, stream, upto));
-                continue;
+            // Runs of confirmations and of relayed records go to the server together; any
+            // other request for the server comes after what was asked before it.
+            match out {
+                GroundOutput::Confirm {
+                    conn,
+                    node,
+                    stream,
+                    upto,
+                } => {
+                    self.flush_relays();
+                    self.confirms.push((conn, node, stream, upto));
+                    continue;
+                }
+                GroundOutput::RelaySample { role, record } => {
+                    self.flush_confirms();
+                    match &mut self.relays {
+                        Some((held, records)) if *held == role => records.push(record),
+                        _ => {
+                            self.flush_relays();
+                            let mut records = self.relay_buf.take().unwrap_or_default();
+                            records.push(record);
+                            self.relays = Some((role, records));
+                        }
+                    }
+                    continue;
+                }
+                GroundOutput::Send { .. }
+                | GroundOutput::Broadcast { .. }
+                | GroundOutput::Close { .. } => self.flush_server(),
+                _ => {}
             }
-            // Whatever else the core asks comes after the confirmations it asked before.
-            self.flush_confirms();
             if let Some(m) = &mut self.mqtt {
                 if let Some(msg) = map_output(&m.topics, &out, unix_ns()) {
                     // MQTT carries what the output has: entries wait for their commit.
@@ -647,9 +694,8 @@ impl GroundNode {
                 GroundOutput::Broadcast { role, message } => {
                     self.server.broadcast(role, &message);
                 }
-                GroundOutput::RelaySample { role, record } => {
-                    self.server.broadcast_sample(role, record);
-                }
+                // Collected above.
+                GroundOutput::RelaySample { .. } => {}
                 GroundOutput::Event(GroundEvent::Decision { node, decision }) => {
                     tracing::info!(%node, source = decision.source_id.get(), fallback = decision.fallback, reason = %decision.reason, "decision");
                 }
@@ -721,7 +767,7 @@ impl GroundNode {
                 }
             }
         }
-        self.flush_confirms();
+        self.flush_server();
         if wrote {
             let result = self.output.commit();
             if let Some(m) = &mut self.mqtt {
@@ -751,6 +797,21 @@ impl GroundNode {
             self.server.confirm_all(&self.confirms);
             self.confirms.clear();
         }
+    }
+
+    /// Hands the collected relayed records to the server, in the order the core asked.
+    fn flush_relays(&mut self) {
+        if let Some((role, mut records)) = self.relays.take() {
+            self.server.broadcast_samples(role, &records);
+            records.clear();
+            self.relay_buf = Some(records);
+        }
+    }
+
+    /// Hands everything collected for the server over (only one kind is held at a time).
+    fn flush_server(&mut self) {
+        self.flush_confirms();
+        self.flush_relays();
     }
 
     /// Publishes the dashboard and the per-drone series when [`PUBLISH_INTERVAL`](crate::dashboard::PUBLISH_INTERVAL) has
