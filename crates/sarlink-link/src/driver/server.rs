@@ -569,11 +569,13 @@ impl Server {
     }
 
     /// [`Server::confirm`] for each `(conn, node, stream, upto)` of `confirmations`, in
-    /// order, taking the resume table's and the connection table's locks once for all of
-    /// them instead of once each. Returns how many of the connections were still open.
-    pub fn confirm_all<N: AsRef<str>>(&self, confirmations: &[(ConnId, N, u64, u64)]) -> usize {
+    /// order, taking the resume table's lock once for all of them. Unlike
+    /// [`Server::confirm`] it does not look up (under the connection table's lock, which the
+    /// loop holds often) whether each connection is still open: the loop drops what is meant
+    /// for a connection that has closed, and connection ids are never reused.
+    pub fn confirm_all<N: AsRef<str>>(&self, confirmations: &[(ConnId, N, u64, u64)]) {
         if confirmations.is_empty() {
-            return 0;
+            return;
         }
         {
             let mut table = self.shared.resume.lock();
@@ -583,16 +585,10 @@ impl Server {
                 }
             }
         }
-        let conns = self.shared.conns.lock();
-        confirmations
-            .iter()
-            .filter(|(conn, _, _, upto)| {
-                conns.contains(*conn)
-                    && self
-                        .shared
-                        .command(LoopCommand::To(*conn, Command::Confirm(*upto)))
-            })
-            .count()
+        for (conn, _, _, upto) in confirmations {
+            self.shared
+                .command(LoopCommand::To(*conn, Command::Confirm(*upto)));
+        }
     }
 
     /// Closes connection `conn` with `bye`.
