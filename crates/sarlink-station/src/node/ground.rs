@@ -830,6 +830,15 @@ impl GroundNode {
         web.board.set_ground_rx(own);
         web.ground_rx.set(own);
         for track in self.core.drones().values() {
+            // A drone past both bounds (board and series) would have its view built only
+            // to be counted as hidden: count it without building it.
+            if !web.board.has_room_for(&track.node)
+                && web.series.len() >= MAX_DRONES
+                && !web.series.contains_key(&*track.node)
+            {
+                web.board.count_hidden();
+                continue;
+            }
             let view = drone_view(track);
             // Bounded like the dashboard: at most MAX_DRONES drones get series.
             if !web.series.contains_key(view.node.as_str()) && web.series.len() < MAX_DRONES {
