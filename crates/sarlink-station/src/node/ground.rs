@@ -420,9 +420,17 @@ impl GroundNode {
                 wait = wait.min(web.next_publish.saturating_duration_since(Instant::now()));
             }
             if self.own.is_none() && self.mqtt.is_none() {
-                // Only the link can wake us: wait on its channel alone (what the select
-                // below does then, without registering with three channels per wake).
-                if let Ok(ev) = self.server.events().recv_timeout(wait) {
+                // Only the link can wake us: select on its channel alone (what the select
+                // below does then, without registering with three channels per wake; and
+                // not `recv_timeout`, which spins and yields before it parks).
+                let events = self.server.events();
+                let mut sel = crossbeam_channel::Select::new();
+                sel.recv(events);
+                let first = match sel.select_timeout(wait) {
+                    Ok(op) => op.recv(events).ok(),
+                    Err(_) => None,
+                };
+                if let Some(ev) = first {
                     self.link_event(ev);
                     while let Ok(ev) = self.server.events().try_recv() {
                         self.link_event(ev);
