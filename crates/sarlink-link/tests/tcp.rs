@@ -163,6 +163,63 @@ fn a_server_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
 }
 
 #[test]
+fn confirm_all_moves_each_confirmed_position_forward_only() {
+    let mut config = server_config();
+    config.session.confirm_delivery = true;
+    let server = start(config);
+    let a = client(server.local_addr(), "drone-a", 31);
+    let b = client(server.local_addr(), "drone-b", 32);
+    wait_connected(&a);
+    wait_connected(&b);
+    for i in 0..50 {
+        assert!(a.push_sample_blocking(record(i)));
+        assert!(b.push_sample_blocking(record(i)));
+    }
+    let mut conns = BTreeMap::new();
+    let mut seen = BTreeMap::<String, u64>::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.values().sum::<u64>() < 100 {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("every sample arrives");
+        if let Ok(ServerEvent::Samples {
+            conn,
+            node,
+            records,
+            ..
+        }) = server.events().recv_timeout(left)
+        {
+            conns.insert(node.as_str().to_owned(), conn);
+            *seen.entry(node.as_str().to_owned()).or_default() += records.len() as u64;
+        }
+    }
+    let position = |server: &Server, name: &str| {
+        server
+            .resume_positions()
+            .into_iter()
+            .find(|p| p.node == name)
+            .map(|p| p.next_seq)
+    };
+    // Nothing is confirmed yet: the positions have not moved.
+    assert_eq!(position(&server, "drone-a"), Some(0));
+    let gone = conns.values().max().unwrap() + 1_000;
+    // One of them for a connection that does not exist: ignored.
+    server.confirm_all(&[
+        (conns["drone-a"], "drone-a", 31, 40),
+        (conns["drone-b"], "drone-b", 32, 50),
+        (gone, "drone-x", 9, 5),
+    ]);
+    assert_eq!(position(&server, "drone-a"), Some(40));
+    assert_eq!(position(&server, "drone-b"), Some(50));
+    // A position never moves back.
+    server.confirm_all(&[(conns["drone-a"], "drone-a", 31, 10)]);
+    assert_eq!(position(&server, "drone-a"), Some(40));
+    a.close();
+    b.close();
+    server.shutdown();
+}
+
+#[test]
 fn a_client_over_the_limit_is_rejected_busy() {
     let mut config = server_config();
     config.max_clients = 1;

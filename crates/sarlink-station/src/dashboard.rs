@@ -230,6 +230,46 @@ pub struct Dashboard {
     history: Arc<History>,
 }
 
+/// The alerts the change from view `p` to view `view` of one drone raises, in order.
+fn changes(p: &DroneView, view: &DroneView) -> Vec<(Severity, String)> {
+    let mut alerts = Vec::new();
+    if p.link != view.link {
+        let severity = match view.link {
+            LinkView::Healthy => Severity::Info,
+            LinkView::Degraded => Severity::Warning,
+            LinkView::Lost => Severity::Critical,
+        };
+        alerts.push((severity, format!("link {}", view.link.as_str())));
+    }
+    if view.fallback && !p.fallback {
+        let why = view.reason.as_deref().unwrap_or("?");
+        let text = format!("fallback to the drone's receiver ({why})");
+        alerts.push((Severity::Critical, text));
+    } else if !view.fallback && p.fallback {
+        alerts.push((Severity::Info, "fallback ended".to_owned()));
+    }
+    if p.level.is_some() && view.level.is_some() && p.level != view.level {
+        let level = view.level.as_deref().unwrap_or("");
+        let (severity, text) = if level == "normal" {
+            (Severity::Info, "degradation: back to normal".to_owned())
+        } else {
+            // Drones before issue 20 left the list out when shedding their status
+            // detail; today's always send it.
+            let shed = if view.shed.is_empty() {
+                "not reported".to_owned()
+            } else {
+                view.shed.join(", ")
+            };
+            (
+                Severity::Warning,
+                format!("degradation: {level} (shed: {shed})"),
+            )
+        };
+        alerts.push((severity, text));
+    }
+    alerts
+}
+
 fn ms(t: Duration) -> i64 {
     i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
 }
@@ -258,56 +298,35 @@ impl Dashboard {
 
     /// Takes the newest view of one drone; changes from the previous one become alerts.
     pub fn update(&mut self, now: Duration, view: DroneView) {
-        let previous = match self.drones.get(&view.node) {
-            Some(p) => Some(p.clone()),
-            None if self.drones.len() >= MAX_DRONES => {
+        let Some(previous) = self.drones.get_mut(view.node.as_str()) else {
+            if self.drones.len() >= MAX_DRONES {
                 self.hidden += 1;
-                return;
+            } else {
+                self.drones.insert(view.node.clone(), view);
             }
-            None => None,
+            return;
         };
-        if let Some(p) = previous {
-            if p.link != view.link {
-                let severity = match view.link {
-                    LinkView::Healthy => Severity::Info,
-                    LinkView::Degraded => Severity::Warning,
-                    LinkView::Lost => Severity::Critical,
-                };
-                self.alert(
-                    now,
-                    &view.node,
-                    severity,
-                    format!("link {}", view.link.as_str()),
-                );
-            }
-            if view.fallback && !p.fallback {
-                let why = view.reason.as_deref().unwrap_or("?");
-                let text = format!("fallback to the drone's receiver ({why})");
-                self.alert(now, &view.node, Severity::Critical, text);
-            } else if !view.fallback && p.fallback {
-                self.alert(now, &view.node, Severity::Info, "fallback ended".to_owned());
-            }
-            if p.level.is_some() && view.level.is_some() && p.level != view.level {
-                let level = view.level.as_deref().unwrap_or("");
-                let (severity, text) = if level == "normal" {
-                    (Severity::Info, "degradation: back to normal".to_owned())
-                } else {
-                    // Drones before issue 20 left the list out when shedding their status
-                    // detail; today's always send it.
-                    let shed = if view.shed.is_empty() {
-                        "not reported".to_owned()
-                    } else {
-                        view.shed.join(", ")
-                    };
-                    (
-                        Severity::Warning,
-                        format!("degradation: {level} (shed: {shed})"),
-                    )
-                };
-                self.alert(now, &view.node, severity, text);
+        // The previous view is replaced in place; its alerts are raised after.
+        let alerts = changes(previous, &view);
+        let node = (!alerts.is_empty()).then(|| view.node.clone());
+        *previous = view;
+        if let Some(node) = node {
+            for (severity, text) in alerts {
+                self.alert(now, &node, severity, text);
             }
         }
-        self.drones.insert(view.node.clone(), view);
+    }
+
+    /// Whether [`Dashboard::update`] would show `node`: it is shown already, or fewer than
+    /// [`MAX_DRONES`] are.
+    pub fn has_room_for(&self, node: &str) -> bool {
+        self.drones.len() < MAX_DRONES || self.drones.contains_key(node)
+    }
+
+    /// What [`Dashboard::update`] does with the view of a drone it has no room for (see
+    /// [`Dashboard::has_room_for`]), without the view: counts it in [`Dashboard::hidden`].
+    pub fn count_hidden(&mut self) {
+        self.hidden += 1;
     }
 
     /// Adds an alert (the newest [`ALERTS_KEPT`] are kept).
@@ -647,6 +666,20 @@ mod tests {
         }
         assert_eq!(d.drones().count(), MAX_DRONES);
         assert_eq!(d.hidden(), 3);
+        // Room is judged as update judges it: a shown drone always has its place.
+        assert!(d.has_room_for("d0"));
+        assert!(!d.has_room_for(&format!("d{MAX_DRONES}")));
+        let before = d.live_json(T0);
+        let mut counted = Dashboard::new("ground", "ground");
+        for i in 0..MAX_DRONES + 3 {
+            let name = format!("d{i}");
+            if counted.has_room_for(&name) {
+                counted.update(T0, view(&name));
+            } else {
+                counted.count_hidden();
+            }
+        }
+        assert_eq!(counted.live_json(T0), before);
     }
 
     #[test]

@@ -580,8 +580,10 @@ impl GroundCore {
                 reason: None,
             }));
         }
-        // Only the drones with records on their way since the last report.
-        for node in std::mem::take(&mut self.unconfirmed) {
+        // Only the drones with records on their way since the last report. (The list's
+        // allocation is kept for the next round.)
+        let mut unconfirmed = std::mem::take(&mut self.unconfirmed);
+        for node in unconfirmed.drain(..) {
             let Some(track) = self.drones.get_mut(&node) else {
                 continue;
             };
@@ -602,6 +604,7 @@ impl GroundCore {
                 }
             }
         }
+        self.unconfirmed = unconfirmed;
     }
 
     fn write_failed(&mut self, reason: String) {
@@ -706,7 +709,11 @@ impl GroundCore {
                 gap,
                 ..
             } => {
-                let track = self.track(node.as_str());
+                // One search of the table for a known drone (every record but its first).
+                let track = match self.drones.get_mut(node.as_str()) {
+                    Some(track) => track,
+                    None => self.track(node.as_str()),
+                };
                 let next = track.next_seq.entry(stream).or_insert(0);
                 // Written before (and resent because not yet confirmed): not again.
                 let skip = next.saturating_sub(seq).min(records.len() as u64);
@@ -716,7 +723,11 @@ impl GroundCore {
                 track.gaps += gap;
                 track.latest = records.last().copied();
                 let (node, units) = (Arc::clone(&track.node), track.units);
-                if skip < records.len() as u64 && !self.unconfirmed.contains(&node) {
+                // Every name in `unconfirmed` is a track's own `node`: the same allocation
+                // is the same drone, so pointers are compared, not names.
+                if skip < records.len() as u64
+                    && !self.unconfirmed.iter().any(|n| Arc::ptr_eq(n, &node))
+                {
                     self.unconfirmed.push(Arc::clone(&node));
                 }
                 self.stats.records += records.len() as u64 - skip;

@@ -366,30 +366,202 @@ impl Output {
 
 /// Appends `entry` as one JSON-lines object, ending in `\n`: exactly what [`Output`] writes
 /// in [`Format::Jsonl`] (the MQTT payloads are these objects without the line break).
+///
+/// The fields come in [`COLUMNS`] order, as in CSV; it writes straight into `b` (no
+/// intermediate row, no allocation once `b` has grown to a line).
 pub fn jsonl_line(entry: &Entry, b: &mut Vec<u8>) {
-    b.push(b'{');
-    for (n, (column, cell)) in cells(entry).iter().enumerate() {
-        if n > 0 {
-            b.push(b',');
+    let mut o = JsonObject::new(b);
+    match entry {
+        Entry::Record {
+            node,
+            stream,
+            seq,
+            units,
+            record: r,
+        } => {
+            o.text("type", "rssi");
+            o.text("node", node);
+            o.id("stream", *stream);
+            o.int("seq", i64::try_from(*seq).unwrap_or(i64::MAX));
+            o.int("timestamp_ns", r.timestamp_ns);
+            o.time("time", r.timestamp_ns);
+            o.float("rssi", Some(r.rssi_dbm.get()));
+            o.float("noise", r.noise_dbm.map(|n| n.get()));
+            o.text("units", units.as_str());
+            o.int(
+                "frequency_hz",
+                i64::try_from(r.frequency_hz.get()).unwrap_or(i64::MAX),
+            );
+            o.int("source_id", i64::from(r.source_id.get()));
+            o.int("quality_score", i64::from(r.quality_score.get()));
+            o.float("snr_db", r.snr_db.map(|s| s.get()));
+            let b = &r.beacon;
+            // Optional beacon fields: present only when set (a non-finite float is null).
+            if let Some(x) = b.smoothing {
+                o.float("smoothing", Some(x));
+            }
+            if let Some(x) = b.stale {
+                o.bool("stale", x);
+            }
+            if let Some(x) = b.detected {
+                o.bool("detected", x);
+            }
+            if let Some(x) = b.pulses {
+                o.int("pulses", i64::from(x));
+            }
+            if let Some(x) = b.pulse_dbm {
+                o.float("pulse", Some(x.get()));
+            }
+            if let Some(x) = b.pulse_width_us {
+                o.int("pulse_width_us", i64::from(x));
+            }
+            if let Some(x) = b.pulse_start_ns {
+                o.int("pulse_start_ns", x);
+            }
+            if let Some(x) = b.pulse_interval_ms {
+                o.int("pulse_interval_ms", i64::from(x));
+            }
+            if let Some(x) = b.last_pulse_dbm {
+                o.float("last_pulse", Some(x.get()));
+            }
+            if let Some(x) = b.last_pulse_age_ms {
+                o.int("last_pulse_age_ms", i64::from(x));
+            }
+            if let Some(x) = b.burst {
+                o.bool("burst", x);
+            }
+            if let Some(x) = b.offset_hz {
+                o.float("offset_hz", Some(x.get()));
+            }
+            if let Some(x) = b.clip_fraction {
+                o.float("clip_fraction", Some(x.get()));
+            }
+            if let Some(x) = b.lat_e7 {
+                o.int("lat_e7", i64::from(x));
+            }
+            if let Some(x) = b.lon_e7 {
+                o.int("lon_e7", i64::from(x));
+            }
+            if let Some(x) = b.alt_m {
+                o.float("alt_m", Some(x));
+            }
+            if let Some(x) = b.heading_deg {
+                o.float("heading_deg", Some(x));
+            }
         }
-        json_str(b, COLUMNS[*column]);
-        b.push(b':');
-        match cell {
-            Cell::Text(t) => json_str(b, t),
-            Cell::Int(v) => {
-                let _ = write!(b, "{v}");
-            }
-            Cell::Float(v) => json_num(b, *v),
-            Cell::Bool(v) => {
-                let _ = write!(b, "{v}");
-            }
-            // JSON lines keep 64-bit identifiers as strings (see the module docs).
-            Cell::Id(v) => {
-                let _ = write!(b, "\"{v}\"");
-            }
+        Entry::Decision { node, decision: d } => {
+            o.text("type", "decision");
+            o.text("node", node);
+            o.int("timestamp_ns", d.t_ns);
+            o.time("time", d.t_ns);
+            o.int("source_id", i64::from(d.source_id.get()));
+            o.bool("fallback", d.fallback);
+            o.text("reason", &d.reason);
+            o.float("score_drone", d.score_drone);
+            o.float("score_ground", d.score_ground);
         }
     }
-    b.extend_from_slice(b"}\n");
+    o.b.extend_from_slice(b"}\n");
+}
+
+/// One JSON object being appended to a buffer, field by field. The callers above add the
+/// fields in [`COLUMNS`] order; the object is closed by the caller.
+struct JsonObject<'a> {
+    b: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    fn new(b: &'a mut Vec<u8>) -> Self {
+        b.push(b'{');
+        JsonObject { b, first: true }
+    }
+
+    fn key(&mut self, name: &str) {
+        if !self.first {
+            self.b.push(b',');
+        }
+        self.first = false;
+        // Column names are plain ASCII: nothing to escape.
+        self.b.push(b'"');
+        self.b.extend_from_slice(name.as_bytes());
+        self.b.extend_from_slice(b"\":");
+    }
+
+    fn text(&mut self, name: &str, value: &str) {
+        self.key(name);
+        json_str(self.b, value);
+    }
+
+    fn int(&mut self, name: &str, value: i64) {
+        self.key(name);
+        push_int(self.b, value);
+    }
+
+    /// A 64-bit identifier: a string in JSON (see the module docs).
+    fn id(&mut self, name: &str, value: u64) {
+        self.key(name);
+        self.b.push(b'"');
+        push_uint(self.b, value);
+        self.b.push(b'"');
+    }
+
+    fn float(&mut self, name: &str, value: Option<f32>) {
+        self.key(name);
+        json_num(self.b, value);
+    }
+
+    fn bool(&mut self, name: &str, value: bool) {
+        self.key(name);
+        self.b
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    /// `timestamp_ns` as [`iso_time`], quoted.
+    fn time(&mut self, name: &str, timestamp_ns: i64) {
+        self.key(name);
+        self.b.push(b'"');
+        push_iso_time(self.b, timestamp_ns);
+        self.b.push(b'"');
+    }
+}
+
+/// Appends `v` in decimal, as `Display` writes it.
+fn push_uint(b: &mut Vec<u8>, mut v: u64) {
+    // u64::MAX has 20 digits.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `v % 10` is below 10: the cast cannot truncate.
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    b.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `v` in decimal, as `Display` writes it.
+fn push_int(b: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        b.push(b'-');
+    }
+    push_uint(b, v.unsigned_abs());
+}
+
+/// Appends `v` zero-padded to `width` digits (more when it has more), as `{v:0width$}`
+/// writes a non-negative number.
+fn push_padded(b: &mut Vec<u8>, v: u64, width: usize) {
+    let mut n = 1;
+    let mut rest = v / 10;
+    while rest > 0 {
+        n += 1;
+        rest /= 10;
+    }
+    b.extend(std::iter::repeat_n(b'0', width.saturating_sub(n)));
+    push_uint(b, v);
 }
 
 /// One value of a row.
@@ -511,8 +683,15 @@ fn cells(entry: &Entry) -> Vec<(usize, Cell)> {
 }
 
 fn json_str(b: &mut Vec<u8>, s: &str) {
-    // serde_json escapes every control character, quotes and backslashes.
-    let _ = serde_json::to_writer(&mut *b, s);
+    // serde_json escapes every control character, quotes and backslashes, and nothing
+    // else: text without those is copied as it is, the rest goes through serde_json.
+    if s.bytes().any(|c| c < 0x20 || c == b'"' || c == b'\\') {
+        let _ = serde_json::to_writer(&mut *b, s);
+    } else {
+        b.push(b'"');
+        b.extend_from_slice(s.as_bytes());
+        b.push(b'"');
+    }
 }
 
 fn json_num(b: &mut Vec<u8>, v: Option<f32>) {
@@ -553,6 +732,14 @@ fn csv_cell(out: &mut String, cell: &str) {
 /// `timestamp_ns` (ns since the Unix epoch) as ISO 8601 UTC, e.g.
 /// `2025-11-24T16:00:00.000000000Z`.
 pub fn iso_time(timestamp_ns: i64) -> String {
+    let mut b = Vec::with_capacity(30);
+    push_iso_time(&mut b, timestamp_ns);
+    // Only ASCII digits and punctuation were written.
+    String::from_utf8(b).unwrap_or_default()
+}
+
+/// Appends [`iso_time`]`(timestamp_ns)`.
+fn push_iso_time(b: &mut Vec<u8>, timestamp_ns: i64) {
     let secs = timestamp_ns.div_euclid(1_000_000_000);
     let nanos = timestamp_ns.rem_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
@@ -567,12 +754,28 @@ pub fn iso_time(timestamp_ns: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    // An i64 of nanoseconds spans the years 1677 to 2262: the year is never negative
+    // (kept exact anyway), every other part is in range by construction (`rem_euclid`).
+    match u64::try_from(year) {
+        Ok(y) => push_padded(b, y, 4),
+        Err(_) => {
+            let _ = write!(b, "{year:04}");
+        }
+    }
+    let part = |v: i64| u64::try_from(v).unwrap_or(0);
+    b.push(b'-');
+    push_padded(b, part(month), 2);
+    b.push(b'-');
+    push_padded(b, part(day), 2);
+    b.push(b'T');
+    push_padded(b, part(sod / 3600), 2);
+    b.push(b':');
+    push_padded(b, part(sod % 3600 / 60), 2);
+    b.push(b':');
+    push_padded(b, part(sod % 60), 2);
+    b.push(b'.');
+    push_padded(b, part(nanos), 9);
+    b.push(b'Z');
 }
 
 /// What [`recover`] found in an output file.
@@ -781,6 +984,173 @@ mod tests {
 
     fn text(buf: &Shared) -> String {
         String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The formatter [`jsonl_line`] replaced (through [`cells`]), kept to check that the
+    /// output stays byte for byte what it was.
+    fn jsonl_line_reference(entry: &Entry, b: &mut Vec<u8>) {
+        fn json_str(b: &mut Vec<u8>, s: &str) {
+            let _ = serde_json::to_writer(&mut *b, s);
+        }
+        b.push(b'{');
+        for (n, (column, cell)) in cells(entry).iter().enumerate() {
+            if n > 0 {
+                b.push(b',');
+            }
+            json_str(b, COLUMNS[*column]);
+            b.push(b':');
+            match cell {
+                Cell::Text(t) => json_str(b, t),
+                Cell::Int(v) => {
+                    let _ = write!(b, "{v}");
+                }
+                Cell::Float(v) => json_num(b, *v),
+                Cell::Bool(v) => {
+                    let _ = write!(b, "{v}");
+                }
+                Cell::Id(v) => {
+                    let _ = write!(b, "\"{v}\"");
+                }
+            }
+        }
+        b.extend_from_slice(b"}\n");
+    }
+
+    /// The `iso_time` [`push_iso_time`] replaced.
+    fn iso_time_reference(timestamp_ns: i64) -> String {
+        let secs = timestamp_ns.div_euclid(1_000_000_000);
+        let nanos = timestamp_ns.rem_euclid(1_000_000_000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        )
+    }
+
+    #[test]
+    fn iso_time_matches_the_fmt_formatting_everywhere() {
+        let mut t = i64::MIN;
+        let step = i64::MAX / 5_000;
+        let mut samples = vec![i64::MIN, i64::MAX, -1, 0, 1, 999_999_999, 1_000_000_000];
+        while let Some(next) = t.checked_add(step) {
+            samples.push(t);
+            samples.push(t.wrapping_mul(7).wrapping_add(123_456_789));
+            t = next;
+        }
+        for t in samples {
+            assert_eq!(iso_time(t), iso_time_reference(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn jsonl_lines_are_byte_for_byte_what_the_row_formatter_wrote() {
+        use sarlink_schema::{BeaconFields, ClipFraction, OffsetHz};
+        let floats = [
+            0.0,
+            -0.0,
+            -71.5,
+            1e-7,
+            -3.4e38,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            123_456_790.0,
+            0.1,
+        ];
+        let names = [
+            "drone-1",
+            "",
+            "q\"uote",
+            "back\\slash",
+            "ctl\u{1}\u{1f}\t\n\r",
+            "del\u{7f}",
+            "ünï/cødé ✈",
+            "=cmd()",
+        ];
+        let mut entries = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            for (j, f) in floats.iter().enumerate() {
+                let mut r = record();
+                // Finite powers and offsets only: their types refuse the rest.
+                let finite = if f.is_finite() { *f } else { -50.0 };
+                r.rssi_dbm = Dbm::new(finite.clamp(-300.0, 100.0)).unwrap_or(r.rssi_dbm);
+                r.timestamp_ns = [i64::MIN, -1, 0, i64::MAX, 1_764_000_000_123_456_789][j % 5];
+                r.noise_dbm = (j % 2 == 0).then(|| Dbm::new(-95.25).unwrap());
+                r.snr_db = Db::new(finite).ok();
+                r.frequency_hz = FrequencyHz::new(406_025_000 + j as u64).unwrap();
+                r.source_id = SourceId::new((i % 3) as u8);
+                if j % 3 != 0 {
+                    r.beacon = BeaconFields {
+                        smoothing: Some(*f),
+                        stale: Some(j % 2 == 0),
+                        detected: Some(true),
+                        pulses: Some(u32::MAX),
+                        pulse_dbm: Dbm::new(-60.125).ok(),
+                        pulse_width_us: Some(440_000),
+                        pulse_start_ns: Some([i64::MIN, -5, i64::MAX][j % 3]),
+                        pulse_interval_ms: Some(0),
+                        last_pulse_dbm: Dbm::new(-61.0).ok(),
+                        last_pulse_age_ms: Some(1234),
+                        burst: Some(false),
+                        offset_hz: OffsetHz::new(finite).ok(),
+                        clip_fraction: ClipFraction::new(0.25).ok(),
+                        lat_e7: Some(i32::MIN),
+                        lon_e7: Some(i32::MAX),
+                        alt_m: Some(*f),
+                        heading_deg: Some(-*f),
+                    };
+                }
+                entries.push(Entry::Record {
+                    node: (*name).into(),
+                    stream: [0, 1, u64::MAX, 15_963_693_527_167_783_522][j % 4],
+                    seq: [0, 42, i64::MAX as u64, u64::MAX][(i + j) % 4],
+                    units: if j % 2 == 0 {
+                        RssiUnits::Dbm
+                    } else {
+                        RssiUnits::Dbfs
+                    },
+                    record: r,
+                });
+                entries.push(Entry::Decision {
+                    node: (*name).into(),
+                    decision: Decision {
+                        t_ns: [i64::MIN, -1, 0, 5, i64::MAX][(i + j) % 5],
+                        source_id: SourceId::GROUND,
+                        fallback: j % 2 == 1,
+                        reason: format!("{name} \"why\"\n{j}"),
+                        score_drone: Some(*f),
+                        score_ground: (j % 2 == 0).then_some(-*f),
+                    },
+                });
+            }
+        }
+        let (mut new, mut old) = (Vec::new(), Vec::new());
+        for e in &entries {
+            new.clear();
+            old.clear();
+            jsonl_line(e, &mut new);
+            jsonl_line_reference(e, &mut old);
+            assert_eq!(
+                String::from_utf8_lossy(&new),
+                String::from_utf8_lossy(&old),
+                "{e:?}"
+            );
+            assert_eq!(new, old);
+        }
     }
 
     #[test]

@@ -309,6 +309,22 @@ impl ConnTable {
     }
 }
 
+/// Resume entries by node, then stream: nested so that a lookup borrows the node's name
+/// (`&str`) instead of building an owned `(String, u64)` key for every record and every
+/// confirmation.
+type ResumeTable = HashMap<String, HashMap<u64, ResumeEntry>>;
+
+/// The entry of (`node`, `stream`), if any.
+fn resume_entry<'t>(
+    table: &'t mut ResumeTable,
+    node: &str,
+    stream: u64,
+) -> Option<&'t mut ResumeEntry> {
+    table
+        .get_mut(node)
+        .and_then(|streams| streams.get_mut(&stream))
+}
+
 #[derive(Debug)]
 struct ResumeEntry {
     expected: u64,
@@ -325,7 +341,7 @@ struct Shared {
     /// Every open connection; node and role once it holds a name.
     conns: Mutex<ConnTable>,
     /// Next expected sequence number per (node, stream), and which connection owns it.
-    resume: Mutex<HashMap<(String, u64), ResumeEntry>>,
+    resume: Mutex<ResumeTable>,
     /// The TLS settings new connections get (replaced by [`Server::set_tls`]).
     tls: parking_lot::RwLock<Option<ServerTls>>,
     stop: AtomicBool,
@@ -387,20 +403,17 @@ impl Server {
         let (events_tx, events_rx) = bounded(limit);
         let (commands_tx, commands_rx) = unbounded();
         let started = Instant::now();
-        let resume = config
-            .resume
-            .iter()
-            .map(|p| {
-                (
-                    (p.node.clone(), p.stream),
-                    ResumeEntry {
-                        expected: p.next_seq,
-                        owner: 0,
-                        heard: started,
-                    },
-                )
-            })
-            .collect();
+        let mut resume = ResumeTable::new();
+        for p in &config.resume {
+            resume.entry(p.node.clone()).or_default().insert(
+                p.stream,
+                ResumeEntry {
+                    expected: p.next_seq,
+                    owner: 0,
+                    heard: started,
+                },
+            );
+        }
         let tls = config.tls.clone();
         let shared = Arc::new(Shared {
             config,
@@ -520,6 +533,23 @@ impl Server {
             .count()
     }
 
+    /// [`Server::broadcast_sample`] for each of `records`, in order, looking up the
+    /// connections of `role` once for all of them; returns how many connections got them.
+    pub fn broadcast_samples(&self, role: Role, records: &[RssiRecord]) -> usize {
+        if records.is_empty() {
+            return 0;
+        }
+        self.with_role(role)
+            .into_iter()
+            .filter(|id| {
+                records.iter().all(|record| {
+                    self.shared
+                        .command(LoopCommand::To(*id, Command::Sample(*record)))
+                })
+            })
+            .count()
+    }
+
     /// With [`SessionConfig::confirm_delivery`](crate::SessionConfig::confirm_delivery):
     /// every sample of connection `conn`'s stream below `upto` is safe with the application
     /// (written), so the client may forget it. Moves the stream's resume position (what a
@@ -531,11 +561,34 @@ impl Server {
     pub fn confirm(&self, conn: ConnId, node: &str, stream: u64, upto: u64) -> bool {
         {
             let mut table = self.shared.resume.lock();
-            if let Some(entry) = table.get_mut(&(node.to_owned(), stream)) {
+            if let Some(entry) = resume_entry(&mut table, node, stream) {
                 entry.expected = entry.expected.max(upto);
             }
         }
         self.to(conn, Command::Confirm(upto))
+    }
+
+    /// [`Server::confirm`] for each `(conn, node, stream, upto)` of `confirmations`, in
+    /// order, taking the resume table's lock once for all of them. Unlike
+    /// [`Server::confirm`] it does not look up (under the connection table's lock, which the
+    /// loop holds often) whether each connection is still open: the loop drops what is meant
+    /// for a connection that has closed, and connection ids are never reused.
+    pub fn confirm_all<N: AsRef<str>>(&self, confirmations: &[(ConnId, N, u64, u64)]) {
+        if confirmations.is_empty() {
+            return;
+        }
+        {
+            let mut table = self.shared.resume.lock();
+            for (_, node, stream, upto) in confirmations {
+                if let Some(entry) = resume_entry(&mut table, node.as_ref(), *stream) {
+                    entry.expected = entry.expected.max(*upto);
+                }
+            }
+        }
+        for (conn, _, _, upto) in confirmations {
+            self.shared
+                .command(LoopCommand::To(*conn, Command::Confirm(*upto)));
+        }
     }
 
     /// Closes connection `conn` with `bye`.
@@ -561,10 +614,12 @@ impl Server {
         let table = self.shared.resume.lock();
         let mut v: Vec<_> = table
             .iter()
-            .map(|((n, s), e)| ResumePosition {
-                node: n.clone(),
-                stream: *s,
-                next_seq: e.expected,
+            .flat_map(|(n, streams)| {
+                streams.iter().map(|(s, e)| ResumePosition {
+                    node: n.clone(),
+                    stream: *s,
+                    next_seq: e.expected,
+                })
             })
             .collect();
         v.sort();
@@ -866,11 +921,12 @@ impl Ctx<'_> {
                     conn.session.reject(CloseCode::Busy, &refusal);
                     return;
                 }
-                let key = (hello.node.as_str().to_owned(), hello.stream);
                 let now = Instant::now();
                 let (resume_seq, heard) = {
                     let mut table = self.shared.resume.lock();
-                    let entry = table.entry(key).or_insert(ResumeEntry {
+                    // Once per connection: the owned name is no per-record cost.
+                    let streams = table.entry(hello.node.as_str().to_owned()).or_default();
+                    let entry = streams.entry(hello.stream).or_insert(ResumeEntry {
                         expected: 0,
                         owner: id,
                         heard: now,
@@ -893,7 +949,7 @@ impl Ctx<'_> {
                 let Some(p) = &conn.peer else { return };
                 let owned = {
                     let mut table = self.shared.resume.lock();
-                    match table.get_mut(&(p.node.as_str().to_owned(), p.stream)) {
+                    match resume_entry(&mut table, p.node.as_str(), p.stream) {
                         Some(entry) if entry.owner == id => {
                             entry.heard = Instant::now();
                             // With confirmed delivery the position moves only when the

@@ -204,6 +204,15 @@ pub struct GroundNode {
     next_sample: Instant,
     sample_warned: bool,
     monitor: MonitorMetrics,
+    /// Confirmations the core asked for and not yet handed to the server: they go together
+    /// ([`Server::confirm_all`]) before the next output for the server of another kind, and
+    /// at the end of each [`GroundNode::drain`].
+    confirms: Vec<(sarlink_link::driver::ConnId, std::sync::Arc<str>, u64, u64)>,
+    /// Records to relay to every peer of a role, held like `confirms`
+    /// ([`Server::broadcast_samples`]).
+    relays: Option<(Role, Vec<sarlink_schema::RssiRecord>)>,
+    /// The emptied vector of `relays`, for the next run.
+    relay_buf: Option<Vec<sarlink_schema::RssiRecord>>,
 }
 
 /// Dashboard connections allowed while [`GroundFeature::DashboardClients`] is shed.
@@ -363,6 +372,9 @@ impl GroundNode {
             next_sample: now + settings.resources.interval,
             sample_warned: false,
             monitor,
+            confirms: Vec::new(),
+            relays: None,
+            relay_buf: None,
             mqtt,
             core,
             server,
@@ -409,6 +421,29 @@ impl GroundNode {
             if let Some(web) = &self.web {
                 wait = wait.min(web.next_publish.saturating_duration_since(Instant::now()));
             }
+            if self.own.is_none() && self.mqtt.is_none() {
+                // Only the link can wake us: select on its channel alone (what the select
+                // below does then, without registering with three channels per wake; and
+                // not `recv_timeout`, which spins and yields before it parks).
+                let events = self.server.events();
+                let mut sel = crossbeam_channel::Select::new();
+                sel.recv(events);
+                let first = match sel.select_timeout(wait) {
+                    Ok(op) => op.recv(events).ok(),
+                    Err(_) => None,
+                };
+                if let Some(ev) = first {
+                    self.link_event(ev);
+                    while let Ok(ev) = self.server.events().try_recv() {
+                        self.link_event(ev);
+                    }
+                }
+                self.after_wake();
+                if Instant::now() >= deadline {
+                    return Ok(());
+                }
+                continue;
+            }
             let never = crossbeam_channel::never();
             let own = self.own.as_ref().map_or(&never, |o| o.events());
             let never_cmd = crossbeam_channel::never();
@@ -440,21 +475,27 @@ impl GroundNode {
                 },
                 default(wait) => {},
             }
-            self.drain();
-            self.sample_resources();
-            if let (Some(since), Some(every)) = (self.unsynced, self.fsync_interval()) {
-                if since.elapsed() >= every {
-                    self.unsynced = None;
-                    let result = self.output.sync();
-                    self.written(result);
-                    self.drain();
-                }
-            }
-            self.publish();
+            self.after_wake();
             if Instant::now() >= deadline {
                 return Ok(());
             }
         }
+    }
+
+    /// What [`GroundNode::step`] does after each wait: drain the core, sample the
+    /// resources, sync when due, publish the dashboard.
+    fn after_wake(&mut self) {
+        self.drain();
+        self.sample_resources();
+        if let (Some(since), Some(every)) = (self.unsynced, self.fsync_interval()) {
+            if since.elapsed() >= every {
+                self.unsynced = None;
+                let result = self.output.sync();
+                self.written(result);
+                self.drain();
+            }
+        }
+        self.publish();
     }
 
     /// The fsync interval in force: the configured one, or 4 times it (at most 60 s, the
@@ -571,6 +612,37 @@ impl GroundNode {
         let _timer = ScopeTimer::new(&step);
         let mut wrote = false;
         while let Some(out) = self.core.poll_output() {
+            // Runs of confirmations and of relayed records go to the server together; any
+            // other request for the server comes after what was asked before it.
+            match out {
+                GroundOutput::Confirm {
+                    conn,
+                    node,
+                    stream,
+                    upto,
+                } => {
+                    self.flush_relays();
+                    self.confirms.push((conn, node, stream, upto));
+                    continue;
+                }
+                GroundOutput::RelaySample { role, record } => {
+                    self.flush_confirms();
+                    match &mut self.relays {
+                        Some((held, records)) if *held == role => records.push(record),
+                        _ => {
+                            self.flush_relays();
+                            let mut records = self.relay_buf.take().unwrap_or_default();
+                            records.push(record);
+                            self.relays = Some((role, records));
+                        }
+                    }
+                    continue;
+                }
+                GroundOutput::Send { .. }
+                | GroundOutput::Broadcast { .. }
+                | GroundOutput::Close { .. } => self.flush_server(),
+                _ => {}
+            }
             if let Some(m) = &mut self.mqtt {
                 if let Some(msg) = map_output(&m.topics, &out, unix_ns()) {
                     // MQTT carries what the output has: entries wait for their commit.
@@ -602,14 +674,8 @@ impl GroundNode {
                     self.output.write(&entry);
                     wrote = true;
                 }
-                GroundOutput::Confirm {
-                    conn,
-                    node,
-                    stream,
-                    upto,
-                } => {
-                    self.server.confirm(conn, &node, stream, upto);
-                }
+                // Collected above.
+                GroundOutput::Confirm { .. } => {}
                 GroundOutput::Close { conn, code, reason } => {
                     self.server.disconnect(conn, code, &reason);
                 }
@@ -638,9 +704,8 @@ impl GroundNode {
                 GroundOutput::Broadcast { role, message } => {
                     self.server.broadcast(role, &message);
                 }
-                GroundOutput::RelaySample { role, record } => {
-                    self.server.broadcast_sample(role, record);
-                }
+                // Collected above.
+                GroundOutput::RelaySample { .. } => {}
                 GroundOutput::Event(GroundEvent::Decision { node, decision }) => {
                     tracing::info!(%node, source = decision.source_id.get(), fallback = decision.fallback, reason = %decision.reason, "decision");
                 }
@@ -712,6 +777,7 @@ impl GroundNode {
                 }
             }
         }
+        self.flush_server();
         if wrote {
             let result = self.output.commit();
             if let Some(m) = &mut self.mqtt {
@@ -735,6 +801,29 @@ impl GroundNode {
         self.metrics.connections.set(self.core.connections() as f64);
     }
 
+    /// Hands the collected confirmations to the server, in the order the core asked.
+    fn flush_confirms(&mut self) {
+        if !self.confirms.is_empty() {
+            self.server.confirm_all(&self.confirms);
+            self.confirms.clear();
+        }
+    }
+
+    /// Hands the collected relayed records to the server, in the order the core asked.
+    fn flush_relays(&mut self) {
+        if let Some((role, mut records)) = self.relays.take() {
+            self.server.broadcast_samples(role, &records);
+            records.clear();
+            self.relay_buf = Some(records);
+        }
+    }
+
+    /// Hands everything collected for the server over (only one kind is held at a time).
+    fn flush_server(&mut self) {
+        self.flush_confirms();
+        self.flush_relays();
+    }
+
     /// Publishes the dashboard and the per-drone series when [`PUBLISH_INTERVAL`](crate::dashboard::PUBLISH_INTERVAL) has
     /// passed (nothing without `--http`). Never waits: a publication the HTTP side is busy
     /// reading is dropped, and the next follows one interval later.
@@ -751,6 +840,15 @@ impl GroundNode {
         web.board.set_ground_rx(own);
         web.ground_rx.set(own);
         for track in self.core.drones().values() {
+            // A drone past both bounds (board and series) would have its view built only
+            // to be counted as hidden: count it without building it.
+            if !web.board.has_room_for(&track.node)
+                && web.series.len() >= MAX_DRONES
+                && !web.series.contains_key(&*track.node)
+            {
+                web.board.count_hidden();
+                continue;
+            }
             let view = drone_view(track);
             // Bounded like the dashboard: at most MAX_DRONES drones get series.
             if !web.series.contains_key(view.node.as_str()) && web.series.len() < MAX_DRONES {
@@ -936,9 +1034,16 @@ pub fn run(
                 // Shed under load; the MQTT line still says when something is wrong.
                 let lines = ground.status_lines_enabled();
                 if lines {
+                    // One write for the whole block (the same bytes as a line each): with
+                    // a thousand drones, two thousand unbuffered writes a second otherwise.
+                    let mut block = String::new();
                     for line in status_lines(&ground, start.elapsed()) {
-                        eprintln!("{line}");
+                        block.push_str(&line);
+                        block.push('\n');
                     }
+                    // As eprintln!, minus its panic: a status line is not worth stopping for.
+                    let _ =
+                        std::io::Write::write_all(&mut std::io::stderr().lock(), block.as_bytes());
                 }
                 if let Some((q, connected)) = ground
                     .mqtt_stats()
