@@ -317,6 +317,12 @@ impl Dashboard {
         }
     }
 
+    /// Starts a publication: every drone's view follows through [`Dashboard::update`] (or
+    /// [`Dashboard::count_hidden`]), so [`Dashboard::hidden`] counts again from 0.
+    pub fn begin_publication(&mut self) {
+        self.hidden = 0;
+    }
+
     /// Whether [`Dashboard::update`] would show `node`: it is shown already, or fewer than
     /// [`MAX_DRONES`] are.
     pub fn has_room_for(&self, node: &str) -> bool {
@@ -408,7 +414,8 @@ impl Dashboard {
         self.alerts.iter()
     }
 
-    /// Drones not shown because [`MAX_DRONES`] were already.
+    /// Drones not shown because [`MAX_DRONES`] were already, in the publication begun last
+    /// (see [`Dashboard::begin_publication`]).
     pub fn hidden(&self) -> usize {
         self.hidden
     }
@@ -666,6 +673,14 @@ mod tests {
         }
         assert_eq!(d.drones().count(), MAX_DRONES);
         assert_eq!(d.hidden(), 3);
+        // Each publication counts its drones again: three hidden drones stay three.
+        for _ in 0..2 {
+            d.begin_publication();
+            for i in 0..MAX_DRONES + 3 {
+                d.update(T0, view(&format!("d{i}")));
+            }
+            assert_eq!(d.hidden(), 3);
+        }
         // Room is judged as update judges it: a shown drone always has its place.
         assert!(d.has_room_for("d0"));
         assert!(!d.has_room_for(&format!("d{MAX_DRONES}")));

@@ -839,6 +839,7 @@ impl GroundNode {
         let own = self.core.own_latest().map(Reading::from_record);
         web.board.set_ground_rx(own);
         web.ground_rx.set(own);
+        web.board.begin_publication();
         for track in self.core.drones().values() {
             // A drone past both bounds (board and series) would have its view built only
             // to be counted as hidden: count it without building it.
