@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Server, ServerConfig, ServerEvent};
 use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role, Rssi};
-use sarlink_testkit::{live_bytes, record};
+use sarlink_testkit::record;
 
 #[global_allocator]
 static ALLOC: sarlink_testkit::CountingAlloc = sarlink_testkit::CountingAlloc;
@@ -59,15 +59,7 @@ fn server() -> Server {
 
 /// Live heap bytes once they have stopped moving (the loop thread finishes its turn).
 fn settled() -> i64 {
-    let mut last = live_bytes();
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = live_bytes();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
+    sarlink_testkit::settled_live_bytes(Duration::from_millis(100))
 }
 
 /// Connects once more and reads the `reject busy` that proves every handshake slot is

@@ -14,7 +14,6 @@ use sarlink_link::driver::{Server, ServerConfig, ServerEvent};
 use sarlink_link::tls::{ClientTls, ServerTls};
 use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role};
 use sarlink_testkit::fleet::{Fleet, Issued};
-use sarlink_testkit::live_bytes;
 
 #[global_allocator]
 static ALLOC: sarlink_testkit::CountingAlloc = sarlink_testkit::CountingAlloc;
@@ -65,15 +64,7 @@ fn client_tls(fleet: &Fleet, id: &Issued) -> ClientTls {
 
 /// Live heap bytes once they have stopped moving (the loop thread finishes its turn).
 fn settled() -> i64 {
-    let mut last = live_bytes();
-    loop {
-        std::thread::sleep(Duration::from_millis(150));
-        let now = live_bytes();
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
+    sarlink_testkit::settled_live_bytes(Duration::from_millis(150))
 }
 
 /// Sends a ClientHello on a fresh connection and waits for the server's answer (its whole

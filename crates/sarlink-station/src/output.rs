@@ -397,57 +397,23 @@ pub fn jsonl_line(entry: &Entry, b: &mut Vec<u8>) {
             o.float("snr_db", r.snr_db.map(|s| s.get()));
             let b = &r.beacon;
             // Optional beacon fields: present only when set (a non-finite float is null).
-            if let Some(x) = b.smoothing {
-                o.float("smoothing", Some(x));
-            }
-            if let Some(x) = b.stale {
-                o.bool("stale", x);
-            }
-            if let Some(x) = b.detected {
-                o.bool("detected", x);
-            }
-            if let Some(x) = b.pulses {
-                o.int("pulses", i64::from(x));
-            }
-            if let Some(x) = b.pulse_dbm {
-                o.float("pulse", Some(x.get()));
-            }
-            if let Some(x) = b.pulse_width_us {
-                o.int("pulse_width_us", i64::from(x));
-            }
-            if let Some(x) = b.pulse_start_ns {
-                o.int("pulse_start_ns", x);
-            }
-            if let Some(x) = b.pulse_interval_ms {
-                o.int("pulse_interval_ms", i64::from(x));
-            }
-            if let Some(x) = b.last_pulse_dbm {
-                o.float("last_pulse", Some(x.get()));
-            }
-            if let Some(x) = b.last_pulse_age_ms {
-                o.int("last_pulse_age_ms", i64::from(x));
-            }
-            if let Some(x) = b.burst {
-                o.bool("burst", x);
-            }
-            if let Some(x) = b.offset_hz {
-                o.float("offset_hz", Some(x.get()));
-            }
-            if let Some(x) = b.clip_fraction {
-                o.float("clip_fraction", Some(x.get()));
-            }
-            if let Some(x) = b.lat_e7 {
-                o.int("lat_e7", i64::from(x));
-            }
-            if let Some(x) = b.lon_e7 {
-                o.int("lon_e7", i64::from(x));
-            }
-            if let Some(x) = b.alt_m {
-                o.float("alt_m", Some(x));
-            }
-            if let Some(x) = b.heading_deg {
-                o.float("heading_deg", Some(x));
-            }
+            o.opt_float("smoothing", b.smoothing);
+            o.opt_bool("stale", b.stale);
+            o.opt_bool("detected", b.detected);
+            o.opt_int("pulses", b.pulses.map(i64::from));
+            o.opt_float("pulse", b.pulse_dbm.map(|x| x.get()));
+            o.opt_int("pulse_width_us", b.pulse_width_us.map(i64::from));
+            o.opt_int("pulse_start_ns", b.pulse_start_ns);
+            o.opt_int("pulse_interval_ms", b.pulse_interval_ms.map(i64::from));
+            o.opt_float("last_pulse", b.last_pulse_dbm.map(|x| x.get()));
+            o.opt_int("last_pulse_age_ms", b.last_pulse_age_ms.map(i64::from));
+            o.opt_bool("burst", b.burst);
+            o.opt_float("offset_hz", b.offset_hz.map(|x| x.get()));
+            o.opt_float("clip_fraction", b.clip_fraction.map(|x| x.get()));
+            o.opt_int("lat_e7", b.lat_e7.map(i64::from));
+            o.opt_int("lon_e7", b.lon_e7.map(i64::from));
+            o.opt_float("alt_m", b.alt_m);
+            o.opt_float("heading_deg", b.heading_deg);
         }
         Entry::Decision { node, decision: d } => {
             o.text("type", "decision");
@@ -509,6 +475,27 @@ impl<'a> JsonObject<'a> {
     fn float(&mut self, name: &str, value: Option<f32>) {
         self.key(name);
         json_num(self.b, value);
+    }
+
+    /// `name` with `value`, or nothing at all when `value` is `None`.
+    fn opt_int(&mut self, name: &str, value: Option<i64>) {
+        if let Some(v) = value {
+            self.int(name, v);
+        }
+    }
+
+    /// `name` with `value` (a non-finite float is `null`), or nothing when `None`.
+    fn opt_float(&mut self, name: &str, value: Option<f32>) {
+        if value.is_some() {
+            self.float(name, value);
+        }
+    }
+
+    /// `name` with `value`, or nothing when `None`.
+    fn opt_bool(&mut self, name: &str, value: Option<bool>) {
+        if let Some(v) = value {
+            self.bool(name, v);
+        }
     }
 
     fn bool(&mut self, name: &str, value: bool) {
@@ -738,13 +725,13 @@ pub fn iso_time(timestamp_ns: i64) -> String {
     String::from_utf8(b).unwrap_or_default()
 }
 
-/// Appends [`iso_time`]`(timestamp_ns)`.
-fn push_iso_time(b: &mut Vec<u8>, timestamp_ns: i64) {
+/// Civil time of `timestamp_ns` (ns since 1970-01-01 UTC, proleptic Gregorian): year,
+/// month, day, second of the day, nanoseconds.
+fn civil(timestamp_ns: i64) -> (i64, i64, i64, i64, i64) {
     let secs = timestamp_ns.div_euclid(1_000_000_000);
     let nanos = timestamp_ns.rem_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -754,6 +741,12 @@ fn push_iso_time(b: &mut Vec<u8>, timestamp_ns: i64) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, sod, nanos)
+}
+
+/// Appends [`iso_time`]`(timestamp_ns)`.
+fn push_iso_time(b: &mut Vec<u8>, timestamp_ns: i64) {
+    let (year, month, day, sod, nanos) = civil(timestamp_ns);
     // An i64 of nanoseconds spans the years 1677 to 2262: the year is never negative
     // (kept exact anyway), every other part is in range by construction (`rem_euclid`).
     match u64::try_from(year) {
@@ -1018,19 +1011,7 @@ mod tests {
 
     /// The `iso_time` [`push_iso_time`] replaced.
     fn iso_time_reference(timestamp_ns: i64) -> String {
-        let secs = timestamp_ns.div_euclid(1_000_000_000);
-        let nanos = timestamp_ns.rem_euclid(1_000_000_000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day, sod, nanos) = civil(timestamp_ns);
         format!(
             "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
             sod / 3600,

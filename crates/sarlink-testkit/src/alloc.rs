@@ -16,6 +16,20 @@ pub fn live_bytes() -> i64 {
     LIVE.load(Ordering::Relaxed)
 }
 
+/// [`live_bytes`] once it has stopped moving between two readings `every` apart (a server's
+/// threads have finished their turn).
+pub fn settled_live_bytes(every: std::time::Duration) -> i64 {
+    let mut last = live_bytes();
+    loop {
+        std::thread::sleep(every);
+        let now = live_bytes();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Moves the process-wide live count by `delta` bytes.
 fn live(delta: i64) {
     LIVE.fetch_add(delta, Ordering::Relaxed);

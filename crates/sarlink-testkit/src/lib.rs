@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 pub use alloc::{
     AllocStats, CountingAlloc, alloc_stats, alloc_stats_during, allocations, allocations_during,
-    live_bytes,
+    live_bytes, settled_live_bytes,
 };
 #[cfg(feature = "link")]
 pub use frame::frame;
