@@ -437,32 +437,18 @@ impl SwarmLoop {
         let d = &mut self.drones[i];
         let mut closed = None;
         while let Some(event) = d.session.poll_event() {
-            let out = match event {
-                Event::Connected {
-                    peer,
-                    version,
-                    resume_seq,
-                    ..
-                } => {
+            match &event {
+                Event::Connected { .. } => {
                     d.connected = true;
                     d.failures = 0;
                     self.counters[i].connections.fetch_add(1, Ordering::Relaxed);
-                    ClientEvent::Connected {
-                        peer,
-                        version,
-                        resume_seq,
-                        rssi_units: d.session.peer_rssi_units(),
-                    }
                 }
-                Event::LinkState(s) => ClientEvent::LinkState(s),
-                Event::Rtt(r) => ClientEvent::Rtt(r),
-                Event::Closed(reason) => {
-                    closed = Some(Disconnect::Closed(reason));
-                    continue;
-                }
-                _ => continue,
-            };
-            let _ = self.events.try_send((i, out));
+                Event::Closed(reason) => closed = Some(Disconnect::Closed(reason.clone())),
+                _ => {}
+            }
+            if let Some(out) = ClientEvent::from_session(event, &d.session) {
+                let _ = self.events.try_send((i, out));
+            }
         }
         closed
     }

@@ -133,6 +133,37 @@ pub enum ClientEvent {
     AdviseRate(f32),
 }
 
+impl ClientEvent {
+    /// What a session event of a client's connection tells the application; `None` for
+    /// the events a client driver handles itself (`Closed`, which becomes
+    /// [`ClientEvent::Disconnected`] with the driver's retry delay) or never sees
+    /// (`HelloReceived`). For drivers of one's own over [`Session`].
+    pub fn from_session(event: Event, session: &Session) -> Option<ClientEvent> {
+        Some(match event {
+            Event::Connected {
+                peer,
+                version,
+                resume_seq,
+                ..
+            } => ClientEvent::Connected {
+                peer,
+                version,
+                resume_seq,
+                rssi_units: session.peer_rssi_units(),
+            },
+            Event::LinkState(s) => ClientEvent::LinkState(s),
+            Event::Rtt(r) => ClientEvent::Rtt(r),
+            Event::Command(c) => ClientEvent::Command(c),
+            Event::Ack(a) => ClientEvent::Ack(a),
+            Event::Status(s) => ClientEvent::Status(s),
+            Event::Decision(d) => ClientEvent::Decision(d),
+            Event::Samples { seq, records, .. } => ClientEvent::Samples { seq, records },
+            Event::AdviseRate(r) => ClientEvent::AdviseRate(r),
+            Event::HelloReceived(_) | Event::Closed(_) => return None,
+        })
+    }
+}
+
 /// Counters of a [`Client`], updated by its thread while it runs; read them with
 /// [`ClientCounters::snapshot`].
 #[derive(Debug, Default)]
@@ -347,35 +378,13 @@ fn client_loop(
                     stop,
                     |session, event| {
                         publish(session);
-                        let out = match event {
-                            Event::Connected {
-                                peer,
-                                version,
-                                resume_seq,
-                                ..
-                            } => {
-                                connected = true;
-                                counters.connections.fetch_add(1, Ordering::Relaxed);
-                                ClientEvent::Connected {
-                                    peer,
-                                    version,
-                                    resume_seq,
-                                    rssi_units: session.peer_rssi_units(),
-                                }
-                            }
-                            Event::LinkState(s) => ClientEvent::LinkState(s),
-                            Event::Rtt(r) => ClientEvent::Rtt(r),
-                            Event::Command(c) => ClientEvent::Command(c),
-                            Event::Ack(a) => ClientEvent::Ack(a),
-                            Event::Status(s) => ClientEvent::Status(s),
-                            Event::Decision(d) => ClientEvent::Decision(d),
-                            Event::Samples { seq, records, .. } => {
-                                ClientEvent::Samples { seq, records }
-                            }
-                            Event::AdviseRate(r) => ClientEvent::AdviseRate(r),
-                            Event::HelloReceived(_) | Event::Closed(_) => return,
-                        };
-                        let _ = events.try_send(out);
+                        if matches!(event, Event::Connected { .. }) {
+                            connected = true;
+                            counters.connections.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if let Some(out) = ClientEvent::from_session(event, session) {
+                            let _ = events.try_send(out);
+                        }
                     },
                 );
                 if connected {
