@@ -16,61 +16,25 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 
+from benchlib import free_port, wait_port, cpu_seconds, thread_cpu_seconds
+
 BIN = os.path.join("target", "release", "sarlink-ground")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, within=10):
-    end = time.time() + within
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listens on {port}")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 (1-based) of the whole line.
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def thread_cpu_seconds(pid, name):
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                if f.read().strip() != name:
-                    continue
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TICK
-        except OSError:
-            pass
-    return total
 
 
 def run_ground(args, workdir, name, mqtt_url):
     port = free_port()
-    cmd = [BIN, "--listen", f"127.0.0.1:{port}", "--node", name, "--quiet",
-           "--output-file", os.path.join(workdir, f"{name}.jsonl"), "--max-clients", str(args.drones + 10)]
+    # Plaintext on loopback (the ground refuses it without --insecure); every drone of the
+    # load tool connects from 127.0.0.1 at once.
+    limit = str(args.drones + 10)
+    cmd = [BIN, "--listen", f"127.0.0.1:{port}", "--node", name, "--quiet", "--insecure",
+           "--output-file", os.path.join(workdir, f"{name}.jsonl"), "--max-clients", limit,
+           "--max-handshakes-per-addr", limit]
     metrics_port = free_port()
-    cmd += ["--metrics", f"127.0.0.1:{metrics_port}"]
+    cmd += ["--http", f"127.0.0.1:{metrics_port}"]
     if mqtt_url:
         cmd += ["--mqtt", mqtt_url]
     ground = subprocess.Popen(cmd, stderr=open(os.path.join(workdir, f"{name}.log"), "w"))
@@ -91,7 +55,7 @@ def run_ground(args, workdir, name, mqtt_url):
     import urllib.request
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
     for line in text.splitlines():
-        if line.startswith("sarlink_ground_record_latency{"):
+        if line.startswith("sarlink_ground_record_latency_seconds{"):
             q = line.split('quantile="', 1)[1].split('"', 1)[0]
             ground_latency[q] = round(float(line.rsplit(" ", 1)[1]) * 1e3, 3)
     ground.send_signal(signal.SIGTERM)
