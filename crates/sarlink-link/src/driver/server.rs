@@ -524,13 +524,7 @@ impl Server {
     /// relaying records to observers: each gets them numbered in its own stream, acknowledged
     /// and resent like any samples); returns how many.
     pub fn broadcast_sample(&self, role: Role, record: RssiRecord) -> usize {
-        self.with_role(role)
-            .into_iter()
-            .filter(|id| {
-                self.shared
-                    .command(LoopCommand::To(*id, Command::Sample(record)))
-            })
-            .count()
+        self.broadcast_samples(role, &[record])
     }
 
     /// [`Server::broadcast_sample`] for each of `records`, in order, looking up the
