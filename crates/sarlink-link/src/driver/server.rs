@@ -888,6 +888,13 @@ impl Ctx<'_> {
         }
     }
 
+    /// Handles every event the session of connection `id` has.
+    fn deliver_all(&mut self, id: ConnId, conn: &mut Conn) {
+        while let Some(event) = conn.session.poll_event() {
+            self.on_event(id, conn, event);
+        }
+    }
+
     fn on_event(&mut self, id: ConnId, conn: &mut Conn, event: Event) {
         match event {
             Event::HelloReceived(hello) => {
@@ -1408,15 +1415,13 @@ impl EventLoop {
             budget = budget.saturating_sub(n);
             conn.session.handle_input(now, rx);
             // Deliver as we go, so the outbox sees how full the application is.
-            while let Some(event) = conn.session.poll_event() {
-                Ctx {
-                    shared: &self.shared,
-                    out: &mut self.out,
-                    pending: &mut self.pending,
-                    superseded: &mut self.superseded,
-                }
-                .on_event(id, conn, event);
+            Ctx {
+                shared: &self.shared,
+                out: &mut self.out,
+                pending: &mut self.pending,
+                superseded: &mut self.superseded,
             }
+            .deliver_all(id, conn);
             if short {
                 break ReadEnd::Drained;
             }
@@ -1451,15 +1456,13 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        while let Some(event) = conn.session.poll_event() {
-            Ctx {
-                shared: &self.shared,
-                out: &mut self.out,
-                pending: &mut self.pending,
-                superseded: &mut self.superseded,
-            }
-            .on_event(id, conn, event);
+        Ctx {
+            shared: &self.shared,
+            out: &mut self.out,
+            pending: &mut self.pending,
+            superseded: &mut self.superseded,
         }
+        .deliver_all(id, conn);
         self.close_superseded();
     }
 
