@@ -7,7 +7,11 @@ Runs from the repository root with the binaries built (`target/debug`, or $SARLI
 - a real `sarlink-ground --tls` starts;
 - this script connects as drone "py-drone" with ssl (TLS 1.3, its certificate, the fleet CA,
   and the ground's name checked), frames `hello` and ten `rssi` by hand (msgpack, xxhash),
-  gets `welcome` and `rx`, says `bye`, and finds the ten records in the ground's output;
+  gets `welcome` and `rx`, then streams at 10 Hz for 3.5 s pinging every second (as a v1
+  peer may) and checks the ground's liveness (docs/PROTOCOL.md 4.3 and 5): every ping
+  answered by a matching pong, the ground's own pings, every record acknowledged and the
+  ground never silent for more than 2 s (its bounds are 1 s for both; the slack is for a
+  busy test machine, still well inside the 3 s liveness timeout); says `bye`, and finds every record in the ground's output;
 - a `hello` naming another node over the same certificate gets `reject auth`;
 - a client expecting another ground name refuses the ground's certificate;
 - a client without a certificate cannot complete the handshake.
@@ -78,6 +82,63 @@ class Peer:
             m = self.recv()
             if m is None or m["type"] in types:
                 return m
+
+
+def stream_with_pings(peer, first, seconds):
+    """Sends a record every 100 ms and a ping every second for `seconds`, answering the
+    ground's pings; checks what comes back (see the module documentation). Returns how
+    many records it sent and what it saw."""
+    start = time.time()
+    next_record, next_ping = start, start + 0.5
+    sent_at, pings = {}, {}
+    ping_seq, pongs, ground_pings = 0, 0, 0
+    acked, worst_ack = first, 0.0
+    last_heard, max_silence = start, 0.0
+    n = 0
+    end = start + seconds
+    while time.time() < end or (pings and time.time() < end + 1.0):
+        now = time.time()
+        if now < end and now >= next_record:
+            peer.send({"type": "rssi", "seq": first + n, "samples": [record(first + n)]})
+            sent_at[first + n] = now
+            n += 1
+            next_record += 0.1
+        if now < end and now >= next_ping:
+            ping_seq += 1
+            t_ns = time.monotonic_ns()
+            pings[ping_seq] = t_ns
+            peer.send({"type": "ping", "seq": ping_seq, "t_ns": t_ns})
+            next_ping += 1.0
+        try:
+            m = peer.recv(timeout=0.02)
+        except (socket.timeout, TimeoutError):
+            continue
+        if m is None:
+            fail("the ground closed the connection while streaming")
+        t = time.time()
+        max_silence = max(max_silence, t - last_heard)
+        last_heard = t
+        if m["type"] == "rx":
+            for s in range(acked, min(m["seq"], first + n)):
+                worst_ack = max(worst_ack, t - sent_at[s])
+            acked = max(acked, m["seq"])
+        elif m["type"] == "pong":
+            if pings.pop(m["seq"], None) != m["t_ns"]:
+                fail(f"a pong that answers no ping of ours: {m}")
+            pongs += 1
+        elif m["type"] == "ping":
+            ground_pings += 1
+            peer.send({"type": "pong", "seq": m["seq"], "t_ns": m["t_ns"]})
+    if pings:
+        fail(f"pings never answered: {sorted(pings)}")
+    if pongs < 3 or ground_pings < 2:
+        fail(f"{pongs} pongs and {ground_pings} ground pings in {seconds} s")
+    if acked < first + n - 12 or worst_ack > 2.0:
+        fail(f"acknowledged up to {acked} of {first + n}, slowest {worst_ack:.3f} s")
+    if max_silence > 2.0:
+        fail(f"the ground was silent for {max_silence:.3f} s")
+    return n, (f"{pongs} pongs, {ground_pings} ground pings, slowest rx {worst_ack:.3f} s, "
+               f"longest silence {max_silence:.3f} s")
 
 
 def hello(node):
@@ -159,6 +220,8 @@ def main():
                 rx = peer.recv_type("rx")
             if rx is None:
                 fail("the ground never acknowledged the ten records")
+            streamed, liveness = stream_with_pings(peer, seq + 10, 3.5)
+            sent = seq + 10 + streamed
             peer.send({"type": "bye", "code": "shutdown", "reason": "done"})
             peer.sock.close()
 
@@ -192,16 +255,16 @@ def main():
                 with open(out) as f:
                     got = [json.loads(line) for line in f if line.strip()]
                 got = [r for r in got if r.get("type") == "rssi" and r.get("node") == "py-drone"]
-                if len(got) >= 10:
+                if len(got) >= sent - seq:
                     break
                 time.sleep(0.1)
-            if sorted(r["seq"] for r in got) != list(range(seq, seq + 10)):
+            if sorted(r["seq"] for r in got) != list(range(seq, sent)):
                 fail(f"the ground wrote {[r['seq'] for r in got]}")
         finally:
             ground.terminate()
             ground.wait(timeout=10)
-    print("tls_peer: OK: Python ssl (TLS 1.3, mutual) streamed 10 records; a wrong name, a "
-          "wrong ground and a missing certificate were refused")
+    print(f"tls_peer: OK: Python ssl (TLS 1.3, mutual) streamed {sent - seq} records "
+          f"({liveness}); a wrong name, a wrong ground and a missing certificate were refused")
 
 
 if __name__ == "__main__":
