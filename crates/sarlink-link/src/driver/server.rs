@@ -200,9 +200,10 @@ const FULL_RETRY: Duration = Duration::from_millis(1);
 /// On shutdown: how long `bye` may take to leave.
 const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
 /// Under load, the loop looks at its sockets at most once per tick (see [`Coalescing`]).
-const TICK: Duration = Duration::from_millis(1);
-/// How often the loop decides whether it is under load.
-const LOAD_WINDOW: Duration = Duration::from_millis(10);
+const TICK: Duration = Duration::from_millis(2);
+/// How often the loop decides whether it is under load: ten ticks, so that a coalescing loop
+/// (at most one wakeup per tick) can still count [`LOAD_WAKES`] and stay coalescing.
+const LOAD_WINDOW: Duration = Duration::from_millis(20);
 /// Wakeups with socket I/O per window, from more than one connection, that count as load.
 const LOAD_WAKES: u32 = 5;
 
@@ -211,7 +212,7 @@ const LOAD_WAKES: u32 = 5;
 /// record, which costs more than the record. Under load (over a window, at least
 /// [`LOAD_WAKES`] wakeups with socket I/O from more than one connection) the loop therefore
 /// waits out the rest of a [`TICK`] before polling again, so each wakeup takes every socket
-/// that became ready meanwhile (at most 1 ms more latency), and the application's calls stop
+/// that became ready meanwhile (at most 2 ms more latency), and the application's calls stop
 /// ringing the waker (the loop looks at them every tick anyway). One busy connection (a
 /// ping-pong, a backlog) and light load never coalesce, so their latency is untouched.
 #[derive(Debug)]
@@ -312,17 +313,15 @@ impl ConnTable {
 /// Resume entries by node, then stream: nested so that a lookup borrows the node's name
 /// (`&str`) instead of building an owned `(String, u64)` key for every record and every
 /// confirmation.
-type ResumeTable = HashMap<String, HashMap<u64, ResumeEntry>>;
+type ResumeTable = HashMap<String, HashMap<u64, ResumeSlot>>;
+
+/// One (node, stream)'s entry: the table holds it, and so does the connection that owns the
+/// stream, which updates it per record without searching the table (or taking its lock).
+type ResumeSlot = Arc<Mutex<ResumeEntry>>;
 
 /// The entry of (`node`, `stream`), if any.
-fn resume_entry<'t>(
-    table: &'t mut ResumeTable,
-    node: &str,
-    stream: u64,
-) -> Option<&'t mut ResumeEntry> {
-    table
-        .get_mut(node)
-        .and_then(|streams| streams.get_mut(&stream))
+fn resume_entry<'t>(table: &'t ResumeTable, node: &str, stream: u64) -> Option<&'t ResumeSlot> {
+    table.get(node).and_then(|streams| streams.get(&stream))
 }
 
 #[derive(Debug)]
@@ -407,11 +406,11 @@ impl Server {
         for p in &config.resume {
             resume.entry(p.node.clone()).or_default().insert(
                 p.stream,
-                ResumeEntry {
+                Arc::new(Mutex::new(ResumeEntry {
                     expected: p.next_seq,
                     owner: 0,
                     heard: started,
-                },
+                })),
             );
         }
         let tls = config.tls.clone();
@@ -554,8 +553,9 @@ impl Server {
     /// however many arrive before it next looks.
     pub fn confirm(&self, conn: ConnId, node: &str, stream: u64, upto: u64) -> bool {
         {
-            let mut table = self.shared.resume.lock();
-            if let Some(entry) = resume_entry(&mut table, node, stream) {
+            let table = self.shared.resume.lock();
+            if let Some(slot) = resume_entry(&table, node, stream) {
+                let mut entry = slot.lock();
                 entry.expected = entry.expected.max(upto);
             }
         }
@@ -572,9 +572,10 @@ impl Server {
             return;
         }
         {
-            let mut table = self.shared.resume.lock();
+            let table = self.shared.resume.lock();
             for (_, node, stream, upto) in confirmations {
-                if let Some(entry) = resume_entry(&mut table, node.as_ref(), *stream) {
+                if let Some(slot) = resume_entry(&table, node.as_ref(), *stream) {
+                    let mut entry = slot.lock();
                     entry.expected = entry.expected.max(*upto);
                 }
             }
@@ -612,7 +613,7 @@ impl Server {
                 streams.iter().map(|(s, e)| ResumePosition {
                     node: n.clone(),
                     stream: *s,
-                    next_seq: e.expected,
+                    next_seq: e.lock().expected,
                 })
             })
             .collect();
@@ -726,6 +727,8 @@ struct Conn {
     /// Bytes the session produced that the socket (or rustls) has not taken yet.
     out: Option<PooledBuf<'static>>,
     peer: Option<PeerHello>,
+    /// The resume entry of the peer's (node, stream), once the handshake named them.
+    resume: Option<ResumeSlot>,
     /// The address whose handshake slot this connection holds, until the handshake ends.
     slot: Option<IpAddr>,
     /// Readiness not yet consumed (the connection is in the loop's ready queue).
@@ -927,15 +930,21 @@ impl Ctx<'_> {
                     let mut table = self.shared.resume.lock();
                     // Once per connection: the owned name is no per-record cost.
                     let streams = table.entry(hello.node.as_str().to_owned()).or_default();
-                    let entry = streams.entry(hello.stream).or_insert(ResumeEntry {
-                        expected: 0,
-                        owner: id,
-                        heard: now,
+                    let slot = streams.entry(hello.stream).or_insert_with(|| {
+                        Arc::new(Mutex::new(ResumeEntry {
+                            expected: 0,
+                            owner: id,
+                            heard: now,
+                        }))
                     });
+                    let mut entry = slot.lock();
                     // The node is ours (claim_node): whoever owned the stream before is
                     // gone, or was not live and is being closed.
                     entry.owner = id;
-                    (entry.expected, entry.heard)
+                    let found = (entry.expected, entry.heard);
+                    drop(entry);
+                    conn.resume = Some(Arc::clone(slot));
+                    found
                 };
                 conn.session.accept_resumed(resume_seq, heard, now);
                 self.out.deliver(ServerEvent::Connected {
@@ -947,21 +956,21 @@ impl Ctx<'_> {
                 conn.peer = Some(hello);
             }
             Event::Samples { seq, records, gap } => {
-                let Some(p) = &conn.peer else { return };
+                let (Some(p), Some(slot)) = (&conn.peer, &conn.resume) else {
+                    return;
+                };
                 let owned = {
-                    let mut table = self.shared.resume.lock();
-                    match resume_entry(&mut table, p.node.as_str(), p.stream) {
-                        Some(entry) if entry.owner == id => {
-                            entry.heard = Instant::now();
-                            // With confirmed delivery the position moves only when the
-                            // application confirms (Server::confirm).
-                            if !self.shared.config.session.confirm_delivery {
-                                entry.expected = entry.expected.max(seq + records.len() as u64);
-                            }
-                            true
+                    let mut entry = slot.lock();
+                    // A newer connection of the same identity took the stream over.
+                    if entry.owner == id {
+                        entry.heard = Instant::now();
+                        // With confirmed delivery the position moves only when the
+                        // application confirms (Server::confirm).
+                        if !self.shared.config.session.confirm_delivery {
+                            entry.expected = entry.expected.max(seq + records.len() as u64);
                         }
-                        _ => false,
                     }
+                    entry.owner == id
                 };
                 if owned {
                     self.out.deliver(ServerEvent::Samples {
@@ -1248,6 +1257,7 @@ impl EventLoop {
                 partial: None,
                 out: None,
                 peer: None,
+                resume: None,
                 slot: Some(ip),
                 readable: false,
                 read_closed: false,
