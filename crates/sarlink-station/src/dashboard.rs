@@ -335,6 +335,16 @@ impl Dashboard {
         self.hidden += 1;
     }
 
+    /// [`Dashboard::count_hidden`] for `n` drones.
+    pub fn count_hidden_many(&mut self, n: usize) {
+        self.hidden += n;
+    }
+
+    /// Whether [`MAX_DRONES`] drones are shown: no other drone will be.
+    pub fn is_full(&self) -> bool {
+        self.drones.len() >= MAX_DRONES
+    }
+
     /// Adds an alert (the newest [`ALERTS_KEPT`] are kept).
     pub fn alert(&mut self, now: Duration, node: &str, severity: Severity, text: String) {
         if self.alerts.len() >= ALERTS_KEPT {

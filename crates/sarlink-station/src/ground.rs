@@ -352,9 +352,11 @@ pub struct DroneTrack {
     /// Fallbacks it reported ending.
     pub recoveries: u64,
     /// Next sequence number to write per stream of this node (written or on its way).
-    pub next_seq: HashMap<u64, u64>,
+    /// (Ordered maps: a drone has a stream or two, for which a search is cheaper than a
+    /// hash.)
+    pub next_seq: BTreeMap<u64, u64>,
     /// Next sequence number not yet confirmed written, per stream.
-    pub written: HashMap<u64, u64>,
+    pub written: BTreeMap<u64, u64>,
     /// Units its records are in (from its `hello`).
     pub units: RssiUnits,
     /// Its stream on the current connection.
@@ -379,8 +381,8 @@ impl DroneTrack {
             decisions: 0,
             fallbacks: 0,
             recoveries: 0,
-            next_seq: HashMap::new(),
-            written: HashMap::new(),
+            next_seq: BTreeMap::new(),
+            written: BTreeMap::new(),
             units: RssiUnits::Dbm,
             stream: None,
             jitter: JitterEstimator::new(),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -142,6 +143,10 @@ struct Web {
     series: HashMap<String, DroneSeries>,
     ground_rx: ReceiverSeries,
     next_publish: Instant,
+    /// Once the dashboard and the per-drone series are both full, the drones they hold never
+    /// change (neither forgets a drone, nor does the core forget a track): their names, so
+    /// that a publication builds their views without asking about every other drone.
+    shown: Option<Vec<Arc<str>>>,
     // Last: dropping it stops the server.
     server: HttpServer,
 }
@@ -157,8 +162,27 @@ impl Web {
             series: HashMap::new(),
             ground_rx: ReceiverSeries::new(registry, node)?,
             next_publish: Instant::now(),
+            shown: None,
             server,
         })
+    }
+
+    /// Builds the view of `track` for the dashboard and its per-drone series.
+    fn show(&mut self, registry: &Registry, unix: Duration, track: &DroneTrack) {
+        let view = drone_view(track);
+        // Bounded like the dashboard: at most MAX_DRONES drones get series.
+        if !self.series.contains_key(view.node.as_str()) && self.series.len() < MAX_DRONES {
+            match DroneSeries::new(registry, &view.node) {
+                Ok(s) => {
+                    self.series.insert(view.node.clone(), s);
+                }
+                Err(e) => tracing::warn!(error = %e, "per-drone metrics"),
+            }
+        }
+        if let Some(series) = self.series.get_mut(view.node.as_str()) {
+            series.set(&view);
+        }
+        self.board.update(unix, view);
     }
 }
 
@@ -207,7 +231,7 @@ pub struct GroundNode {
     /// Confirmations the core asked for and not yet handed to the server: they go together
     /// ([`Server::confirm_all`]) before the next output for the server of another kind, and
     /// at the end of each [`GroundNode::drain`].
-    confirms: Vec<(sarlink_link::driver::ConnId, std::sync::Arc<str>, u64, u64)>,
+    confirms: Vec<(sarlink_link::driver::ConnId, Arc<str>, u64, u64)>,
     /// Records to relay to every peer of a role, held like `confirms`
     /// ([`Server::broadcast_samples`]).
     relays: Option<(Role, Vec<sarlink_schema::RssiRecord>)>,
@@ -840,30 +864,36 @@ impl GroundNode {
         web.board.set_ground_rx(own);
         web.ground_rx.set(own);
         web.board.begin_publication();
-        for track in self.core.drones().values() {
-            // A drone past both bounds (board and series) would have its view built only
-            // to be counted as hidden: count it without building it.
-            if !web.board.has_room_for(&track.node)
-                && web.series.len() >= MAX_DRONES
-                && !web.series.contains_key(&*track.node)
-            {
-                web.board.count_hidden();
-                continue;
+        let drones = self.core.drones();
+        let registry = &self.metrics.registry;
+        if web.shown.is_none() && web.board.is_full() && web.series.len() >= MAX_DRONES {
+            let shown = drones
+                .values()
+                .filter(|t| web.board.has_room_for(&t.node) || web.series.contains_key(&*t.node))
+                .map(|t| Arc::clone(&t.node))
+                .collect();
+            web.shown = Some(shown);
+        }
+        if let Some(shown) = web.shown.take() {
+            for track in shown.iter().filter_map(|node| drones.get(node)) {
+                web.show(registry, unix, track);
             }
-            let view = drone_view(track);
-            // Bounded like the dashboard: at most MAX_DRONES drones get series.
-            if !web.series.contains_key(view.node.as_str()) && web.series.len() < MAX_DRONES {
-                match DroneSeries::new(&self.metrics.registry, &view.node) {
-                    Ok(s) => {
-                        web.series.insert(view.node.clone(), s);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "per-drone metrics"),
+            web.board
+                .count_hidden_many(drones.len().saturating_sub(shown.len()));
+            web.shown = Some(shown);
+        } else {
+            for track in drones.values() {
+                // A drone past both bounds (board and series) would have its view built
+                // only to be counted as hidden: count it without building it.
+                if !web.board.has_room_for(&track.node)
+                    && web.series.len() >= MAX_DRONES
+                    && !web.series.contains_key(&*track.node)
+                {
+                    web.board.count_hidden();
+                    continue;
                 }
+                web.show(registry, unix, track);
             }
-            if let Some(series) = web.series.get_mut(view.node.as_str()) {
-                series.set(&view);
-            }
-            web.board.update(unix, view);
         }
         web.board.tick(unix);
         web.hub
