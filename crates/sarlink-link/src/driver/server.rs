@@ -1324,8 +1324,22 @@ impl EventLoop {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
+            let confirm = matches!(command, Command::Confirm(_));
             apply(&mut conn.session, command);
-            self.mark_dirty(id);
+            // A confirmation (one per batch written, so about one per record) only sets
+            // when the next `rx` is due. Unless that, or anything else, is due now, the
+            // session has nothing to write: the timer is enough, no service.
+            // (`apply` read the clock for the confirmation: read after it.)
+            if confirm
+                && conn
+                    .session
+                    .poll_timeout()
+                    .is_some_and(|t| t > Instant::now())
+            {
+                self.schedule(id);
+            } else {
+                self.mark_dirty(id);
+            }
         }
     }
 
