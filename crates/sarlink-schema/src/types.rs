@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
 use crate::CloseCode;
 
@@ -403,8 +404,11 @@ impl BeaconFields {
 }
 
 /// A node's name: 1-64 bytes of UTF-8.
+///
+/// Cloning it is cheap (shared, not copied): a name travels with every batch of records a
+/// server hands its application.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeName(String);
+pub struct NodeName(Arc<str>);
 
 impl NodeName {
     /// The longest name, in bytes.
@@ -426,7 +430,7 @@ impl NodeName {
     pub fn new(name: impl Into<String>) -> Result<NodeName, ValueError> {
         let name = name.into();
         if (1..=Self::MAX_LEN).contains(&name.len()) {
-            Ok(NodeName(name))
+            Ok(NodeName(Arc::from(name)))
         } else {
             Err(ValueError::NodeNameLength { len: name.len() })
         }
@@ -439,7 +443,7 @@ impl NodeName {
 
     /// The name as an owned string.
     pub fn into_inner(self) -> String {
-        self.0
+        self.0.as_ref().to_owned()
     }
 }
 
