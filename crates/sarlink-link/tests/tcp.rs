@@ -214,6 +214,17 @@ fn confirm_all_moves_each_confirmed_position_forward_only() {
     // A position never moves back.
     server.confirm_all(&[(conns["drone-a"], "drone-a", 31, 10)]);
     assert_eq!(position(&server, "drone-a"), Some(40));
+    // Found again by its connection (no search of the table), and moved.
+    server.confirm_all(&[(conns["drone-a"], "drone-a", 31, 45)]);
+    assert_eq!(position(&server, "drone-a"), Some(45));
+    // The node and stream named decide which position moves, not the connection: one
+    // confirmed for before under another name does not move its own.
+    server.confirm_all(&[(conns["drone-a"], "drone-b", 32, 60)]);
+    assert_eq!(position(&server, "drone-b"), Some(60));
+    assert_eq!(position(&server, "drone-a"), Some(45));
+    server.confirm_all(&[(conns["drone-a"], "drone-a", 31, 48)]);
+    assert_eq!(position(&server, "drone-a"), Some(48));
+    assert_eq!(position(&server, "drone-b"), Some(60));
     a.close();
     b.close();
     server.shutdown();

@@ -341,6 +341,10 @@ struct Shared {
     conns: Mutex<ConnTable>,
     /// Next expected sequence number per (node, stream), and which connection owns it.
     resume: Mutex<ResumeTable>,
+    /// The resume entry each connection was last confirmed for ([`Server::confirm_all`]),
+    /// with its node and stream, so that the next confirmation (one per batch written)
+    /// needs no search of the table.
+    confirmed: Mutex<super::ids::IdMap<(Box<str>, u64, ResumeSlot)>>,
     /// The TLS settings new connections get (replaced by [`Server::set_tls`]).
     tls: parking_lot::RwLock<Option<ServerTls>>,
     stop: AtomicBool,
@@ -418,6 +422,7 @@ impl Server {
             config,
             conns: Mutex::new(ConnTable::default()),
             resume: Mutex::new(resume),
+            confirmed: Mutex::new(super::ids::IdMap::default()),
             tls: parking_lot::RwLock::new(tls),
             stop: AtomicBool::new(false),
             coalescing: AtomicBool::new(false),
@@ -563,7 +568,8 @@ impl Server {
     }
 
     /// [`Server::confirm`] for each `(conn, node, stream, upto)` of `confirmations`, in
-    /// order, taking the resume table's lock once for all of them. Unlike
+    /// order. The resume entry of a connection confirmed for before is found by the
+    /// connection's id, without searching the resume table by name. Unlike
     /// [`Server::confirm`] it does not look up (under the connection table's lock, which the
     /// loop holds often) whether each connection is still open: the loop drops what is meant
     /// for a connection that has closed, and connection ids are never reused.
@@ -572,11 +578,27 @@ impl Server {
             return;
         }
         {
-            let table = self.shared.resume.lock();
-            for (_, node, stream, upto) in confirmations {
-                if let Some(slot) = resume_entry(&table, node.as_ref(), *stream) {
-                    let mut entry = slot.lock();
-                    entry.expected = entry.expected.max(*upto);
+            let bump = |slot: &ResumeSlot, upto: u64| {
+                let mut entry = slot.lock();
+                entry.expected = entry.expected.max(upto);
+            };
+            let mut known = self.shared.confirmed.lock();
+            let mut table = None;
+            for (conn, node, stream, upto) in confirmations {
+                let (node, stream) = (node.as_ref(), *stream);
+                match known.get(conn) {
+                    Some((n, s, slot)) if *s == stream && n.as_ref() == node => bump(slot, *upto),
+                    _ => {
+                        let table = table.get_or_insert_with(|| self.shared.resume.lock());
+                        if let Some(slot) = resume_entry(table, node, stream) {
+                            bump(slot, *upto);
+                            // Entries of closed connections pile up: start over now and then.
+                            if known.len() >= 2 * self.shared.config.max_clients.max(1) {
+                                known.clear();
+                            }
+                            known.insert(*conn, (Box::from(node), stream, Arc::clone(slot)));
+                        }
+                    }
                 }
             }
         }
