@@ -10,6 +10,7 @@
 //! use std::time::Duration;
 //! use sarlink_schema::{Dbm, FrequencyHz, NodeName, QualityScore, Role, RssiRecord, SourceId};
 //! use sarlink_station::ground::{GroundCore, GroundInput, GroundOutput};
+//! use sarlink_station::output::Entry;
 //!
 //! let mut core = GroundCore::new(NodeName::new("ground")?, 7);
 //! let record = RssiRecord {
@@ -23,21 +24,27 @@
 //!     beacon: sarlink_schema::BeaconFields::NONE,
 //! };
 //! core.handle(Duration::from_secs(1_764_000_000), GroundInput::OwnRecord(record));
-//! let mut relayed_to_drones = false;
+//! let mut written = Vec::new();
 //! while let Some(out) = core.poll_output() {
-//!     if let GroundOutput::RelaySample { role: Role::Drone, .. } = out {
-//!         relayed_to_drones = true;
+//!     match out {
+//!         GroundOutput::Write(Entry::Record { node, seq, .. }) => written.push((node, seq)),
+//!         // No drone or observer is connected: nothing to relay.
+//!         GroundOutput::RelaySample { role: Role::Drone | Role::Observer, .. } => {
+//!             unreachable!()
+//!         }
+//!         _ => {}
 //!     }
 //! }
-//! assert!(relayed_to_drones);
+//! assert_eq!(written, vec![("ground".into(), 0)]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! The rules:
 //! - The ground's own records are written under its own node and stream, and relayed to
-//!   every drone (whose coordinator weighs them against its own receiver) and observer.
-//! - Records from a drone are written with their (node, stream, seq) and relayed to
-//!   observers. The link delivers each at most once; the core counts any it sees again.
+//!   every connected drone (whose coordinator weighs them against its own receiver) and
+//!   observer.
+//! - Records from a drone are written with their (node, stream, seq) and relayed to the
+//!   connected observers. The link delivers each at most once; the core counts any it sees again.
 //! - Drones decide; the ground keeps no coordinator. A drone's decision is written under
 //!   the drone's node and relayed to observers.
 //! - An observer's command goes to its target drone under a fresh id; the drone's `ack`
@@ -128,7 +135,8 @@ pub enum GroundOutput {
         /// Why.
         reason: String,
     },
-    /// Append this record to the sample stream of every connected peer of `role`.
+    /// Append this record to the sample stream of every connected peer of `role` (only
+    /// asked while one is connected).
     RelaySample {
         /// Who receives it.
         role: Role,
@@ -425,6 +433,9 @@ pub struct GroundCore {
     own_latest: Option<RssiRecord>,
     drones: BTreeMap<Arc<str>, DroneTrack>,
     conns: HashMap<ConnId, (Arc<str>, Role)>,
+    /// How many of `conns` have each role (drone, ground, observer): a record is relayed
+    /// to a role only while a peer of it is connected.
+    roles: [usize; 3],
     /// (drone connection, relayed id) -> who asked, and under which id.
     relays: HashMap<(ConnId, u32), (Asker, u32)>,
     next_relay_id: u32,
@@ -447,6 +458,7 @@ impl GroundCore {
             own_latest: None,
             drones: BTreeMap::new(),
             conns: HashMap::new(),
+            roles: [0; 3],
             relays: HashMap::new(),
             next_relay_id: 1,
             out: VecDeque::new(),
@@ -665,8 +677,10 @@ impl GroundCore {
             record,
         }));
         for role in [Role::Drone, Role::Observer] {
-            self.out
-                .push_back(GroundOutput::RelaySample { role, record });
+            if self.is_connected(role) {
+                self.out
+                    .push_back(GroundOutput::RelaySample { role, record });
+            }
         }
     }
 
@@ -676,6 +690,32 @@ impl GroundCore {
             self.drones.insert(Arc::clone(&t.node), t);
         }
         self.drones.get_mut(node).expect("inserted above")
+    }
+
+    fn role_index(role: Role) -> usize {
+        match role {
+            Role::Drone => 0,
+            Role::Ground => 1,
+            Role::Observer => 2,
+        }
+    }
+
+    /// Whether a peer of `role` is connected.
+    fn is_connected(&self, role: Role) -> bool {
+        self.roles[Self::role_index(role)] > 0
+    }
+
+    fn connect(&mut self, conn: ConnId, node: Arc<str>, role: Role) {
+        if let Some((_, old)) = self.conns.insert(conn, (node, role)) {
+            self.roles[Self::role_index(old)] -= 1;
+        }
+        self.roles[Self::role_index(role)] += 1;
+    }
+
+    fn disconnect(&mut self, conn: ConnId) -> Option<(Arc<str>, Role)> {
+        let gone = self.conns.remove(&conn)?;
+        self.roles[Self::role_index(gone.1)] -= 1;
+        Some(gone)
     }
 
     fn drone_of(&self, conn: ConnId) -> Option<Arc<str>> {
@@ -701,7 +741,7 @@ impl GroundCore {
                 } else {
                     Arc::from(peer.node.as_str())
                 };
-                self.conns.insert(conn, (node, peer.role));
+                self.connect(conn, node, peer.role);
             }
             ServerEvent::Samples {
                 node,
@@ -734,6 +774,7 @@ impl GroundCore {
                 }
                 self.stats.records += records.len() as u64 - skip;
                 self.stats.duplicates += skip;
+                let relay = self.is_connected(Role::Observer);
                 for (i, record) in records.into_iter().enumerate().skip(skip as usize) {
                     self.out.push_back(GroundOutput::Write(Entry::Record {
                         node: Arc::clone(&node),
@@ -742,10 +783,12 @@ impl GroundCore {
                         units,
                         record,
                     }));
-                    self.out.push_back(GroundOutput::RelaySample {
-                        role: Role::Observer,
-                        record,
-                    });
+                    if relay {
+                        self.out.push_back(GroundOutput::RelaySample {
+                            role: Role::Observer,
+                            record,
+                        });
+                    }
                 }
             }
             ServerEvent::Decision { conn, decision } => {
@@ -831,14 +874,12 @@ impl GroundCore {
                 conn, node, cause, ..
             } => {
                 tracing::info!(?node, %cause, "disconnected");
-                if let Some((node, Role::Drone)) = self.conns.remove(&conn) {
+                if let Some((node, Role::Drone)) = self.disconnect(conn) {
                     let track = self.track(&node);
                     if track.conn == Some(conn) {
                         track.conn = None;
                         track.link = LinkState::Lost;
                     }
-                } else {
-                    self.conns.remove(&conn);
                 }
                 // Commands relayed to or from this connection will get no answer. Remote
                 // askers hear so; an observer that left hears nothing.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sarlink_link::PeerHello;
-use sarlink_link::driver::ServerEvent;
+use sarlink_link::driver::{Disconnect, ServerEvent};
 use sarlink_schema::{
     Ack, AckCode, Cmd, CmdOp, Dbm, Decision, FrequencyHz, Message, NodeName, ProtocolVersion,
     QualityScore, Role, RssiRecord, RssiUnits, SourceId,
@@ -61,36 +61,79 @@ fn decision(source: SourceId, fallback: bool, reason: &str) -> Decision {
 #[test]
 fn own_records_are_written_under_the_ground_and_relayed_to_drones_and_observers() {
     let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    let relayed = |out: &[GroundOutput]| -> Vec<Role> {
+        out.iter()
+            .filter_map(|o| match o {
+                GroundOutput::RelaySample { role, .. } => Some(*role),
+                _ => None,
+            })
+            .collect()
+    };
+    // Nobody to relay to: written only.
+    let out = run(&mut g, GroundInput::OwnRecord(rec(SourceId::GROUND, 9)));
+    assert!(matches!(
+        &out[0],
+        GroundOutput::Write(Entry::Record { seq: 0, .. })
+    ));
+    assert_eq!(relayed(&out), vec![]);
+    run(&mut g, connected(1, "drone-1", Role::Drone));
+    let out = run(&mut g, GroundInput::OwnRecord(rec(SourceId::GROUND, 9)));
+    assert_eq!(relayed(&out), vec![Role::Drone]);
+    run(&mut g, connected(2, "viewer", Role::Observer));
     let out = run(&mut g, GroundInput::OwnRecord(rec(SourceId::GROUND, 0)));
     assert_eq!(
         out[0],
         GroundOutput::Write(Entry::Record {
             node: "ground".into(),
             stream: 7,
-            seq: 0,
+            seq: 2,
             units: RssiUnits::Dbfs,
             record: rec(SourceId::GROUND, 0)
         })
     );
-    let roles: Vec<Role> = out
-        .iter()
-        .filter_map(|o| match o {
-            GroundOutput::RelaySample { role, .. } => Some(*role),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(roles, vec![Role::Drone, Role::Observer]);
+    assert_eq!(relayed(&out), vec![Role::Drone, Role::Observer]);
+    // The drone left: its role no longer gets the records.
+    run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Disconnected {
+            conn: 1,
+            node: Some(NodeName::new("drone-1").unwrap()),
+            cause: Disconnect::PeerHungUp,
+        }),
+    );
     let out = run(&mut g, GroundInput::OwnRecord(rec(SourceId::GROUND, 1)));
     assert!(matches!(
         &out[0],
-        GroundOutput::Write(Entry::Record { seq: 1, .. })
+        GroundOutput::Write(Entry::Record { seq: 3, .. })
     ));
+    assert_eq!(relayed(&out), vec![Role::Observer]);
 }
 
 #[test]
 fn drone_records_are_written_once_with_their_key_and_relayed_to_observers() {
     let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
     run(&mut g, connected(1, "drone-1", Role::Drone));
+    // No observer yet: the first record is written, not relayed.
+    let out = run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Samples {
+            conn: 1,
+            node: NodeName::new("drone-1").unwrap(),
+            stream: 42,
+            seq: 9,
+            records: vec![rec(SourceId::DRONE, 9)],
+            gap: 0,
+        }),
+    );
+    assert!(matches!(
+        &out[0],
+        GroundOutput::Write(Entry::Record { seq: 9, .. })
+    ));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, GroundOutput::RelaySample { .. }))
+    );
+    run(&mut g, connected(2, "viewer", Role::Observer));
     let records: Vec<RssiRecord> = (0..3).map(|i| rec(SourceId::DRONE, i)).collect();
     let out = run(
         &mut g,
@@ -133,7 +176,7 @@ fn drone_records_are_written_once_with_their_key_and_relayed_to_observers() {
         3
     );
     let t = &g.drones()["drone-1"];
-    assert_eq!((t.received, t.gaps, t.duplicates), (3, 2, 0));
+    assert_eq!((t.received, t.gaps, t.duplicates), (4, 2, 0));
     // The same sequence numbers again (resent after a reconnection, written but not yet
     // confirmed) are not written twice.
     let out = run(
