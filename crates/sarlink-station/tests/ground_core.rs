@@ -116,14 +116,7 @@ fn drone_records_are_written_once_with_their_key_and_relayed_to_observers() {
     // No observer yet: the first record is written, not relayed.
     let out = run(
         &mut g,
-        GroundInput::Link(ServerEvent::Samples {
-            conn: 1,
-            node: NodeName::new("drone-1").unwrap(),
-            stream: 42,
-            seq: 9,
-            records: vec![rec(SourceId::DRONE, 9)],
-            gap: 0,
-        }),
+        drone_1_samples(1, 42, 9, vec![rec(SourceId::DRONE, 9)], 0),
     );
     assert!(matches!(
         &out[0],
@@ -135,17 +128,7 @@ fn drone_records_are_written_once_with_their_key_and_relayed_to_observers() {
     );
     run(&mut g, connected(2, "viewer", Role::Observer));
     let records: Vec<RssiRecord> = (0..3).map(|i| rec(SourceId::DRONE, i)).collect();
-    let out = run(
-        &mut g,
-        GroundInput::Link(ServerEvent::Samples {
-            conn: 1,
-            node: NodeName::new("drone-1").unwrap(),
-            stream: 42,
-            seq: 10,
-            records,
-            gap: 2,
-        }),
-    );
+    let out = run(&mut g, drone_1_samples(1, 42, 10, records, 2));
     let keys: Vec<(String, u64, u64)> = out
         .iter()
         .filter_map(|o| match o {
@@ -181,27 +164,32 @@ fn drone_records_are_written_once_with_their_key_and_relayed_to_observers() {
     // confirmed) are not written twice.
     let out = run(
         &mut g,
-        GroundInput::Link(ServerEvent::Samples {
-            conn: 1,
-            node: NodeName::new("drone-1").unwrap(),
-            stream: 42,
-            seq: 11,
-            records: vec![rec(SourceId::DRONE, 1)],
-            gap: 0,
-        }),
+        drone_1_samples(1, 42, 11, vec![rec(SourceId::DRONE, 1)], 0),
     );
     assert_eq!(g.drones()["drone-1"].duplicates, 1);
     assert!(!out.iter().any(|o| matches!(o, GroundOutput::Write(_))));
 }
 
 fn samples(conn: u64, seq: u64, n: u64) -> GroundInput {
+    let records = (seq..seq + n).map(|i| rec(SourceId::DRONE, i)).collect();
+    drone_1_samples(conn, 99, seq, records, 0)
+}
+
+/// `records` from `drone-1` on connection `conn`, stream `stream`, from `seq`.
+fn drone_1_samples(
+    conn: u64,
+    stream: u64,
+    seq: u64,
+    records: Vec<RssiRecord>,
+    gap: u64,
+) -> GroundInput {
     GroundInput::Link(ServerEvent::Samples {
         conn,
         node: NodeName::new("drone-1").unwrap(),
-        stream: 99,
+        stream,
         seq,
-        records: (seq..seq + n).map(|i| rec(SourceId::DRONE, i)).collect(),
-        gap: 0,
+        records,
+        gap,
     })
 }
 
