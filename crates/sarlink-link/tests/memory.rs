@@ -8,7 +8,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Server, ServerConfig, ServerEvent};
 use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role, Rssi};
 use sarlink_testkit::record;
@@ -43,11 +42,7 @@ fn hello_frame(name: &str, stream: u64) -> BytesMut {
 /// A server whose sessions neither time out nor ping while the test holds them (the
 /// timers are not what is measured), with room for exactly `HELD` handshakes.
 fn server() -> Server {
-    let mut session = SessionConfig::new(Role::Ground, node("ground"), 1);
-    session.handshake_timeout = Duration::from_secs(120);
-    session.liveness_timeout = Duration::from_secs(120);
-    session.degraded_after = Duration::from_secs(120);
-    session.ping_interval = Duration::from_secs(120);
+    let session = sarlink_testkit::patient_session(Role::Ground, "ground", 1);
     let mut config = ServerConfig::new(session);
     config.max_clients = 2 * HELD;
     config.max_handshakes = HELD;

@@ -9,7 +9,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use sarlink_link::SessionConfig;
 use sarlink_link::driver::{Server, ServerConfig, ServerEvent};
 use sarlink_link::tls::{ClientTls, ServerTls};
 use sarlink_schema::{Hello, Message, NodeName, Nonce, ProtocolVersion, Role};
@@ -30,11 +29,7 @@ fn node(name: &str) -> NodeName {
 
 fn server(fleet: &mut Fleet) -> Server {
     let ground = fleet.issue("ground");
-    let mut session = SessionConfig::new(Role::Ground, node("ground"), 1);
-    session.handshake_timeout = Duration::from_secs(120);
-    session.liveness_timeout = Duration::from_secs(120);
-    session.degraded_after = Duration::from_secs(120);
-    session.ping_interval = Duration::from_secs(120);
+    let session = sarlink_testkit::patient_session(Role::Ground, "ground", 1);
     let mut config = ServerConfig::new(session);
     config.max_clients = 2 * HELD;
     config.max_handshakes = 2 * HELD;

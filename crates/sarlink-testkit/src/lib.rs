@@ -44,6 +44,25 @@ pub use alloc::{
 };
 #[cfg(feature = "link")]
 pub use frame::frame;
+
+/// A session configuration whose timers (handshake timeout, liveness, degradation, pings)
+/// are two minutes: nothing times out or pings while a test holds connections to measure
+/// something else (memory, for instance).
+#[cfg(feature = "link")]
+pub fn patient_session(
+    role: sarlink_schema::Role,
+    node: &str,
+    stream: u64,
+) -> sarlink_link::SessionConfig {
+    let long = std::time::Duration::from_secs(120);
+    let node = sarlink_schema::NodeName::new(node).expect("a test's node name");
+    let mut session = sarlink_link::SessionConfig::new(role, node, stream);
+    session.handshake_timeout = long;
+    session.liveness_timeout = long;
+    session.degraded_after = long;
+    session.ping_interval = long;
+    session
+}
 pub use record::{RECORD_EPOCH_NS, record, record_at};
 
 /// The directory of the shared real RTL-SDR captures: `$SARLINK_IQ_DIR` if set, else

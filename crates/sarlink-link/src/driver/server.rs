@@ -319,6 +319,12 @@ type ResumeTable = HashMap<String, HashMap<u64, ResumeSlot>>;
 /// stream, which updates it per record without searching the table (or taking its lock).
 type ResumeSlot = Arc<Mutex<ResumeEntry>>;
 
+/// Moves the resume position of `slot` up to `upto` (never back).
+fn raise_position(slot: &ResumeSlot, upto: u64) {
+    let mut entry = slot.lock();
+    entry.expected = entry.expected.max(upto);
+}
+
 /// The entry of (`node`, `stream`), if any.
 fn resume_entry<'t>(table: &'t ResumeTable, node: &str, stream: u64) -> Option<&'t ResumeSlot> {
     table.get(node).and_then(|streams| streams.get(&stream))
@@ -560,8 +566,7 @@ impl Server {
         {
             let table = self.shared.resume.lock();
             if let Some(slot) = resume_entry(&table, node, stream) {
-                let mut entry = slot.lock();
-                entry.expected = entry.expected.max(upto);
+                raise_position(slot, upto);
             }
         }
         self.to(conn, Command::Confirm(upto))
@@ -578,20 +583,18 @@ impl Server {
             return;
         }
         {
-            let bump = |slot: &ResumeSlot, upto: u64| {
-                let mut entry = slot.lock();
-                entry.expected = entry.expected.max(upto);
-            };
             let mut known = self.shared.confirmed.lock();
             let mut table = None;
             for (conn, node, stream, upto) in confirmations {
                 let (node, stream) = (node.as_ref(), *stream);
                 match known.get(conn) {
-                    Some((n, s, slot)) if *s == stream && n.as_ref() == node => bump(slot, *upto),
+                    Some((n, s, slot)) if *s == stream && n.as_ref() == node => {
+                        raise_position(slot, *upto)
+                    }
                     _ => {
                         let table = table.get_or_insert_with(|| self.shared.resume.lock());
                         if let Some(slot) = resume_entry(table, node, stream) {
-                            bump(slot, *upto);
+                            raise_position(slot, *upto);
                             // Entries of closed connections pile up: start over now and then.
                             if known.len() >= 2 * self.shared.config.max_clients.max(1) {
                                 known.clear();
