@@ -398,6 +398,65 @@ impl DroneTrack {
     }
 }
 
+/// Every drone a [`GroundCore`] has heard of: each kept once, found by node name and
+/// walked in name order. (The core reaches a drone's track from its connection without a
+/// search by name: see [`GroundCore::handle`].)
+#[derive(Debug, Default)]
+pub struct Drones {
+    tracks: Vec<DroneTrack>,
+    by_name: BTreeMap<Arc<str>, usize>,
+}
+
+impl Drones {
+    /// The drone named `node`.
+    pub fn get(&self, node: &str) -> Option<&DroneTrack> {
+        self.by_name.get(node).map(|&i| &self.tracks[i])
+    }
+
+    /// How many drones.
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    /// The drones in node-name order.
+    pub fn values(&self) -> impl Iterator<Item = &DroneTrack> + '_ {
+        self.by_name.values().map(|&i| &self.tracks[i])
+    }
+
+    /// (node name, drone) in node-name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &DroneTrack)> + '_ {
+        self.by_name.iter().map(|(n, &i)| (n, &self.tracks[i]))
+    }
+
+    /// The index of the drone named `node`, made if it is new.
+    fn index_or_insert(&mut self, node: &str) -> usize {
+        if let Some(&i) = self.by_name.get(node) {
+            return i;
+        }
+        let track = DroneTrack::new(node);
+        let i = self.tracks.len();
+        self.by_name.insert(Arc::clone(&track.node), i);
+        self.tracks.push(track);
+        i
+    }
+}
+
+impl std::ops::Index<&str> for Drones {
+    type Output = DroneTrack;
+
+    /// # Panics
+    /// When no drone is named `node`.
+    fn index(&self, node: &str) -> &DroneTrack {
+        self.get(node)
+            .unwrap_or_else(|| panic!("no drone named {node:?}"))
+    }
+}
+
 /// Counters of a [`GroundCore`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroundStats {
@@ -431,8 +490,9 @@ pub struct GroundCore {
     own_stream: u64,
     own_seq: u64,
     own_latest: Option<RssiRecord>,
-    drones: BTreeMap<Arc<str>, DroneTrack>,
-    conns: HashMap<ConnId, (Arc<str>, Role)>,
+    drones: Drones,
+    /// Each connection's peer: name, role and, for a drone, its index in `drones`.
+    conns: HashMap<ConnId, (Arc<str>, Role, Option<usize>)>,
     /// How many of `conns` have each role (drone, ground, observer): a record is relayed
     /// to a role only while a peer of it is connected.
     roles: [usize; 3],
@@ -443,8 +503,9 @@ pub struct GroundCore {
     stats: GroundStats,
     quality: QualityConfig,
     output_ok: bool,
-    /// Drones with records written (or on their way) but not yet confirmed.
-    unconfirmed: Vec<Arc<str>>,
+    /// Drones (indices in `drones`) with records written (or on their way) but not yet
+    /// confirmed.
+    unconfirmed: Vec<usize>,
     monitor: Monitor,
 }
 
@@ -456,7 +517,7 @@ impl GroundCore {
             own_stream,
             own_seq: 0,
             own_latest: None,
-            drones: BTreeMap::new(),
+            drones: Drones::default(),
             conns: HashMap::new(),
             roles: [0; 3],
             relays: HashMap::new(),
@@ -597,10 +658,8 @@ impl GroundCore {
         // Only the drones with records on their way since the last report. (The list's
         // allocation is kept for the next round.)
         let mut unconfirmed = std::mem::take(&mut self.unconfirmed);
-        for node in unconfirmed.drain(..) {
-            let Some(track) = self.drones.get_mut(&node) else {
-                continue;
-            };
+        for i in unconfirmed.drain(..) {
+            let track = &mut self.drones.tracks[i];
             for (stream, next) in &track.next_seq {
                 let w = track.written.entry(*stream).or_insert(0);
                 if *next > *w {
@@ -630,7 +689,7 @@ impl GroundCore {
                 reason: Some(reason.clone()),
             }));
         }
-        for track in self.drones.values_mut() {
+        for track in &mut self.drones.tracks {
             let mut lost = false;
             for (stream, next) in track.next_seq.iter_mut() {
                 let w = track.written.get(stream).copied().unwrap_or(0);
@@ -685,11 +744,17 @@ impl GroundCore {
     }
 
     fn track(&mut self, node: &str) -> &mut DroneTrack {
-        if !self.drones.contains_key(node) {
-            let t = DroneTrack::new(node);
-            self.drones.insert(Arc::clone(&t.node), t);
+        let i = self.drones.index_or_insert(node);
+        &mut self.drones.tracks[i]
+    }
+
+    /// The index of the track of drone `node`, which sent on `conn`: found from the
+    /// connection (no search by name) when that connection belongs to `node`.
+    fn track_index(&mut self, conn: ConnId, node: &str) -> usize {
+        match self.conns.get(&conn) {
+            Some((_, Role::Drone, Some(i))) if *self.drones.tracks[*i].node == *node => *i,
+            _ => self.drones.index_or_insert(node),
         }
-        self.drones.get_mut(node).expect("inserted above")
     }
 
     fn role_index(role: Role) -> usize {
@@ -705,22 +770,22 @@ impl GroundCore {
         self.roles[Self::role_index(role)] > 0
     }
 
-    fn connect(&mut self, conn: ConnId, node: Arc<str>, role: Role) {
-        if let Some((_, old)) = self.conns.insert(conn, (node, role)) {
+    fn connect(&mut self, conn: ConnId, node: Arc<str>, role: Role, track: Option<usize>) {
+        if let Some((_, old, _)) = self.conns.insert(conn, (node, role, track)) {
             self.roles[Self::role_index(old)] -= 1;
         }
         self.roles[Self::role_index(role)] += 1;
     }
 
     fn disconnect(&mut self, conn: ConnId) -> Option<(Arc<str>, Role)> {
-        let gone = self.conns.remove(&conn)?;
-        self.roles[Self::role_index(gone.1)] -= 1;
-        Some(gone)
+        let (node, role, _) = self.conns.remove(&conn)?;
+        self.roles[Self::role_index(role)] -= 1;
+        Some((node, role))
     }
 
     fn drone_of(&self, conn: ConnId) -> Option<Arc<str>> {
         match self.conns.get(&conn) {
-            Some((node, Role::Drone)) => Some(Arc::clone(node)),
+            Some((node, Role::Drone, _)) => Some(Arc::clone(node)),
             _ => None,
         }
     }
@@ -731,19 +796,21 @@ impl GroundCore {
                 conn, peer, addr, ..
             } => {
                 tracing::info!(node = %peer.node, role = %peer.role, %addr, "connected");
-                let node = if peer.role == Role::Drone {
-                    let track = self.track(peer.node.as_str());
+                let (node, index) = if peer.role == Role::Drone {
+                    let i = self.drones.index_or_insert(peer.node.as_str());
+                    let track = &mut self.drones.tracks[i];
                     track.conn = Some(conn);
                     track.link = LinkState::Healthy;
                     track.units = peer.rssi_units;
                     track.stream = Some(peer.stream);
-                    Arc::clone(&track.node)
+                    (Arc::clone(&track.node), Some(i))
                 } else {
-                    Arc::from(peer.node.as_str())
+                    (Arc::from(peer.node.as_str()), None)
                 };
-                self.connect(conn, node, peer.role);
+                self.connect(conn, node, peer.role, index);
             }
             ServerEvent::Samples {
+                conn,
                 node,
                 stream,
                 seq,
@@ -751,11 +818,9 @@ impl GroundCore {
                 gap,
                 ..
             } => {
-                // One search of the table for a known drone (every record but its first).
-                let track = match self.drones.get_mut(node.as_str()) {
-                    Some(track) => track,
-                    None => self.track(node.as_str()),
-                };
+                // No search by name: the connection knows its drone's track.
+                let index = self.track_index(conn, node.as_str());
+                let track = &mut self.drones.tracks[index];
                 let next = track.next_seq.entry(stream).or_insert(0);
                 // Written before (and resent because not yet confirmed): not again.
                 let skip = next.saturating_sub(seq).min(records.len() as u64);
@@ -765,12 +830,8 @@ impl GroundCore {
                 track.gaps += gap;
                 track.latest = records.last().copied();
                 let (node, units) = (Arc::clone(&track.node), track.units);
-                // Every name in `unconfirmed` is a track's own `node`: the same allocation
-                // is the same drone, so pointers are compared, not names.
-                if skip < records.len() as u64
-                    && !self.unconfirmed.iter().any(|n| Arc::ptr_eq(n, &node))
-                {
-                    self.unconfirmed.push(Arc::clone(&node));
+                if skip < records.len() as u64 && !self.unconfirmed.contains(&index) {
+                    self.unconfirmed.push(index);
                 }
                 self.stats.records += records.len() as u64 - skip;
                 self.stats.duplicates += skip;
@@ -977,7 +1038,7 @@ impl GroundCore {
     }
 
     /// Every drone the ground has heard of, by node name.
-    pub fn drones(&self) -> &BTreeMap<Arc<str>, DroneTrack> {
+    pub fn drones(&self) -> &Drones {
         &self.drones
     }
 

@@ -225,6 +225,72 @@ fn records_are_confirmed_to_the_drone_only_once_written() {
     assert!(confirms(&run(&mut g, GroundInput::Written)).is_empty());
 }
 
+/// `n` records from `node` on connection `conn` (stream 99), from `seq`.
+fn samples_of(conn: u64, node: &str, seq: u64, n: u64) -> GroundInput {
+    GroundInput::Link(ServerEvent::Samples {
+        conn,
+        node: NodeName::new(node).unwrap(),
+        stream: 99,
+        seq,
+        records: (seq..seq + n).map(|i| rec(SourceId::DRONE, i)).collect(),
+        gap: 0,
+    })
+}
+
+#[test]
+fn interleaved_drones_are_each_counted_and_confirmed_and_a_reconnection_keeps_the_track() {
+    let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
+    let names = ["drone-c", "drone-a", "drone-b"];
+    for (i, name) in names.iter().enumerate() {
+        run(&mut g, connected(10 + i as u64, name, Role::Drone));
+    }
+    // Records arrive interleaved: 1, 2 and 3 from the three drones.
+    for round in 0..3u64 {
+        for (i, name) in names.iter().enumerate() {
+            if round <= i as u64 {
+                run(&mut g, samples_of(10 + i as u64, name, round, 1));
+            }
+        }
+    }
+    let out = run(&mut g, GroundInput::Written);
+    let mut got = confirms(&out);
+    got.sort_unstable();
+    assert_eq!(got, vec![(10, 99, 1), (11, 99, 2), (12, 99, 3)]);
+    // Listed in name order, each with its own count.
+    let listed: Vec<(String, u64)> = g
+        .drones()
+        .values()
+        .map(|t| (t.node.to_string(), t.received))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("drone-a".to_owned(), 2),
+            ("drone-b".to_owned(), 3),
+            ("drone-c".to_owned(), 1)
+        ]
+    );
+    // drone-a comes back on a new connection: the same track, confirmed there.
+    run(
+        &mut g,
+        GroundInput::Link(ServerEvent::Disconnected {
+            conn: 11,
+            node: Some(NodeName::new("drone-a").unwrap()),
+            cause: Disconnect::PeerHungUp,
+        }),
+    );
+    run(&mut g, connected(20, "drone-a", Role::Drone));
+    run(&mut g, samples_of(20, "drone-a", 2, 2));
+    assert_eq!(
+        confirms(&run(&mut g, GroundInput::Written)),
+        vec![(20, 99, 4)]
+    );
+    assert_eq!(g.drones().len(), 3);
+    assert_eq!(g.drones()["drone-a"].received, 4);
+    assert_eq!(g.drones()["drone-a"].conn, Some(20));
+    assert!(g.drones().get("drone-d").is_none());
+}
+
 #[test]
 fn a_failed_write_confirms_nothing_closes_the_drone_and_takes_the_resent_records() {
     let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
