@@ -118,7 +118,12 @@ impl ServerTls {
         })
     }
 
-    pub(crate) fn connection(&self) -> Result<ServerConnection, rustls::Error> {
+    /// A rustls server connection with these settings, for a driver of one's own (the
+    /// server's event loop makes one when a client first speaks).
+    ///
+    /// # Errors
+    /// When rustls cannot start a handshake with this configuration.
+    pub fn connection(&self) -> Result<ServerConnection, rustls::Error> {
         ServerConnection::new(Arc::clone(&self.config))
     }
 }
