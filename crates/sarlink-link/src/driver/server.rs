@@ -248,6 +248,8 @@ impl Coalescing {
 #[derive(Debug)]
 enum LoopCommand {
     To(ConnId, Command),
+    /// `(connection, upto)` confirmations, in order: one command for a whole batch written.
+    Confirm(Vec<(ConnId, u64)>),
 }
 
 /// What the application's side knows of a connection.
@@ -605,10 +607,11 @@ impl Server {
                 }
             }
         }
-        for (conn, _, _, upto) in confirmations {
-            self.shared
-                .command(LoopCommand::To(*conn, Command::Confirm(*upto)));
-        }
+        let confirmations = confirmations
+            .iter()
+            .map(|(conn, _, _, upto)| (*conn, *upto))
+            .collect();
+        self.shared.command(LoopCommand::Confirm(confirmations));
     }
 
     /// Closes connection `conn` with `bye`.
@@ -1345,26 +1348,40 @@ impl EventLoop {
 
     fn drain_commands(&mut self) {
         self.shared.woken.store(false, Ordering::SeqCst);
-        while let Ok(LoopCommand::To(id, command)) = self.commands.try_recv() {
-            let Some(conn) = self.conns.get_mut(&id) else {
-                continue;
-            };
-            let confirm = matches!(command, Command::Confirm(_));
-            apply(&mut conn.session, command);
-            // A confirmation (one per batch written, so about one per record) only sets
-            // when the next `rx` is due. Unless that, or anything else, is due now, the
-            // session has nothing to write: the timer is enough, no service.
-            // (`apply` read the clock for the confirmation: read after it.)
-            if confirm
-                && conn
-                    .session
-                    .poll_timeout()
-                    .is_some_and(|t| t > Instant::now())
-            {
-                self.schedule(id);
-            } else {
-                self.mark_dirty(id);
+        // One reading of the clock for the whole drain: it takes microseconds.
+        let now = Instant::now();
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                LoopCommand::To(id, Command::Confirm(upto)) => self.confirm(id, upto, now),
+                LoopCommand::To(id, command) => {
+                    let Some(conn) = self.conns.get_mut(&id) else {
+                        continue;
+                    };
+                    apply(&mut conn.session, command);
+                    self.mark_dirty(id);
+                }
+                LoopCommand::Confirm(confirmations) => {
+                    for (id, upto) in confirmations {
+                        self.confirm(id, upto, now);
+                    }
+                }
             }
+        }
+    }
+
+    /// The application confirmed the records below `upto` of connection `id`.
+    fn confirm(&mut self, id: ConnId, upto: u64, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.session.confirm(upto, now);
+        // A confirmation (about one per record) only sets when the next `rx` is due. Unless
+        // that, or anything else, is due now, the session has nothing to write: the timer
+        // is enough, no service.
+        if conn.session.poll_timeout().is_some_and(|t| t > now) {
+            self.schedule(id);
+        } else {
+            self.mark_dirty(id);
         }
     }
 
