@@ -474,6 +474,24 @@ pub struct GroundStats {
     pub write_failures: u64,
 }
 
+/// Who is on a connection, as the ground core keeps it.
+#[derive(Debug, Clone, Copy)]
+enum Peer {
+    /// A drone: its track's index in [`Drones`], so that its events need no search by name.
+    Drone(usize),
+    /// A ground or an observer.
+    Other(Role),
+}
+
+impl Peer {
+    fn role(self) -> Role {
+        match self {
+            Peer::Drone(_) => Role::Drone,
+            Peer::Other(role) => role,
+        }
+    }
+}
+
 /// Who sent a command the ground relays.
 #[derive(Debug, Clone, PartialEq)]
 enum Asker {
@@ -491,8 +509,8 @@ pub struct GroundCore {
     own_seq: u64,
     own_latest: Option<RssiRecord>,
     drones: Drones,
-    /// Each connection's peer: name, role and, for a drone, its index in `drones`.
-    conns: HashMap<ConnId, (Arc<str>, Role, Option<usize>)>,
+    /// Who is on each connection.
+    conns: HashMap<ConnId, Peer>,
     /// How many of `conns` have each role (drone, ground, observer): a record is relayed
     /// to a role only while a peer of it is connected.
     roles: [usize; 3],
@@ -751,8 +769,8 @@ impl GroundCore {
     /// The index of the track of drone `node`, which sent on `conn`: found from the
     /// connection (no search by name) when that connection belongs to `node`.
     fn track_index(&mut self, conn: ConnId, node: &str) -> usize {
-        match self.conns.get(&conn) {
-            Some((_, Role::Drone, Some(i))) if *self.drones.tracks[*i].node == *node => *i,
+        match self.drone_of(conn) {
+            Some(i) if *self.drones.tracks[i].node == *node => i,
             _ => self.drones.index_or_insert(node),
         }
     }
@@ -770,24 +788,31 @@ impl GroundCore {
         self.roles[Self::role_index(role)] > 0
     }
 
-    fn connect(&mut self, conn: ConnId, node: Arc<str>, role: Role, track: Option<usize>) {
-        if let Some((_, old, _)) = self.conns.insert(conn, (node, role, track)) {
-            self.roles[Self::role_index(old)] -= 1;
+    fn connect(&mut self, conn: ConnId, peer: Peer) {
+        if let Some(old) = self.conns.insert(conn, peer) {
+            self.roles[Self::role_index(old.role())] -= 1;
         }
-        self.roles[Self::role_index(role)] += 1;
+        self.roles[Self::role_index(peer.role())] += 1;
     }
 
-    fn disconnect(&mut self, conn: ConnId) -> Option<(Arc<str>, Role)> {
-        let (node, role, _) = self.conns.remove(&conn)?;
-        self.roles[Self::role_index(role)] -= 1;
-        Some((node, role))
+    fn disconnect(&mut self, conn: ConnId) -> Option<Peer> {
+        let peer = self.conns.remove(&conn)?;
+        self.roles[Self::role_index(peer.role())] -= 1;
+        Some(peer)
     }
 
-    fn drone_of(&self, conn: ConnId) -> Option<Arc<str>> {
+    /// The track index of the drone on `conn`, if a drone is on it.
+    fn drone_of(&self, conn: ConnId) -> Option<usize> {
         match self.conns.get(&conn) {
-            Some((node, Role::Drone, _)) => Some(Arc::clone(node)),
+            Some(Peer::Drone(i)) => Some(*i),
             _ => None,
         }
+    }
+
+    /// The track of the drone on `conn`, if a drone is on it.
+    fn drone_on(&mut self, conn: ConnId) -> Option<&mut DroneTrack> {
+        let i = self.drone_of(conn)?;
+        Some(&mut self.drones.tracks[i])
     }
 
     fn link(&mut self, event: ServerEvent) {
@@ -796,18 +821,18 @@ impl GroundCore {
                 conn, peer, addr, ..
             } => {
                 tracing::info!(node = %peer.node, role = %peer.role, %addr, "connected");
-                let (node, index) = if peer.role == Role::Drone {
+                let kept = if peer.role == Role::Drone {
                     let i = self.drones.index_or_insert(peer.node.as_str());
                     let track = &mut self.drones.tracks[i];
                     track.conn = Some(conn);
                     track.link = LinkState::Healthy;
                     track.units = peer.rssi_units;
                     track.stream = Some(peer.stream);
-                    (Arc::clone(&track.node), Some(i))
+                    Peer::Drone(i)
                 } else {
-                    (Arc::from(peer.node.as_str()), None)
+                    Peer::Other(peer.role)
                 };
-                self.connect(conn, node, peer.role, index);
+                self.connect(conn, kept);
             }
             ServerEvent::Samples {
                 conn,
@@ -853,11 +878,10 @@ impl GroundCore {
                 }
             }
             ServerEvent::Decision { conn, decision } => {
-                let Some(node) = self.drone_of(conn) else {
+                let Some(track) = self.drone_on(conn) else {
                     return;
                 };
-                self.stats.decisions += 1;
-                let track = self.track(&node);
+                let node = Arc::clone(&track.node);
                 let was_fallback = track.decision.as_ref().is_some_and(|d| d.fallback);
                 track.decisions += 1;
                 if decision.fallback && !was_fallback {
@@ -867,6 +891,7 @@ impl GroundCore {
                     track.recoveries += 1;
                 }
                 track.decision = Some(decision.clone());
+                self.stats.decisions += 1;
                 self.out.push_back(GroundOutput::Write(Entry::Decision {
                     node: Arc::clone(&node),
                     decision: decision.clone(),
@@ -882,14 +907,13 @@ impl GroundCore {
                     }));
             }
             ServerEvent::LinkState { conn, state } => {
-                if let Some(node) = self.drone_of(conn) {
-                    self.track(&node).link = state;
+                if let Some(track) = self.drone_on(conn) {
+                    track.link = state;
                 }
             }
             ServerEvent::Rtt { conn, rtt } => {
-                if let Some(node) = self.drone_of(conn) {
-                    let quality = self.quality;
-                    let track = self.track(&node);
+                let quality = self.quality;
+                if let Some(track) = self.drone_on(conn) {
                     track.rtt = Some(rtt);
                     track.jitter.observe(rtt);
                     let stats = LinkStats {
@@ -901,9 +925,8 @@ impl GroundCore {
                 }
             }
             ServerEvent::Status { conn, status } => {
-                if let Some(node) = self.drone_of(conn) {
-                    tracing::debug!(%node, cpu = status.cpu_pct, level = %status.level, "status");
-                    let track = self.track(&node);
+                if let Some(track) = self.drone_on(conn) {
+                    tracing::debug!(node = %track.node, cpu = status.cpu_pct, level = %status.level, "status");
                     let previous = track.status.as_ref();
                     // The first status of a drone that is not shedding is no news.
                     let changed =
@@ -935,8 +958,8 @@ impl GroundCore {
                 conn, node, cause, ..
             } => {
                 tracing::info!(?node, %cause, "disconnected");
-                if let Some((node, Role::Drone)) = self.disconnect(conn) {
-                    let track = self.track(&node);
+                if let Some(Peer::Drone(i)) = self.disconnect(conn) {
+                    let track = &mut self.drones.tracks[i];
                     if track.conn == Some(conn) {
                         track.conn = None;
                         track.link = LinkState::Lost;
@@ -967,7 +990,8 @@ impl GroundCore {
                 if let Some((asker, id)) = self.relays.remove(&(conn, ack.id)) {
                     let ack = Ack { id, ..ack };
                     if !ack.ok {
-                        if let Some(node) = self.drone_of(conn) {
+                        if let Some(track) = self.drone_on(conn) {
+                            let node = Arc::clone(&track.node);
                             self.out
                                 .push_back(GroundOutput::Event(GroundEvent::Refused {
                                     node,
