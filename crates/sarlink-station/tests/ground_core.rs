@@ -42,6 +42,15 @@ fn connected(conn: u64, node: &str, role: Role) -> GroundInput {
     })
 }
 
+/// The peer on `conn`, named `node`, hung up.
+fn hung_up(conn: u64, node: &str) -> GroundInput {
+    GroundInput::Link(ServerEvent::Disconnected {
+        conn,
+        node: Some(NodeName::new(node).unwrap()),
+        cause: Disconnect::PeerHungUp,
+    })
+}
+
 fn run(core: &mut GroundCore, input: GroundInput) -> Vec<GroundOutput> {
     core.handle(T0, input);
     std::iter::from_fn(|| core.poll_output()).collect()
@@ -93,14 +102,7 @@ fn own_records_are_written_under_the_ground_and_relayed_to_drones_and_observers(
     );
     assert_eq!(relayed(&out), vec![Role::Drone, Role::Observer]);
     // The drone left: its role no longer gets the records.
-    run(
-        &mut g,
-        GroundInput::Link(ServerEvent::Disconnected {
-            conn: 1,
-            node: Some(NodeName::new("drone-1").unwrap()),
-            cause: Disconnect::PeerHungUp,
-        }),
-    );
+    run(&mut g, hung_up(1, "drone-1"));
     let out = run(&mut g, GroundInput::OwnRecord(rec(SourceId::GROUND, 1)));
     assert!(matches!(
         &out[0],
@@ -271,14 +273,7 @@ fn interleaved_drones_are_each_counted_and_confirmed_and_a_reconnection_keeps_th
         ]
     );
     // drone-a comes back on a new connection: the same track, confirmed there.
-    run(
-        &mut g,
-        GroundInput::Link(ServerEvent::Disconnected {
-            conn: 11,
-            node: Some(NodeName::new("drone-a").unwrap()),
-            cause: Disconnect::PeerHungUp,
-        }),
-    );
+    run(&mut g, hung_up(11, "drone-a"));
     run(&mut g, connected(20, "drone-a", Role::Drone));
     run(&mut g, samples_of(20, "drone-a", 2, 2));
     assert_eq!(
@@ -319,14 +314,7 @@ fn a_failed_write_confirms_nothing_closes_the_drone_and_takes_the_resent_records
     })));
     assert!(!g.output_ok());
     // The drone reconnects and resends from the confirmed position (5): written again.
-    run(
-        &mut g,
-        GroundInput::Link(ServerEvent::Disconnected {
-            conn: 1,
-            node: Some(NodeName::new("drone-1").unwrap()),
-            cause: sarlink_link::driver::Disconnect::PeerHungUp,
-        }),
-    );
+    run(&mut g, hung_up(1, "drone-1"));
     run(&mut g, connected(2, "drone-1", Role::Drone));
     let out = run(&mut g, samples(2, 5, 5));
     let seqs: Vec<u64> = out
@@ -471,14 +459,7 @@ fn a_disconnected_drone_is_kept_as_lost() {
     let mut g = GroundCore::new(NodeName::new("ground").unwrap(), 7);
     run(&mut g, connected(1, "drone-1", Role::Drone));
     assert_eq!(g.connections(), 1);
-    run(
-        &mut g,
-        GroundInput::Link(ServerEvent::Disconnected {
-            conn: 1,
-            node: Some(NodeName::new("drone-1").unwrap()),
-            cause: sarlink_link::driver::Disconnect::PeerHungUp,
-        }),
-    );
+    run(&mut g, hung_up(1, "drone-1"));
     let t = &g.drones()["drone-1"];
     assert_eq!((t.conn, t.link), (None, sarlink_link::LinkState::Lost));
     assert_eq!(g.connections(), 0);
@@ -534,14 +515,7 @@ fn remote_commands_take_the_observers_path_and_are_answered_as_remote_acks() {
     // The drone leaves before answering: the remote asker hears so.
     let out = run(&mut g, GroundInput::RemoteCommand(cmd(44, "drone-1")));
     assert!(matches!(&out[..], [GroundOutput::Send { conn: 1, .. }]));
-    let out = run(
-        &mut g,
-        GroundInput::Link(ServerEvent::Disconnected {
-            conn: 1,
-            node: Some(NodeName::new("drone-1").unwrap()),
-            cause: sarlink_link::driver::Disconnect::PeerHungUp,
-        }),
-    );
+    let out = run(&mut g, hung_up(1, "drone-1"));
     match &out[..] {
         [GroundOutput::RemoteAck { node, ack }] => {
             assert_eq!(&**node, "drone-1");
