@@ -44,6 +44,7 @@ pub use alloc::{
 };
 #[cfg(feature = "link")]
 pub use frame::frame;
+pub use record::{RECORD_EPOCH_NS, record, record_at};
 
 /// A session configuration whose timers (handshake timeout, liveness, degradation, pings)
 /// are two minutes: nothing times out or pings while a test holds connections to measure
@@ -63,7 +64,6 @@ pub fn patient_session(
     session.ping_interval = long;
     session
 }
-pub use record::{RECORD_EPOCH_NS, record, record_at};
 
 /// The directory of the shared real RTL-SDR captures: `$SARLINK_IQ_DIR` if set, else
 /// `shared/data/iq` beside the workspace. `None` (after printing why) when absent, so a

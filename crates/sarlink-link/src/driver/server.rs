@@ -989,8 +989,9 @@ impl Ctx<'_> {
                 };
                 let owned = {
                     let mut entry = slot.lock();
-                    // A newer connection of the same identity took the stream over.
-                    if entry.owner == id {
+                    // Not owned: a newer connection of the same identity took the stream over.
+                    let owned = entry.owner == id;
+                    if owned {
                         entry.heard = Instant::now();
                         // With confirmed delivery the position moves only when the
                         // application confirms (Server::confirm).
@@ -998,7 +999,7 @@ impl Ctx<'_> {
                             entry.expected = entry.expected.max(seq + records.len() as u64);
                         }
                     }
-                    entry.owner == id
+                    owned
                 };
                 if owned {
                     self.out.deliver(ServerEvent::Samples {
